@@ -1,0 +1,36 @@
+//! The shared state every route and socket task sees: one value, passed around as `Arc<App>`.
+
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::site::Sites;
+use crate::store::Store;
+
+pub struct App {
+    pub config: Config,
+    pub sites: Sites,
+    pub store: Arc<dyn Store>,
+    pub pipeline: Pipeline,
+    pub live: Arc<LiveHub>,
+    pub metrics: Arc<Metrics>,
+    /// Fired when the server begins to shut down: sockets stop reading and say goodbye.
+    pub shutdown: CancellationToken,
+    /// Every socket task, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    pub ws_config: WebSocketConfig,
+}
+
+/// Epoch milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

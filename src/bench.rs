@@ -1,0 +1,355 @@
+//! `spoor bench`: the load generator. It speaks only protocol v1, so it can load any server
+//! that does.
+//!
+//! N sessions each send a batch of E realistic events (mostly mouse moves, some clicks,
+//! scrolls and page views) every I ms, or, with `--interval-ms 0`, as fast as acks come back
+//! with up to 16 batches in flight. Batches are pre-encoded once and only their header
+//! (seq, t0) is written per send, so the generator spends its CPU on sockets, not encoding.
+//! The last line printed is one JSON object (see [`Report`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Distinct pre-encoded batches per run.
+const PAYLOADS: usize = 16;
+/// Connections being opened at once (keeps the server's accept backlog from overflowing).
+const CONNECT_CONCURRENCY: usize = 128;
+/// How long to wait for the last acks after the duration ends.
+const DRAIN: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Ingest endpoint, e.g. ws://127.0.0.1:8080/v1/ingest
+    #[arg(long)]
+    pub url: String,
+    /// Write key.
+    #[arg(long)]
+    pub key: String,
+    /// Concurrent sessions.
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Events per batch.
+    #[arg(long, default_value_t = 50)]
+    pub batch_events: usize,
+    /// Milliseconds between batches per session; 0: as fast as acks allow.
+    #[arg(long, default_value_t = 100)]
+    pub interval_ms: u64,
+    /// Batches in flight per session at most.
+    #[arg(long, default_value_t = 16)]
+    pub max_inflight: usize,
+    /// Open the sessions, say hello, send nothing (for memory per idle session).
+    #[arg(long)]
+    pub idle: bool,
+    /// Send JSON text frames instead of MessagePack.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The last line of output.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub events_per_s: f64,
+    pub acked_events: u64,
+    pub ack_p50_ms: f64,
+    pub ack_p99_ms: f64,
+    pub ack_p999_ms: f64,
+    pub errors: u64,
+    pub acked_batches: u64,
+    pub connections: usize,
+    pub elapsed_s: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("bad --url: {0}")]
+    Url(String),
+}
+
+/// A tiny deterministic generator: the benchmark's events need variety, not security.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Realistic event rows: a cursor wandering in steps, clicks on buttons, scrolls, pages.
+pub fn realistic_events(n: usize, seed: u64) -> Vec<serde_json::Value> {
+    let mut r = Rng(seed | 1);
+    let (mut x, mut y, mut dt) = (640i64, 360i64, 0u64);
+    let mut rows = Vec::with_capacity(n);
+    for i in 0..n {
+        dt += 8 + r.below(25);
+        let roll = r.below(100);
+        let row = if i == 0 && seed % 4 == 0 {
+            json!([0, dt, format!("https://shop.example/p/{}", r.below(50)), "Product"])
+        } else if roll < 85 {
+            x = (x + r.below(41) as i64 - 20).clamp(0, 1279);
+            y = (y + r.below(41) as i64 - 20).clamp(0, 719);
+            json!([1, dt, x, y])
+        } else if roll < 90 {
+            json!([2, dt, x, y, 0, "main>div.card:nth-child(3)>button.buy", "Add to cart"])
+        } else if roll < 98 {
+            json!([3, dt, 0, r.below(4000)])
+        } else {
+            json!([5, dt, roll % 2 == 0])
+        };
+        rows.push(row);
+    }
+    rows
+}
+
+fn encode_batch(seq: u64, t0: i64, ev: &[u8], json_ev: Option<&str>) -> Message {
+    match json_ev {
+        Some(ev) => Message::Text(format!(r#"{{"t":"batch","seq":{seq},"t0":{t0},"ev":{ev}}}"#).into()),
+        None => {
+            let mut out = Vec::with_capacity(ev.len() + 32);
+            // Writing into a Vec cannot fail.
+            let _ = rmp::encode::write_map_len(&mut out, 4);
+            let _ = rmp::encode::write_str(&mut out, "t");
+            let _ = rmp::encode::write_str(&mut out, "batch");
+            let _ = rmp::encode::write_str(&mut out, "seq");
+            let _ = rmp::encode::write_uint(&mut out, seq);
+            let _ = rmp::encode::write_str(&mut out, "t0");
+            let _ = rmp::encode::write_sint(&mut out, t0);
+            let _ = rmp::encode::write_str(&mut out, "ev");
+            out.extend_from_slice(ev);
+            Message::Binary(Bytes::from(out))
+        }
+    }
+}
+
+struct Payloads {
+    packed: Vec<Vec<u8>>,
+    json: Vec<String>,
+}
+
+#[derive(Default)]
+struct ConnResult {
+    acked_events: u64,
+    acked_batches: u64,
+    latencies_us: Vec<u32>,
+    error: bool,
+}
+
+pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
+    let mut url = args.url.clone();
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str("key=");
+    url.push_str(&args.key);
+    url.as_str()
+        .into_client_request()
+        .map_err(|e| BenchError::Url(e.to_string()))?;
+    let payloads = Arc::new(Payloads {
+        packed: (0..PAYLOADS)
+            .map(|i| {
+                rmp_serde::to_vec(&realistic_events(args.batch_events, i as u64 + 1))
+                    .unwrap_or_default()
+            })
+            .collect(),
+        json: (0..PAYLOADS)
+            .map(|i| {
+                serde_json::to_string(&realistic_events(args.batch_events, i as u64 + 1))
+                    .unwrap_or_default()
+            })
+            .collect(),
+    });
+    let started = Instant::now();
+    let load_end = started + Duration::from_secs_f64(args.duration);
+    let connecting = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let mut tasks = Vec::with_capacity(args.connections);
+    for i in 0..args.connections {
+        let (url, args, payloads, connecting) =
+            (url.clone(), args.clone(), payloads.clone(), connecting.clone());
+        tasks.push(tokio::spawn(async move {
+            session(i, &url, &args, &payloads, &connecting, load_end).await
+        }));
+    }
+    let mut report = Report {
+        connections: args.connections,
+        ..Report::default()
+    };
+    let mut lat = Vec::new();
+    for t in tasks {
+        let r = t.await.unwrap_or(ConnResult {
+            error: true,
+            ..ConnResult::default()
+        });
+        report.acked_events += r.acked_events;
+        report.acked_batches += r.acked_batches;
+        report.errors += u64::from(r.error);
+        lat.extend(r.latencies_us);
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    report.elapsed_s = elapsed;
+    report.events_per_s = report.acked_events as f64 / elapsed;
+    lat.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i] as f64 / 1000.0
+    };
+    report.ack_p50_ms = pct(0.50);
+    report.ack_p99_ms = pct(0.99);
+    report.ack_p999_ms = pct(0.999);
+    Ok(report)
+}
+
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+async fn session(
+    i: usize,
+    url: &str,
+    args: &BenchArgs,
+    payloads: &Payloads,
+    connecting: &Semaphore,
+    load_end: Instant,
+) -> ConnResult {
+    let mut res = ConnResult::default();
+    let ws = {
+        let _permit = connecting.acquire().await;
+        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), true).await
+    };
+    let Ok((ws, _)) = ws else {
+        res.error = true;
+        return res;
+    };
+    let (mut sink, mut stream) = ws.split();
+    let sid = format!("bench{:06}_{:08x}", i, std::process::id());
+    let hello = json!({"t":"hello","v":1,"sid":sid,"url":"https://shop.example/","title":"Shop",
+        "vw":1280,"vh":720,"dpr":1,"tz":"UTC","lang":"en"});
+    let hello = match args.json {
+        true => Message::Text(hello.to_string().into()),
+        false => Message::Binary(Bytes::from(rmp_serde::to_vec_named(&hello).unwrap_or_default())),
+    };
+    if sink.send(hello).await.is_err() {
+        res.error = true;
+        return res;
+    }
+    let mut acked: i64 = match read_frame(&mut stream).await {
+        Some(f) if f["t"] == "welcome" => f["acked"].as_i64().unwrap_or(-1),
+        _ => {
+            res.error = true;
+            return res;
+        }
+    };
+    if args.idle {
+        tokio::time::sleep_until(load_end.into()).await;
+        let _ = sink.close().await;
+        return res;
+    }
+    let mut next_seq = (acked + 1) as u64;
+    let mut inflight: VecDeque<(u64, Instant, u64)> = VecDeque::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(args.interval_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let t0_base = crate::app::now_ms();
+    let started = Instant::now();
+    loop {
+        let now = Instant::now();
+        let sending = now < load_end;
+        if !sending && inflight.is_empty() {
+            break;
+        }
+        if !sending && now > load_end + DRAIN {
+            res.error = true;
+            break;
+        }
+        let can_send = sending && inflight.len() < args.max_inflight;
+        if args.interval_ms == 0 && can_send {
+            // As fast as acks allow: fill the window, flush once.
+            while inflight.len() < args.max_inflight {
+                let k = (next_seq as usize + i) % PAYLOADS;
+                let t0 = t0_base + started.elapsed().as_millis() as i64;
+                let json_ev = args.json.then(|| payloads.json[k].as_str());
+                if sink.feed(encode_batch(next_seq, t0, &payloads.packed[k], json_ev)).await.is_err() {
+                    res.error = true;
+                    return res;
+                }
+                inflight.push_back((next_seq, Instant::now(), args.batch_events as u64));
+                next_seq += 1;
+            }
+            if sink.flush().await.is_err() {
+                res.error = true;
+                return res;
+            }
+        }
+        tokio::select! {
+            _ = tick.tick(), if args.interval_ms > 0 && sending => {
+                if inflight.len() < args.max_inflight {
+                    let k = (next_seq as usize + i) % PAYLOADS;
+                    let t0 = t0_base + started.elapsed().as_millis() as i64;
+                    let json_ev = args.json.then(|| payloads.json[k].as_str());
+                    if sink.send(encode_batch(next_seq, t0, &payloads.packed[k], json_ev)).await.is_err() {
+                        res.error = true;
+                        return res;
+                    }
+                    inflight.push_back((next_seq, Instant::now(), args.batch_events as u64));
+                    next_seq += 1;
+                }
+            }
+            f = read_frame(&mut stream) => {
+                let Some(f) = f else {
+                    res.error = true;
+                    return res;
+                };
+                if f["t"] != "ack" {
+                    res.error = true;
+                    return res;
+                }
+                let seq = f["seq"].as_i64().unwrap_or(-1);
+                let now = Instant::now();
+                while inflight.front().is_some_and(|(s, _, _)| *s as i64 <= seq) {
+                    if let Some((_, at, events)) = inflight.pop_front() {
+                        res.latencies_us.push(now.duration_since(at).as_micros().min(u32::MAX as u128) as u32);
+                        res.acked_events += events;
+                        res.acked_batches += 1;
+                    }
+                }
+                acked = acked.max(seq);
+            }
+            _ = tokio::time::sleep_until((load_end + DRAIN).into()), if !sending => {}
+        }
+    }
+    let _ = sink.close().await;
+    res
+}
+
+/// Reads the next server frame (either encoding) as JSON; `None` when the socket ends.
+async fn read_frame<S>(stream: &mut S) -> Option<serde_json::Value>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match stream.next().await? {
+            Ok(Message::Binary(b)) => return rmp_serde::from_slice(&b).ok(),
+            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Configuration: every setting and limit, typed, with its default and the reason for it.
+//!
+//! Settings come from (highest first) command-line flags, `SPOOR_*` environment variables
+//! (clap reads both), the optional TOML file, and finally the defaults below, which are chosen
+//! so that a first-time user's `cargo run` works with nothing else. A first start with no
+//! configured site creates site `demo` and a read token and keeps both beside the data
+//! (see [`bootstrap`]) so the next start reuses them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::site::Site;
+
+/// Where chunks, sessions and devices are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSpec {
+    /// The embedded redb store: one file in this directory.
+    Embedded(PathBuf),
+    /// MongoDB at this URI (a later issue implements it).
+    Mongo(String),
+}
+
+impl StoreSpec {
+    /// Parses `embedded:DIR`, a bare directory, or a `mongodb://` / `mongodb+srv://` URI.
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        if s.starts_with("mongodb://") || s.starts_with("mongodb+srv://") {
+            return Ok(StoreSpec::Mongo(s.to_owned()));
+        }
+        let dir = s.strip_prefix("embedded:").unwrap_or(s);
+        if dir.is_empty() {
+            return Err(ConfigError::Invalid("store: empty embedded directory".into()));
+        }
+        Ok(StoreSpec::Embedded(PathBuf::from(dir)))
+    }
+
+    /// The directory where generated secrets live: the data directory for the embedded
+    /// store, `./spoor-data` otherwise.
+    pub fn state_dir(&self) -> PathBuf {
+        match self {
+            StoreSpec::Embedded(dir) => dir.clone(),
+            StoreSpec::Mongo(_) => PathBuf::from("./spoor-data"),
+        }
+    }
+}
+
+/// Limits on what one client may send and hold. Every one of them bounds memory or time.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket message or HTTP fallback body. A 50-event batch is about 1 KiB and a
+    /// layout snapshot about 8 KiB; 512 KiB leaves room for long offline backlogs while a
+    /// hostile 2 MiB frame is refused (close 1009) before it is buffered.
+    pub max_message_bytes: usize,
+    /// Events in one batch. The snippet sends a few hundred at most; the cap bounds the
+    /// validation work one frame can demand.
+    pub max_events_per_batch: usize,
+    /// Longest string in any field (URL, title, selector, text, custom names).
+    pub max_string_bytes: usize,
+    /// Deepest nesting of arrays and maps in a frame (custom props, layout boxes). An explicit
+    /// limit keeps a crafted frame from exhausting the stack.
+    pub max_depth: usize,
+    /// Highest batch sequence number accepted: 2^31 batches is decades of one session.
+    pub max_seq: u64,
+    /// How far a batch's `t0` may lie in the future (clock skew), in ms.
+    pub max_future_ms: i64,
+    /// How far a batch's `t0` may lie in the past (long-offline clients resending), in ms.
+    pub max_past_ms: i64,
+    /// A socket must say hello within this many ms (DESIGN.md: 10 s).
+    pub hello_timeout_ms: u64,
+    /// A socket that sends nothing for this many ms is closed (DESIGN.md: 5 minutes).
+    pub idle_timeout_ms: u64,
+    /// tungstenite's read buffer, allocated eagerly per connection: its 128 KiB default costs
+    /// ~138 KB of RSS per idle socket; 4 KiB costs ~7 KB and still reads a typical batch in
+    /// one or two syscalls.
+    pub ws_read_buffer_bytes: usize,
+    /// Bytes buffered before tungstenite writes; acks are tiny, so small is fine.
+    pub ws_write_buffer_bytes: usize,
+    /// Most bytes a socket may have waiting to be written before it counts as stuck.
+    pub ws_max_write_buffer_bytes: usize,
+    /// Chunks a live viewer may fall behind before it is dropped (never grows memory).
+    pub live_viewer_buffer: usize,
+    /// Sessions returned by one page of `GET /api/sessions` at most.
+    pub max_list_limit: usize,
+    /// How long shutdown waits for open sockets to receive their last acks, in ms.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 512 * 1024,
+            max_events_per_batch: 5_000,
+            max_string_bytes: 8 * 1024,
+            max_depth: 32,
+            max_seq: (1 << 31) - 1,
+            max_future_ms: 24 * 3_600_000,
+            max_past_ms: 30 * 24 * 3_600_000,
+            hello_timeout_ms: 10_000,
+            idle_timeout_ms: 300_000,
+            ws_read_buffer_bytes: 4 * 1024,
+            ws_write_buffer_bytes: 0,
+            ws_max_write_buffer_bytes: 1024 * 1024,
+            live_viewer_buffer: 256,
+            max_list_limit: 500,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn hello_timeout(&self) -> Duration {
+        Duration::from_millis(self.hello_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// The group-commit pipeline between sockets and the store.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Client batches waiting for the batcher. Sockets await a free slot, so a slow store
+    /// slows the sockets (and, through TCP, the clients) instead of growing memory.
+    pub queue_capacity: usize,
+    /// Bytes of batches accepted but not yet durable, across all sockets: the hard memory
+    /// bound of the pipeline whatever the batch sizes.
+    pub max_inflight_bytes: usize,
+    /// Most client batches in one store transaction.
+    pub max_group_batches: usize,
+    /// Most event bytes in one store transaction.
+    pub max_group_bytes: usize,
+    /// How long a group waits for more batches after its first one arrived, in µs. A commit
+    /// costs 4-12 ms of fsync here; batches arriving during a commit join the next group
+    /// anyway, so only a short wait pays off (see docs/benchmarks.md).
+    pub linger_us: u64,
+    /// `false` writes every client batch in its own transaction: only for benchmarks that
+    /// show what group commit buys.
+    pub group_commit: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            queue_capacity: 4_096,
+            max_inflight_bytes: 64 * 1024 * 1024,
+            max_group_batches: 2_048,
+            max_group_bytes: 8 * 1024 * 1024,
+            linger_us: 500,
+            group_commit: true,
+        }
+    }
+}
+
+impl PipelineConfig {
+    pub fn linger(&self) -> Duration {
+        Duration::from_micros(self.linger_us)
+    }
+}
+
+/// The TOML file; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub store: Option<String>,
+    pub read_token: Option<String>,
+    #[serde(default)]
+    pub site: Vec<Site>,
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    #[serde(default)]
+    pub pipeline: Option<PipelineConfig>,
+}
+
+impl FileConfig {
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// What `spoor serve` got from flags and environment (clap fills it).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SPOOR_LISTEN")]
+    pub listen: Option<String>,
+    /// `embedded:DIR` (default `embedded:./spoor-data`) or a `mongodb://` URI.
+    #[arg(long, env = "SPOOR_STORE")]
+    pub store: Option<String>,
+    /// Token that the read API and the UI require.
+    #[arg(long, env = "SPOOR_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<String>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "SPOOR_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub store: StoreSpec,
+    pub sites: Vec<Site>,
+    pub read_token: String,
+    pub limits: Limits,
+    pub pipeline: PipelineConfig,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: the given store and sites, a fixed token.
+    pub fn new(store: StoreSpec, sites: Vec<Site>, read_token: impl Into<String>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            store,
+            sites,
+            read_token: read_token.into(),
+            limits: Limits::default(),
+            pipeline: PipelineConfig::default(),
+        }
+    }
+
+    /// Resolves flags, environment, file and defaults; creates and persists the demo site
+    /// and read token on a first start. Returns the config and what bootstrap generated.
+    pub fn resolve(args: &ServeArgs) -> Result<(Config, bootstrap::Generated), ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_s = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_s
+            .parse()
+            .map_err(|_| ConfigError::Invalid(format!("listen: not an address: {listen_s}")))?;
+        let store_s = args
+            .store
+            .clone()
+            .or(file.store)
+            .unwrap_or_else(|| "embedded:./spoor-data".into());
+        let store = StoreSpec::parse(&store_s)?;
+        for site in &file.site {
+            site.validate()?;
+        }
+        let explicit_token = args.read_token.clone().or(file.read_token);
+        let (sites, read_token, generated) =
+            bootstrap::ensure(&store.state_dir(), file.site, explicit_token)?;
+        Ok((
+            Config {
+                listen,
+                store,
+                sites,
+                read_token,
+                limits: file.limits.unwrap_or_default(),
+                pipeline: file.pipeline.unwrap_or_default(),
+            },
+            generated,
+        ))
+    }
+}
+
+/// First-start secrets: the demo site's write key and the read token, kept in
+/// `spoor-state.toml` beside the data so that restarts reuse them.
+pub mod bootstrap {
+    use super::*;
+
+    const STATE_FILE: &str = "spoor-state.toml";
+
+    #[derive(Debug, Default, Deserialize, Serialize)]
+    struct State {
+        read_token: Option<String>,
+        demo_write_key: Option<String>,
+    }
+
+    /// What this start generated (and so should tell the operator about).
+    #[derive(Debug, Default)]
+    pub struct Generated {
+        pub demo_site: bool,
+        pub read_token: bool,
+    }
+
+    /// Random token with a readable prefix: 24 bytes of OS randomness, hex.
+    pub fn random_token(prefix: &str) -> String {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).expect("the OS random source is unavailable");
+        let mut s = String::with_capacity(prefix.len() + 48);
+        s.push_str(prefix);
+        for b in bytes {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    pub fn ensure(
+        dir: &Path,
+        sites: Vec<Site>,
+        read_token: Option<String>,
+    ) -> Result<(Vec<Site>, String, Generated), ConfigError> {
+        let path = dir.join(STATE_FILE);
+        let mut state: State = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        let mut generated = Generated::default();
+        let mut dirty = false;
+        let token = match read_token {
+            Some(t) => t,
+            None => match &state.read_token {
+                Some(t) => t.clone(),
+                None => {
+                    let t = random_token("rt_");
+                    state.read_token = Some(t.clone());
+                    generated.read_token = true;
+                    dirty = true;
+                    t
+                }
+            },
+        };
+        let sites = if sites.is_empty() {
+            let key = match &state.demo_write_key {
+                Some(k) => k.clone(),
+                None => {
+                    let k = random_token("wk_");
+                    state.demo_write_key = Some(k.clone());
+                    generated.demo_site = true;
+                    dirty = true;
+                    k
+                }
+            };
+            vec![Site::new("demo", key, vec!["*".into()])]
+        } else {
+            sites
+        };
+        if dirty {
+            std::fs::create_dir_all(dir).map_err(|source| ConfigError::Io {
+                path: dir.to_owned(),
+                source,
+            })?;
+            let text = toml::to_string(&state).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            write_private(&path, text.as_bytes())
+                .map_err(|source| ConfigError::Io { path, source })?;
+        }
+        Ok((sites, token, generated))
+    }
+
+    /// Writes a file only its owner can read: it holds the read token.
+    fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_spec_parses_each_form() {
+        assert_eq!(
+            StoreSpec::parse("embedded:./d").unwrap(),
+            StoreSpec::Embedded("./d".into())
+        );
+        assert_eq!(
+            StoreSpec::parse("/var/spoor").unwrap(),
+            StoreSpec::Embedded("/var/spoor".into())
+        );
+        assert!(matches!(
+            StoreSpec::parse("mongodb+srv://x/y").unwrap(),
+            StoreSpec::Mongo(_)
+        ));
+        assert!(StoreSpec::parse("embedded:").is_err());
+    }
+
+    #[test]
+    fn first_start_generates_and_second_start_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sites, token, generated) = bootstrap::ensure(dir.path(), vec![], None).unwrap();
+        assert!(generated.demo_site && generated.read_token);
+        assert_eq!(sites[0].id, "demo");
+        assert!(token.starts_with("rt_"));
+        let (sites2, token2, generated2) = bootstrap::ensure(dir.path(), vec![], None).unwrap();
+        assert!(!generated2.demo_site && !generated2.read_token);
+        assert_eq!(sites2[0].write_key, sites[0].write_key);
+        assert_eq!(token2, token);
+    }
+
+    #[test]
+    fn file_config_reads_sites_and_limits() {
+        let cfg: FileConfig = toml::from_str(
+            r#"
+            listen = "0.0.0.0:9000"
+            [[site]]
+            id = "shop"
+            write_key = "wk_shop"
+            origins = ["https://shop.example"]
+            [limits]
+            max_events_per_batch = 10
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.site[0].id, "shop");
+        assert_eq!(cfg.limits.unwrap().max_events_per_batch, 10);
+        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! The HTTP fallback `POST /v1/batch`: for `navigator.sendBeacon` at page unload and for
+//! networks that block WebSockets. Same validation, same dedupe, same pipeline; the answer
+//! `{"acked":N}` is sent only once the batches are durable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::app::{now_ms, App};
+use crate::error::IngestError;
+use crate::pipeline::AckState;
+use crate::protocol::{self, ClientFrame};
+use crate::site::Site;
+use crate::store::{ChunkWrite, SessionMeta};
+
+/// How long a request waits for durability before answering 503 (the client resends).
+const DURABLE_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether the body is MessagePack (else JSON). `text/plain` is JSON: it is what
+/// `sendBeacon` can send cross-origin without a preflight.
+pub fn is_msgpack(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        let ct = ct.split(';').next().unwrap_or("").trim();
+        ct.eq_ignore_ascii_case("application/msgpack")
+            || ct.eq_ignore_ascii_case("application/x-msgpack")
+            || ct.eq_ignore_ascii_case("application/vnd.msgpack")
+            || ct.eq_ignore_ascii_case("application/octet-stream")
+    })
+}
+
+/// Validates and stores the body's batches; returns the session's cumulative ack.
+pub async fn ingest(
+    app: &Arc<App>,
+    site: Arc<Site>,
+    body: Bytes,
+    msgpack: bool,
+    ua: Option<String>,
+) -> Result<i64, IngestError> {
+    let limits = &app.config.limits;
+    let body = if msgpack {
+        body
+    } else {
+        Bytes::from(protocol::json_to_msgpack(&body)?)
+    };
+    let (hello, batches) = protocol::split_fallback_body(&body, limits)?;
+    let now = now_ms();
+    let ClientFrame::Hello(hello) = protocol::decode_msgpack_as(&hello, "hello", limits, now)?
+    else {
+        return Err(IngestError::invalid("hello", "is not a hello"));
+    };
+    // Validate everything before storing anything: a bad batch refuses the whole request.
+    let mut decoded = Vec::with_capacity(batches.len());
+    for b in &batches {
+        match protocol::decode_msgpack_as(b, "batch", limits, now)? {
+            ClientFrame::Batch(b) => decoded.push(b),
+            ClientFrame::Hello(_) => return Err(IngestError::invalid("batches", "holds a hello")),
+        }
+    }
+    let meta = Arc::new(SessionMeta {
+        site: site.id.as_str().into(),
+        sid: hello.sid.as_str().into(),
+        hello,
+        ua,
+    });
+    let acked = app
+        .store
+        .acked(&meta.site, &meta.sid)
+        .await
+        .map_err(|_| IngestError::StoreUnavailable)?;
+    let state = AckState::new(acked);
+    let mut submitted = 0u64;
+    for b in decoded {
+        if b.seq as i64 <= acked {
+            app.metrics.duplicates.inc();
+            continue;
+        }
+        let chunk = ChunkWrite {
+            meta: meta.clone(),
+            seq: b.seq,
+            t0: b.t0,
+            rx: now,
+            ev: b.ev,
+            stats: b.stats,
+        };
+        app.pipeline.submit(chunk, &state).await?;
+        submitted += 1;
+    }
+    let wait = async {
+        while state.done() < submitted {
+            state.changed().await;
+        }
+    };
+    tokio::time::timeout(DURABLE_WAIT, wait)
+        .await
+        .map_err(|_| IngestError::StoreUnavailable)?;
+    if state.failed() {
+        return Err(IngestError::StoreUnavailable);
+    }
+    Ok(state.acked())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_choose_the_decoder() {
+        assert!(is_msgpack(Some("application/msgpack")));
+        assert!(is_msgpack(Some("application/x-msgpack; charset=binary")));
+        assert!(!is_msgpack(Some("application/json")));
+        assert!(!is_msgpack(Some("text/plain;charset=UTF-8")));
+        assert!(!is_msgpack(None));
+    }
+}

@@ -1,0 +1,264 @@
+//! One ingest WebSocket: hello, validate each batch, submit it into the pipeline, write acks.
+//!
+//! The socket task owns both halves of the socket. It waits on three things at once: the
+//! next client frame, a change of its [`AckState`] (the batcher committed something of
+//! ours), and the idle timer. Submitting awaits room in the pipeline, so while the store is
+//! slow this socket reads nothing more and TCP slows the client down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::app::{now_ms, App};
+use crate::error::IngestError;
+use crate::pipeline::AckState;
+use crate::protocol::{self, ClientFrame, Encoding, ServerFrame};
+use crate::site::Site;
+use crate::store::{ChunkWrite, SessionMeta};
+use crate::ws::WsStream;
+
+/// How long a closing socket keeps reading so the client sees our close frame: closing a
+/// TCP socket with unread input sends a reset, which can destroy the error frame in flight.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Longest User-Agent kept.
+const MAX_UA_BYTES: usize = 512;
+
+/// How a socket's conversation ended.
+#[derive(Debug)]
+enum End {
+    /// The client closed or vanished: nothing more to say.
+    Closed,
+    /// We end it, with an `error` frame and a close code.
+    Error(IngestError),
+}
+
+impl From<IngestError> for End {
+    fn from(e: IngestError) -> Self {
+        End::Error(e)
+    }
+}
+
+/// The writing half, and the encoding the client last used.
+struct Conn {
+    sink: SplitSink<WsStream, Message>,
+    enc: Encoding,
+}
+
+impl Conn {
+    async fn send(&mut self, frame: ServerFrame<'_>) -> Result<(), End> {
+        let bytes = frame.encode(self.enc)?;
+        let msg = match self.enc {
+            Encoding::MsgPack => Message::Binary(bytes.into()),
+            Encoding::Json => {
+                Message::Text(String::from_utf8(bytes).map_err(|_| IngestError::Internal)?.into())
+            }
+        };
+        self.sink.send(msg).await.map_err(|_| End::Closed)
+    }
+
+    async fn close_with(&mut self, e: &IngestError) {
+        let msg = e.to_string();
+        let _ = self
+            .send(ServerFrame::Error {
+                code: e.code(),
+                msg: &msg,
+            })
+            .await;
+        let close = CloseFrame {
+            code: CloseCode::from(e.close_code()),
+            reason: e.code().into(),
+        };
+        let _ = self.sink.send(Message::Close(Some(close))).await;
+    }
+}
+
+/// Runs one ingest socket to its end. `site` is `Err` when the key was wrong: the client
+/// still gets an `error` frame and close code, so the snippet can stop retrying.
+pub async fn serve_socket(
+    ws: WsStream,
+    app: Arc<App>,
+    site: Result<Arc<Site>, IngestError>,
+    ua: Option<String>,
+) {
+    app.metrics.sessions_open.inc();
+    let (sink, mut stream) = ws.split();
+    let mut conn = Conn {
+        sink,
+        enc: Encoding::MsgPack,
+    };
+    if let Err(End::Error(e)) = drive(&app, &mut conn, &mut stream, site, ua).await {
+        app.metrics.error(e.code());
+        tracing::debug!(code = e.code(), close = e.close_code(), "Closing ingest socket.");
+        conn.close_with(&e).await;
+        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
+        let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
+    }
+    app.metrics.sessions_open.dec();
+}
+
+fn ws_error(e: tungstenite::Error, limit: usize) -> End {
+    use tungstenite::Error;
+    match e {
+        Error::Capacity(_) => IngestError::FrameTooLarge(limit).into(),
+        Error::Utf8(_) => IngestError::Malformed("text frame is not valid UTF-8".into()).into(),
+        Error::Protocol(p) => IngestError::Malformed(p.to_string()).into(),
+        _ => End::Closed,
+    }
+}
+
+/// The next frame: `Some` for a data frame (decoded and validated), `None` for a control
+/// frame (tungstenite answers pings itself). Cancel-safe: its only await is the read.
+async fn next_frame(
+    app: &App,
+    conn: &mut Conn,
+    stream: &mut SplitStream<WsStream>,
+) -> Result<Option<ClientFrame>, End> {
+    let limits = &app.config.limits;
+    let msg = match stream.next().await {
+        None => return Err(End::Closed),
+        Some(Err(e)) => return Err(ws_error(e, limits.max_message_bytes)),
+        Some(Ok(m)) => m,
+    };
+    Ok(Some(match msg {
+        Message::Binary(b) => {
+            conn.enc = Encoding::MsgPack;
+            protocol::decode_msgpack(&b, limits, now_ms())?
+        }
+        Message::Text(t) => {
+            conn.enc = Encoding::Json;
+            protocol::decode_json(t.as_bytes(), limits, now_ms())?
+        }
+        Message::Close(_) => return Err(End::Closed),
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(None),
+    }))
+}
+
+async fn drive(
+    app: &Arc<App>,
+    conn: &mut Conn,
+    stream: &mut SplitStream<WsStream>,
+    site: Result<Arc<Site>, IngestError>,
+    ua: Option<String>,
+) -> Result<(), End> {
+    let site = site?;
+    let limits = &app.config.limits;
+
+    let hello_deadline = tokio::time::Instant::now() + limits.hello_timeout();
+    let hello = loop {
+        let frame = tokio::select! {
+            r = tokio::time::timeout_at(hello_deadline, next_frame(app, conn, stream)) => {
+                r.map_err(|_| IngestError::HelloTimeout)??
+            }
+            _ = app.shutdown.cancelled() => return Err(IngestError::ShuttingDown.into()),
+        };
+        match frame {
+            Some(ClientFrame::Hello(h)) => break h,
+            Some(ClientFrame::Batch(_)) => return Err(IngestError::HelloRequired.into()),
+            None => continue,
+        }
+    };
+
+    let meta = Arc::new(SessionMeta {
+        site: site.id.as_str().into(),
+        sid: hello.sid.as_str().into(),
+        ua: ua.map(|mut u| {
+            if u.len() > MAX_UA_BYTES {
+                let mut cut = MAX_UA_BYTES;
+                while !u.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                u.truncate(cut);
+            }
+            u
+        }),
+        hello,
+    });
+    let acked = app.store.acked(&meta.site, &meta.sid).await.map_err(|e| {
+        tracing::warn!(error = %e, "Store unavailable at hello.");
+        IngestError::StoreUnavailable
+    })?;
+    conn.send(ServerFrame::Welcome {
+        sid: &meta.sid,
+        acked,
+    })
+    .await?;
+
+    let state = AckState::new(acked);
+    let mut sent = acked;
+    let mut submitted = 0u64;
+    let idle = tokio::time::sleep(limits.idle_timeout());
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            // Acks before new input: they free the client's buffer, and a failed commit
+            // must end the socket before it accepts more.
+            biased;
+            _ = state.changed() => {
+                if state.failed() {
+                    return Err(IngestError::StoreUnavailable.into());
+                }
+                let a = state.acked();
+                if a > sent {
+                    conn.send(ServerFrame::Ack { seq: a }).await?;
+                    sent = a;
+                }
+            }
+            _ = app.shutdown.cancelled() => {
+                return goodbye(app, conn, &state, submitted, sent).await;
+            }
+            _ = &mut idle => return Err(IngestError::IdleTimeout.into()),
+            frame = next_frame(app, conn, stream) => {
+                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout());
+                let batch = match frame? {
+                    None => continue,
+                    Some(ClientFrame::Hello(_)) => return Err(IngestError::UnexpectedHello.into()),
+                    Some(ClientFrame::Batch(b)) => b,
+                };
+                if batch.seq as i64 <= state.acked() {
+                    // A resend of something already durable: ack it again, store nothing.
+                    app.metrics.duplicates.inc();
+                    sent = sent.max(state.acked());
+                    conn.send(ServerFrame::Ack { seq: state.acked() }).await?;
+                    continue;
+                }
+                let chunk = ChunkWrite {
+                    meta: meta.clone(),
+                    seq: batch.seq,
+                    t0: batch.t0,
+                    rx: now_ms(),
+                    ev: batch.ev,
+                    stats: batch.stats,
+                };
+                app.pipeline.submit(chunk, &state).await?;
+                submitted += 1;
+            }
+        }
+    }
+}
+
+/// Shutdown: stop reading, give the batcher a grace period to make what we submitted
+/// durable, send the last ack, then close with 1001.
+async fn goodbye(
+    app: &App,
+    conn: &mut Conn,
+    state: &AckState,
+    submitted: u64,
+    sent: i64,
+) -> Result<(), End> {
+    let deadline = tokio::time::Instant::now() + app.config.limits.shutdown_grace();
+    while state.done() < submitted && !state.failed() {
+        if tokio::time::timeout_at(deadline, state.changed()).await.is_err() {
+            break;
+        }
+    }
+    let a = state.acked();
+    if a > sent {
+        conn.send(ServerFrame::Ack { seq: a }).await?;
+    }
+    Err(IngestError::ShuttingDown.into())
+}

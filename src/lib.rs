@@ -1,0 +1,130 @@
+//! spoor: clickstream and telemetry ingestion over one WebSocket, with durable acks and
+//! session replay.
+//!
+//! ```text
+//!  browser snippet ──WebSocket (MessagePack/JSON)──▶ ingest.rs ─┐
+//!  sendBeacon ───────POST /v1/batch─────────────────▶ fallback.rs ┤ validate (protocol/)
+//!                                                                 ▼
+//!                                          pipeline/ bounded queue + byte budget
+//!                                                                 ▼
+//!                                     pipeline/batcher.rs: group commit, one transaction
+//!                                                                 ▼
+//!                                     store/ (embedded redb; MongoDB later) ── durable
+//!                                                                 │
+//!        acks ◀── pipeline/ack.rs ◀───────────────────────────────┤
+//!        live viewers ◀── live.rs ◀───────────────────────────────┘
+//!        replay.rs ◀── store range reads, in pages
+//! ```
+//!
+//! Modules: [`config`] (every setting and limit), [`site`] (write keys, origins),
+//! [`error`] (error types and their codes), [`protocol`] (frames and events), [`ws`]
+//! (WebSocket upgrades with small buffers), [`ingest`] (one socket), [`fallback`] (HTTP
+//! batches), [`pipeline`] (queue, batcher, acks), [`store`] (the seam and the embedded
+//! store), [`live`] (live follow), [`replay`] (reading sessions back), [`routes`] (every
+//! endpoint), [`metrics`], [`bench`] (the load generator).
+
+pub mod app;
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod fallback;
+pub mod ingest;
+pub mod live;
+pub mod metrics;
+pub mod pipeline;
+pub mod protocol;
+pub mod replay;
+pub mod routes;
+pub mod site;
+pub mod store;
+pub mod ws;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::App;
+pub use crate::config::Config;
+use crate::error::StoreError;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::pipeline::batcher::Batcher;
+use crate::pipeline::Pipeline;
+use crate::site::Sites;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the batcher task failed: {0}")]
+    Batcher(String),
+}
+
+/// Opens the configured store and serves on `listener` until `shutdown` fires.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let store = store::open(&config.store).await?;
+    serve(listener, config, store, shutdown).await
+}
+
+/// Serves with a given store (tests pass failing or blocking ones). Shutdown order: stop
+/// accepting; sockets stop reading and wait (up to the grace period) for their last acks;
+/// the batcher commits what is queued; then the store is released.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = flume::bounded(config.pipeline.queue_capacity.max(1));
+    let live = Arc::new(LiveHub::new(config.limits.live_viewer_buffer));
+    let drain = CancellationToken::new();
+    let batcher = Batcher {
+        rx,
+        store: store.clone(),
+        config: config.pipeline.clone(),
+        metrics: metrics.clone(),
+        live: live.clone(),
+    };
+    let batcher = tokio::spawn(batcher.run(drain.clone()));
+    let grace = config.limits.shutdown_grace();
+    let app = Arc::new(App {
+        sites: Sites::new(&config.sites),
+        pipeline: Pipeline::new(tx, config.pipeline.max_inflight_bytes),
+        ws_config: ws::config(&config.limits),
+        config,
+        store,
+        live,
+        metrics,
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+    });
+    let tracker = app.tracker.clone();
+    let filter = routes::routes(app.clone());
+    drop(app);
+    warp::serve(filter)
+        .incoming(listener)
+        .graceful(shutdown.cancelled_owned())
+        .run()
+        .await;
+    tracker.close();
+    if tokio::time::timeout(grace + std::time::Duration::from_secs(1), tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Sockets still open after the shutdown grace period.");
+    }
+    drain.cancel();
+    batcher
+        .await
+        .map_err(|e| RunError::Batcher(e.to_string()))?;
+    tracing::info!("Stopped.");
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! Live follow: chunks become visible to viewers of their session as soon as they are durable.
+//!
+//! The batcher publishes each newly stored chunk after its commit. Only sessions that someone
+//! follows have a channel, so publishing costs one map lookup per chunk and nothing when
+//! nobody watches. Channels are bounded `broadcast`s: a viewer that falls behind by more than
+//! the buffer is told it lagged and is dropped, instead of growing the server's memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use crate::store::{ChunkWrite, CommitOutcome, StoredChunk};
+
+type Followed = HashMap<Arc<str>, HashMap<Arc<str>, broadcast::Sender<Arc<StoredChunk>>>>;
+
+pub struct LiveHub {
+    sessions: Mutex<Followed>,
+    capacity: usize,
+}
+
+impl LiveHub {
+    pub fn new(capacity: usize) -> Self {
+        LiveHub {
+            sessions: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Follows a session from now on.
+    pub fn subscribe(&self, site: &str, sid: &str) -> broadcast::Receiver<Arc<StoredChunk>> {
+        // The lock is held only for map updates; nothing awaits under it.
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(Arc::from(site))
+            .or_default()
+            .entry(Arc::from(sid))
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+
+    /// Sends newly stored chunks to their sessions' viewers, and forgets sessions nobody
+    /// follows any more.
+    pub fn publish(&self, chunks: &[ChunkWrite], outcomes: &[CommitOutcome]) {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return;
+        }
+        for (c, o) in chunks.iter().zip(outcomes) {
+            if !o.stored {
+                continue;
+            }
+            let Some(site) = map.get_mut(&*c.meta.site) else {
+                continue;
+            };
+            let Some(tx) = site.get(&*c.meta.sid) else {
+                continue;
+            };
+            let chunk = Arc::new(StoredChunk {
+                seq: c.seq,
+                t0: c.t0,
+                rx: c.rx,
+                ev: c.ev.clone(),
+            });
+            if tx.send(chunk).is_err() {
+                site.remove(&*c.meta.sid);
+            }
+        }
+        map.retain(|_, sessions| {
+            sessions.retain(|_, tx| tx.receiver_count() > 0);
+            !sessions.is_empty()
+        });
+    }
+
+    /// Sessions with at least one viewer.
+    pub fn followed(&self) -> usize {
+        let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().map(HashMap::len).sum()
+    }
+}

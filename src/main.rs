@@ -1,0 +1,113 @@
+//! The `spoor` binary: reads configuration, sets up tracing, binds, and calls
+//! [`spoor::run`]; or runs the load generator.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use spoor::bench::{self, BenchArgs};
+use spoor::config::{Config, ServeArgs};
+
+#[derive(Parser)]
+#[command(name = "spoor", version, about = "Clickstream and telemetry ingestion with durable acks and session replay")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Load a protocol-v1 server and print one JSON line of results.
+    Bench(BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match cli.command {
+        Some(Command::Bench(args)) => runtime.block_on(async {
+            let report = bench::run(args).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }),
+        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
+        None => runtime.block_on(serve(cli.serve)),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let (config, generated) = Config::resolve(&args).context("reading the configuration")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let host = if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let store = match &config.store {
+        spoor::config::StoreSpec::Embedded(dir) => format!("embedded:{}", dir.display()),
+        spoor::config::StoreSpec::Mongo(_) => "mongodb".into(),
+    };
+    println!("spoor listening on http://{host} (store {store})");
+    println!("  replay UI:  http://{host}/?token={}", config.read_token);
+    println!("  demo page:  http://{host}/demo");
+    for site in &config.sites {
+        let new = if generated.demo_site && site.id == "demo" {
+            " (new)"
+        } else {
+            ""
+        };
+        println!(
+            "  site {}: write key {}{new}, ingest ws://{host}/v1/ingest?key={}",
+            site.id, site.write_key, site.write_key
+        );
+    }
+
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Shutting down: draining sockets and the batcher.");
+        signal.cancel();
+    });
+    spoor::run(listener, config, shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,117 @@
+//! Prometheus metrics: what an operator watches (`GET /metrics`).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type CodeLabel = [(&'static str, &'static str); 1];
+
+pub struct Metrics {
+    registry: Registry,
+    /// Ingest WebSockets open now.
+    pub sessions_open: Gauge,
+    /// Client batches newly stored.
+    pub batches: Counter,
+    /// Events in newly stored batches.
+    pub events: Counter,
+    /// Batches received again after they were stored (client resends).
+    pub duplicates: Counter,
+    /// Store transactions that failed (their batches were not acked).
+    pub commit_failures: Counter,
+    /// Seconds per group commit.
+    pub commit_seconds: Histogram,
+    /// Client batches per group commit.
+    pub group_batches: Histogram,
+    /// Ingest errors by their protocol code.
+    pub errors: Family<CodeLabel, Counter>,
+    /// Live viewers connected now.
+    pub live_viewers: Gauge,
+    /// Live viewers dropped for falling behind.
+    pub viewers_dropped: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("spoor");
+        let m = Metrics {
+            sessions_open: Gauge::default(),
+            batches: Counter::default(),
+            events: Counter::default(),
+            duplicates: Counter::default(),
+            commit_failures: Counter::default(),
+            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            group_batches: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            errors: Family::default(),
+            live_viewers: Gauge::default(),
+            viewers_dropped: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("sessions_open", "Ingest WebSockets open now", m.sessions_open.clone());
+        registry.register("batches_ingested", "Client batches newly stored", m.batches.clone());
+        registry.register("events_ingested", "Events in newly stored batches", m.events.clone());
+        registry.register(
+            "batches_duplicate",
+            "Batches resent after they were stored (acked, not stored again)",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Store transactions that failed; their batches were not acked",
+            m.commit_failures.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Duration of one group commit",
+            m.commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_group_batches",
+            "Client batches per group commit",
+            m.group_batches.clone(),
+        );
+        registry.register("ingest_errors", "Ingest errors by protocol code", m.errors.clone());
+        registry.register("live_viewers", "Live viewers connected now", m.live_viewers.clone());
+        registry.register(
+            "live_viewers_dropped",
+            "Live viewers dropped for falling behind",
+            m.viewers_dropped.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn error(&self, code: &'static str) {
+        self.errors.get_or_create(&[("code", code)]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_labels() {
+        let m = Metrics::new();
+        m.events.inc_by(5);
+        m.error("bad_key");
+        let text = m.render();
+        assert!(text.contains("spoor_events_ingested_total 5"), "{text}");
+        assert!(text.contains("spoor_ingest_errors_total{code=\"bad_key\"} 1"), "{text}");
+    }
+}

@@ -1,0 +1,196 @@
+//! Decoder tests: each accepted shape, and each refusal with its error class.
+
+use super::*;
+use serde_json::json;
+
+const NOW: i64 = 1_732_780_800_000;
+
+fn limits() -> Limits {
+    Limits::default()
+}
+
+fn pack(v: &serde_json::Value) -> Bytes {
+    Bytes::from(rmp_serde::to_vec_named(v).unwrap())
+}
+
+fn batch(ev: serde_json::Value) -> serde_json::Value {
+    json!({"t": "batch", "seq": 7, "t0": NOW, "ev": ev})
+}
+
+fn decode(v: &serde_json::Value) -> Result<ClientFrame, IngestError> {
+    decode_msgpack(&pack(v), &limits(), NOW)
+}
+
+fn code(v: &serde_json::Value) -> &'static str {
+    decode(v).unwrap_err().code()
+}
+
+#[test]
+fn hello_decodes_with_metadata() {
+    let f = decode(&json!({"t":"hello","v":1,"sid":"abcdefgh","did":"dev_1","url":"https://x/","ref":"",
+        "title":"T","vw":1280,"vh":720,"dpr":2,"tz":"Europe/Berlin","lang":"en","extra":{"a":[1]}}))
+    .unwrap();
+    let ClientFrame::Hello(h) = f else { panic!() };
+    assert_eq!(h.sid, "abcdefgh");
+    assert_eq!(h.did.as_deref(), Some("dev_1"));
+    assert_eq!(h.vw, Some(1280.0));
+    assert_eq!(h.tz.as_deref(), Some("Europe/Berlin"));
+}
+
+#[test]
+fn every_event_kind_is_accepted_and_counted() {
+    let ev = json!([
+        [0, 0, "https://x/a", "A"],
+        [1, 5, 10, 20.5],
+        [2, 9, 10, 20, 0, "#b", "Buy"],
+        [2, 10, 10, 20],
+        [3, 11, 0, 300],
+        [4, 12, 800, 600],
+        [5, 13, false],
+        [6, 14, "input#q"],
+        [7, 15, 1, 2],
+        [8, 16, 52.5, 13.4, 5, null, 1.5, 90],
+        [9, 17, "signup", {"plan": "pro", "n": [1, 2]}],
+        [10, 18, 1280, 4000, [["block", 0, 0, 1280, 80], ["button", 10, 10, 50, 20, "#fff"]]],
+        [0, 19, "https://x/b"]
+    ]);
+    let ClientFrame::Batch(b) = decode(&batch(ev.clone())).unwrap() else { panic!() };
+    assert_eq!(b.seq, 7);
+    assert_eq!(b.stats.events, 13);
+    assert_eq!(b.stats.clicks, 2);
+    assert_eq!(b.stats.pages, vec!["https://x/a", "https://x/b"]);
+    assert_eq!((b.stats.first_dt, b.stats.last_dt), (0, 19));
+    let gps = b.stats.gps.unwrap();
+    assert_eq!((gps.lat, gps.lon, gps.ts), (52.5, 13.4, NOW + 16));
+    assert_eq!(gps.altitude_m, None);
+    assert_eq!(gps.speed_mps, Some(1.5));
+    // The stored bytes are exactly the client's ev.
+    assert_eq!(b.ev, pack(&ev));
+}
+
+#[test]
+fn json_frames_validate_like_msgpack_frames() {
+    let v = batch(json!([[1, 0, 1, 2], [2, 3, 4.5, 6, 0, "a", "b"]]));
+    let from_json = decode_json(v.to_string().as_bytes(), &limits(), NOW).unwrap();
+    let from_pack = decode(&v).unwrap();
+    let (ClientFrame::Batch(a), ClientFrame::Batch(b)) = (from_json, from_pack) else {
+        panic!()
+    };
+    assert_eq!(a.stats, b.stats);
+    let back: serde_json::Value = rmp_serde::from_slice(&a.ev).unwrap();
+    assert_eq!(back, json!([[1, 0, 1, 2], [2, 3, 4.5, 6, 0, "a", "b"]]));
+    assert_eq!(
+        decode_json(b"{\"t\":\"batch\"", &limits(), NOW).unwrap_err().code(),
+        "malformed_frame"
+    );
+    assert_eq!(decode_json(b"{} {}", &limits(), NOW).unwrap_err().code(), "malformed_frame");
+}
+
+#[test]
+fn invalid_fields_are_refused_with_their_class() {
+    let cases = [
+        (json!({"t":"hello","sid":"short"}), "invalid_field"),
+        (json!({"t":"hello","sid":"has space in it"}), "invalid_field"),
+        (json!({"t":"hello","sid":"x".repeat(65)}), "invalid_field"),
+        (json!({"t":"hello","sid":"abcdefgh","did":"a/b"}), "invalid_field"),
+        (json!({"t":"hello","v":2,"sid":"abcdefgh"}), "unsupported_version"),
+        (json!({"t":"hello"}), "invalid_field"),
+        (json!({"t":"nope"}), "invalid_field"),
+        (json!({"sid":"abcdefgh"}), "invalid_field"),
+        (json!({"t":"batch","seq":-1,"t0":NOW,"ev":[]}), "invalid_field"),
+        (json!({"t":"batch","seq":1u64<<40,"t0":NOW,"ev":[]}), "invalid_field"),
+        (json!({"t":"batch","seq":"1","t0":NOW,"ev":[]}), "invalid_field"),
+        (json!({"t":"batch","seq":1,"t0":NOW + 10*86_400_000i64,"ev":[]}), "invalid_field"),
+        (json!({"t":"batch","seq":1,"t0":0,"ev":[]}), "invalid_field"),
+        (json!({"t":"batch","seq":1,"t0":NOW}), "invalid_field"),
+        (batch(json!({})), "invalid_field"),
+        (batch(json!([[99, 0]])), "unknown_event_kind"),
+        (batch(json!([[1, 0, "x", 2]])), "invalid_field"),
+        (batch(json!([[1, 0, 1]])), "invalid_field"),
+        (batch(json!([[1, -5, 1, 2]])), "invalid_field"),
+        (batch(json!([[1]])), "invalid_field"),
+        (batch(json!([1])), "invalid_field"),
+        (batch(json!([[5, 0, 1]])), "invalid_field"),
+        (batch(json!([[8, 0, 91.0, 0.0]])), "invalid_field"),
+        (batch(json!([[8, 0, 0.0, 181.0]])), "invalid_field"),
+        (batch(json!([[0, 0, "u", "t", 1, 2, 3, 4, 5, 6, 7, 8, 9]])), "invalid_field"),
+        (batch(json!([[0, 0, "x".repeat(9000)]])), "invalid_field"),
+        (batch(json!([[9, 0, "n", [1]]])), "invalid_field"),
+        (batch(json!([[10, 0, 1, 1, [["block", 0, 0, 1]]]])), "invalid_field"),
+        (json!([1, 2]), "malformed_frame"),
+    ];
+    for (frame, want) in cases {
+        assert_eq!(code(&frame), want, "{frame}");
+    }
+}
+
+#[test]
+fn oversized_batches_are_refused() {
+    let mut l = limits();
+    l.max_events_per_batch = 3;
+    let v = batch(json!([[1, 0, 1, 1], [1, 0, 1, 1], [1, 0, 1, 1], [1, 0, 1, 1]]));
+    let err = decode_msgpack(&pack(&v), &l, NOW).unwrap_err();
+    assert_eq!(err.code(), "batch_too_large");
+    assert_eq!(err.close_code(), 1009);
+}
+
+#[test]
+fn non_finite_numbers_are_refused() {
+    let mut bytes = pack(&batch(json!([[1, 0, 1.5, 2]]))).to_vec();
+    let at = bytes.windows(9).position(|w| w == [0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]).unwrap();
+    bytes[at + 1..at + 9].copy_from_slice(&f64::NAN.to_be_bytes());
+    assert_eq!(
+        decode_msgpack(&Bytes::from(bytes), &limits(), NOW).unwrap_err().code(),
+        "invalid_field"
+    );
+}
+
+#[test]
+fn trailing_bytes_and_deep_nesting_are_malformed() {
+    let mut bytes = pack(&json!({"t":"hello","sid":"abcdefgh"})).to_vec();
+    bytes.push(0xc0);
+    assert_eq!(
+        decode_msgpack(&Bytes::from(bytes), &limits(), NOW).unwrap_err().code(),
+        "malformed_frame"
+    );
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    assert_eq!(code(&json!({"t":"hello","sid":"abcdefgh","x":deep})), "malformed_frame");
+    assert_eq!(code(&batch(json!([[9, 0, "n", {"a": deep}]]))), "invalid_field");
+}
+
+#[test]
+fn server_frames_encode_as_maps_in_both_encodings() {
+    let ack = ServerFrame::Ack { seq: 7 };
+    let j: serde_json::Value = serde_json::from_slice(&ack.encode(Encoding::Json).unwrap()).unwrap();
+    assert_eq!(j, json!({"t":"ack","seq":7}));
+    let m: serde_json::Value =
+        rmp_serde::from_slice(&ack.encode(Encoding::MsgPack).unwrap()).unwrap();
+    assert_eq!(m, json!({"t":"ack","seq":7}));
+    let w = ServerFrame::Welcome { sid: "abcdefgh", acked: -1 };
+    let m: serde_json::Value = rmp_serde::from_slice(&w.encode(Encoding::MsgPack).unwrap()).unwrap();
+    assert_eq!(m, json!({"t":"welcome","sid":"abcdefgh","acked":-1}));
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    // A cheap deterministic fuzz: xorshift bytes, plus every prefix of a valid frame.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for len in 0..2000usize {
+        let mut bytes = Vec::with_capacity(len % 200);
+        for _ in 0..len % 200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes.push(x as u8);
+        }
+        let _ = decode_msgpack(&Bytes::from(bytes.clone()), &limits(), NOW);
+        let _ = decode_json(&bytes, &limits(), NOW);
+    }
+    let valid = pack(&batch(json!([[2, 9, 10, 20, 0, "#b", "Buy"], [8, 1, 1.0, 2.0]])));
+    for cut in 0..valid.len() {
+        assert!(decode_msgpack(&valid.slice(..cut), &limits(), NOW).is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! Every HTTP and WebSocket route, composed in one place, and the one `recover` that turns
+//! rejections into JSON errors.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use subtle::ConstantTimeEq;
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use crate::app::App;
+use crate::error::{ApiError, IngestError};
+use crate::replay::{self, Format};
+use crate::site::valid_id;
+use crate::store::SessionQuery;
+use crate::{fallback, ingest, ws};
+
+type Query = HashMap<String, String>;
+
+fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+/// The query string as a map (an absent or undecodable query is an empty map).
+fn query() -> impl Filter<Extract = (Query,), Error = Infallible> + Clone {
+    warp::query::raw()
+        .map(|raw: String| serde_urlencoded::from_str::<Query>(&raw).unwrap_or_default())
+        .or(warp::any().map(Query::new))
+        .unify()
+}
+
+/// Read endpoints: `Authorization: Bearer TOKEN` or `?token=`, compared in constant time.
+fn authorize(app: &App, auth: Option<&str>, q: &Query) -> Result<(), Rejection> {
+    let given = auth
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .or(q.get("token").map(String::as_str));
+    let ok = given.is_some_and(|t| bool::from(t.as_bytes().ct_eq(app.config.read_token.as_bytes())));
+    if ok {
+        Ok(())
+    } else {
+        Err(warp::reject::custom(ApiError::Unauthorized))
+    }
+}
+
+fn authorized(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Arc<App>, Query), Error = Rejection> + Clone {
+    with_app(app)
+        .and(warp::header::optional::<String>("authorization"))
+        .and(query())
+        .and_then(|app: Arc<App>, auth: Option<String>, q: Query| async move {
+            authorize(&app, auth.as_deref(), &q)?;
+            Ok::<_, Rejection>((app, q))
+        })
+        .untuple_one()
+}
+
+/// The site a read request names: `?site=`, or the only configured site.
+fn site_param(app: &App, q: &Query) -> Result<String, ApiError> {
+    match q.get("site") {
+        Some(s) if valid_id(s, 1, 64) => Ok(s.clone()),
+        Some(_) => Err(ApiError::BadRequest("site: not a site id".into())),
+        None if app.config.sites.len() == 1 => Ok(app.config.sites[0].id.clone()),
+        None => Err(ApiError::BadRequest("site: required".into())),
+    }
+}
+
+fn parse_opt<T: std::str::FromStr>(q: &Query, name: &str) -> Result<Option<T>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::BadRequest(format!("{name}: cannot parse {v:?}")))
+        })
+        .transpose()
+}
+
+fn json_reply<T: serde::Serialize>(v: &T) -> Response {
+    warp::reply::json(v).into_response()
+}
+
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let ingest_ws = warp::path!("v1" / "ingest")
+        .and(ws::upgrade())
+        .and(with_app(app.clone()))
+        .and(query())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("user-agent"))
+        .map(
+            |up: ws::Upgrade, app: Arc<App>, q: Query, origin: Option<String>, ua: Option<String>| {
+                let site = q
+                    .get("key")
+                    .and_then(|k| app.sites.by_key(k))
+                    .ok_or(IngestError::BadKey);
+                if let Ok(s) = &site {
+                    if !s.allows_origin(origin.as_deref()) {
+                        // Refused before the upgrade: a foreign page gets no socket at all.
+                        app.metrics.error(IngestError::OriginNotAllowed.code());
+                        return error_response(&ApiError::Ingest(IngestError::OriginNotAllowed));
+                    }
+                }
+                let config = app.ws_config;
+                let tracker = app.tracker.clone();
+                up.respond(config, &tracker, move |ws| ingest::serve_socket(ws, app, site, ua))
+            },
+        );
+
+    let batch_post = warp::path!("v1" / "batch")
+        .and(warp::post())
+        .and(with_app(app.clone()))
+        .and(query())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("user-agent"))
+        .and(warp::body::content_length_limit(app.config.limits.max_message_bytes as u64))
+        .and(warp::body::bytes())
+        .then(
+            |app: Arc<App>,
+             q: Query,
+             origin: Option<String>,
+             ct: Option<String>,
+             ua: Option<String>,
+             body: Bytes| async move {
+                let site = q.get("key").and_then(|k| app.sites.by_key(k));
+                let result = match site {
+                    None => Err(IngestError::BadKey),
+                    Some(s) if !s.allows_origin(origin.as_deref()) => {
+                        Err(IngestError::OriginNotAllowed)
+                    }
+                    Some(s) => {
+                        fallback::ingest(&app, s, body, fallback::is_msgpack(ct.as_deref()), ua)
+                            .await
+                    }
+                };
+                let res = match result {
+                    Ok(acked) => json_reply(&serde_json::json!({ "acked": acked })),
+                    Err(e) => {
+                        app.metrics.error(e.code());
+                        error_response(&ApiError::Ingest(e))
+                    }
+                };
+                with_cors(res, origin.as_deref())
+            },
+        );
+
+    let batch_preflight = warp::path!("v1" / "batch")
+        .and(warp::options())
+        .and(warp::header::optional::<String>("origin"))
+        .map(|origin: Option<String>| {
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            let h = res.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+            with_cors(res, origin.as_deref())
+        });
+
+    let sessions = warp::path!("api" / "sessions")
+        .and(warp::get())
+        .and(authorized(app.clone()))
+        .then(|app: Arc<App>, q: Query| async move {
+            let result = async {
+                let query = SessionQuery {
+                    site: q.get("site").cloned(),
+                    since: parse_opt(&q, "since")?,
+                    until: parse_opt(&q, "until")?,
+                    url: q.get("url").filter(|u| !u.is_empty()).cloned(),
+                    limit: parse_opt(&q, "limit")?,
+                    after: q.get("after").cloned(),
+                };
+                if let Some(a) = &query.after {
+                    if crate::store::SessionCursor::decode(a).is_none() {
+                        return Err(ApiError::BadRequest("after: not a cursor".into()));
+                    }
+                }
+                let limit = query.limit.unwrap_or(50).clamp(1, app.config.limits.max_list_limit);
+                Ok(app.store.list_sessions(&query, limit).await?)
+            }
+            .await;
+            result.map_or_else(|e| error_response(&e), |page| json_reply(&page))
+        });
+
+    let session = warp::path!("api" / "sessions" / String)
+        .and(warp::get())
+        .and(authorized(app.clone()))
+        .then(|sid: String, app: Arc<App>, q: Query| async move {
+            let result = async {
+                let site = site_param(&app, &q)?;
+                app.store.session(&site, &sid).await?.ok_or(ApiError::NotFound)
+            }
+            .await;
+            result.map_or_else(|e| error_response(&e), |s| json_reply(&s))
+        });
+
+    let events = warp::path!("api" / "sessions" / String / "events")
+        .and(warp::get())
+        .and(authorized(app.clone()))
+        .then(|sid: String, app: Arc<App>, q: Query| async move {
+            let result = async {
+                let site = site_param(&app, &q)?;
+                let format = Format::parse(q.get("format").map(String::as_str))
+                    .ok_or_else(|| ApiError::BadRequest("format: ndjson or msgpack".into()))?;
+                app.store.session(&site, &sid).await?.ok_or(ApiError::NotFound)?;
+                let body = replay::stream_events(app.store.clone(), site, sid, format);
+                let mut res = warp::reply::stream(body).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
+                Ok::<_, ApiError>(res)
+            }
+            .await;
+            result.unwrap_or_else(|e| error_response(&e))
+        });
+
+    let live = warp::path!("api" / "sessions" / String / "live")
+        .and(ws::upgrade())
+        .and(authorized(app.clone()))
+        .map(|sid: String, up: ws::Upgrade, app: Arc<App>, q: Query| {
+            let site = match site_param(&app, &q) {
+                Ok(s) => s,
+                Err(e) => return error_response(&e),
+            };
+            let Some(format) = Format::parse(q.get("format").map(String::as_str)) else {
+                return error_response(&ApiError::BadRequest("format: ndjson or msgpack".into()));
+            };
+            let config = app.ws_config;
+            let tracker = app.tracker.clone();
+            up.respond(config, &tracker, move |ws| {
+                replay::follow(ws, app, site, sid, format)
+            })
+        });
+
+    let devices = warp::path!("api" / "devices")
+        .and(warp::get())
+        .and(authorized(app.clone()))
+        .then(|app: Arc<App>, q: Query| async move {
+            let site = q.get("site").cloned();
+            match app.store.devices(site.as_deref()).await {
+                Ok(devices) => json_reply(&serde_json::json!({ "devices": devices })),
+                Err(e) => error_response(&ApiError::Store(e)),
+            }
+        });
+
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| warp::reply::with_status("ok\n", StatusCode::OK).into_response());
+
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .then(|app: Arc<App>| async move {
+            match app.store.ping().await {
+                Ok(()) => warp::reply::with_status("ready\n", StatusCode::OK).into_response(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Readiness check failed.");
+                    warp::reply::with_status("store unavailable\n", StatusCode::SERVICE_UNAVAILABLE)
+                        .into_response()
+                }
+            }
+        });
+
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .map(|app: Arc<App>| {
+            let mut res = app.metrics.render().into_response();
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            res
+        });
+
+    let index = warp::path::end().and(warp::get()).map(|| {
+        warp::reply::html(concat!(
+            "<!doctype html><meta charset=utf-8><title>spoor</title>",
+            "<h1>spoor is running</h1>",
+            "<p>The replay viewer is not built into this version yet. The read API is at ",
+            "<code>/api/sessions</code> (send the read token as <code>Authorization: Bearer</code>).</p>"
+        ))
+        .into_response()
+    });
+
+    ingest_ws
+        .or(batch_post)
+        .unify()
+        .or(batch_preflight)
+        .unify()
+        .or(events)
+        .unify()
+        .or(live)
+        .unify()
+        .or(session)
+        .unify()
+        .or(sessions)
+        .unify()
+        .or(devices)
+        .unify()
+        .or(healthz)
+        .unify()
+        .or(readyz)
+        .unify()
+        .or(metrics)
+        .unify()
+        .or(index)
+        .unify()
+        .recover(recover)
+        .unify()
+}
+
+/// Lets any page POST beacons: the write key and the site's origin check decide, not CORS.
+fn with_cors(mut res: Response, origin: Option<&str>) -> Response {
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        res.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    res
+}
+
+pub fn error_response(e: &ApiError) -> Response {
+    let body = serde_json::json!({ "error": e.code(), "message": e.to_string() });
+    warp::reply::with_status(warp::reply::json(&body), e.status()).into_response()
+}
+
+/// The one place rejections become answers.
+async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    if let Some(e) = r.find::<ApiError>() {
+        return Ok(error_response(e));
+    }
+    let (status, code, msg) = if r.is_not_found() {
+        (StatusCode::NOT_FOUND, "not_found", "no such endpoint".to_string())
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed".to_string(),
+        )
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "frame_too_large",
+            "body too large".to_string(),
+        )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "Content-Length required".to_string(),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, "bad_request", format!("{r:?}"))
+    };
+    let body = serde_json::json!({ "error": code, "message": msg });
+    Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+}

@@ -1,0 +1,234 @@
+//! Sites: who may send data (write key) and from which pages (origins).
+//!
+//! A write key is public (it is in every page's HTML), so the Origin check is what stops other
+//! sites' pages from sending in a site's name. Non-browser clients send no Origin and could
+//! forge any, so a missing Origin is allowed; `null` (sandboxed frames, `file:` pages) is not,
+//! unless the site allows any origin.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::ConfigError;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// 1-64 chars of `[A-Za-z0-9_-]`.
+    pub id: String,
+    pub write_key: String,
+    /// Page origins allowed to send for this site: `https://shop.example`,
+    /// `https://*.shop.example` (any subdomain), or `*` (any page).
+    #[serde(default = "any_origin")]
+    pub origins: Vec<String>,
+}
+
+fn any_origin() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// The id alphabet DESIGN.md fixes for site, session and device ids.
+pub fn valid_id(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Site {
+    pub fn new(id: impl Into<String>, write_key: impl Into<String>, origins: Vec<String>) -> Self {
+        Site {
+            id: id.into(),
+            write_key: write_key.into(),
+            origins,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !valid_id(&self.id, 1, 64) {
+            return Err(ConfigError::Invalid(format!(
+                "site id {:?}: 1-64 characters of [A-Za-z0-9_-]",
+                self.id
+            )));
+        }
+        if self.write_key.len() < 8 || self.write_key.len() > 256 {
+            return Err(ConfigError::Invalid(format!(
+                "site {}: write_key must be 8-256 characters",
+                self.id
+            )));
+        }
+        for o in &self.origins {
+            if o != "*" && OriginPattern::parse(o).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "site {}: origin {o:?} is not scheme://host[:port] or *",
+                    self.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a page with this `Origin` header may send for the site.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        if self.origins.iter().any(|o| o == "*") {
+            return true;
+        }
+        let Some(origin) = origin else {
+            return true;
+        };
+        let Some(origin) = Origin::parse(origin) else {
+            return false;
+        };
+        self.origins
+            .iter()
+            .filter_map(|o| OriginPattern::parse(o))
+            .any(|p| p.matches(&origin))
+    }
+}
+
+/// A normalised origin: lowercase scheme and host, explicit port.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn parse(s: &str) -> Option<Origin> {
+        let uri: http::Uri = s.parse().ok()?;
+        let scheme = uri.scheme_str()?.to_ascii_lowercase();
+        let host = uri.host()?.to_ascii_lowercase();
+        let port = match uri.port_u16() {
+            Some(p) => p,
+            None => match scheme.as_str() {
+                "http" => 80,
+                "https" => 443,
+                _ => return None,
+            },
+        };
+        // An origin has no path, query or credentials.
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() || s.contains('@') {
+            return None;
+        }
+        Some(Origin { scheme, host, port })
+    }
+}
+
+#[derive(Debug)]
+struct OriginPattern {
+    origin: Origin,
+    /// `https://*.shop.example`: any subdomain of `host` (not `host` itself).
+    subdomains: bool,
+}
+
+impl OriginPattern {
+    fn parse(s: &str) -> Option<OriginPattern> {
+        match s.split_once("://*.") {
+            Some((scheme, rest)) => Some(OriginPattern {
+                origin: Origin::parse(&format!("{scheme}://{rest}"))?,
+                subdomains: true,
+            }),
+            None => Some(OriginPattern {
+                origin: Origin::parse(s)?,
+                subdomains: false,
+            }),
+        }
+    }
+
+    fn matches(&self, o: &Origin) -> bool {
+        if o.scheme != self.origin.scheme || o.port != self.origin.port {
+            return false;
+        }
+        if self.subdomains {
+            o.host.len() > self.origin.host.len() + 1
+                && o.host.ends_with(&self.origin.host)
+                && o.host.as_bytes()[o.host.len() - self.origin.host.len() - 1] == b'.'
+        } else {
+            o.host == self.origin.host
+        }
+    }
+}
+
+/// The configured sites, looked up by write key.
+#[derive(Debug, Default)]
+pub struct Sites {
+    by_key: HashMap<String, Arc<Site>>,
+}
+
+impl Sites {
+    pub fn new(sites: &[Site]) -> Self {
+        Sites {
+            by_key: sites
+                .iter()
+                .map(|s| (s.write_key.clone(), Arc::new(s.clone())))
+                .collect(),
+        }
+    }
+
+    /// The site whose write key this is. The map lookup hashes the key; the final comparison
+    /// is constant-time so a near miss does not answer faster than a far one.
+    pub fn by_key(&self, key: &str) -> Option<Arc<Site>> {
+        let site = self.by_key.get(key)?;
+        bool::from(site.write_key.as_bytes().ct_eq(key.as_bytes())).then(|| site.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop(origins: &[&str]) -> Site {
+        Site::new(
+            "shop",
+            "wk_12345678",
+            origins.iter().map(|s| s.to_string()).collect(),
+        )
+    }
+
+    #[test]
+    fn exact_origin_matches_only_itself() {
+        let s = shop(&["https://shop.example"]);
+        assert!(s.allows_origin(Some("https://shop.example")));
+        assert!(s.allows_origin(Some("https://SHOP.example:443")));
+        assert!(!s.allows_origin(Some("http://shop.example")));
+        assert!(!s.allows_origin(Some("https://shop.example:8443")));
+        assert!(!s.allows_origin(Some("https://shop.example.evil.com")));
+        assert!(!s.allows_origin(Some("https://evilshop.example")));
+        assert!(!s.allows_origin(Some("null")));
+        assert!(!s.allows_origin(Some("https://user@shop.example")));
+        assert!(s.allows_origin(None), "non-browser clients send no Origin");
+    }
+
+    #[test]
+    fn wildcard_subdomains_need_a_dot_boundary() {
+        let s = shop(&["https://*.shop.example"]);
+        assert!(s.allows_origin(Some("https://www.shop.example")));
+        assert!(s.allows_origin(Some("https://a.b.shop.example")));
+        assert!(!s.allows_origin(Some("https://shop.example")));
+        assert!(!s.allows_origin(Some("https://evilshop.example")));
+    }
+
+    #[test]
+    fn star_allows_everything_including_null() {
+        assert!(shop(&["*"]).allows_origin(Some("null")));
+    }
+
+    #[test]
+    fn ids_and_sites_are_validated() {
+        assert!(valid_id("abc_DEF-123", 1, 64));
+        assert!(!valid_id("a.b", 1, 64));
+        assert!(!valid_id("", 1, 64));
+        assert!(shop(&["ftp://x"]).validate().is_err());
+        assert!(Site::new("bad id", "wk_12345678", vec![]).validate().is_err());
+        assert!(shop(&["https://shop.example"]).validate().is_ok());
+    }
+
+    #[test]
+    fn lookup_by_key() {
+        let sites = Sites::new(&[shop(&["*"])]);
+        assert_eq!(sites.by_key("wk_12345678").unwrap().id, "shop");
+        assert!(sites.by_key("wk_12345679").is_none());
+    }
+}

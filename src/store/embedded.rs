@@ -1,0 +1,347 @@
+//! The embedded store: one redb file in the data directory, durable on commit.
+//!
+//! Tables:
+//! - `chunks`: (site, sid, seq) → t0, rx and the batch's `ev` bytes as the client sent them;
+//! - `sessions`: (site, sid) → the summary (MessagePack);
+//! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
+//! - `devices`: (site, did) → the latest position (MessagePack).
+//!
+//! redb runs one write transaction at a time and fsyncs on commit, which is why the batcher
+//! hands it whole groups. Every call runs on the blocking pool.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::summary::{advance_acked, Device, SessionSummary};
+use super::{ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk};
+use crate::error::StoreError;
+
+const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chunks");
+const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
+const BY_LAST: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("sessions_by_last");
+const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devices");
+
+/// Index entries one sessions-list request examines at most, so a filter that matches
+/// nothing cannot turn one request into a full scan; the answer's cursor continues there.
+const MAX_LIST_SCAN: usize = 20_000;
+/// Devices returned at most.
+const MAX_DEVICES: usize = 10_000;
+/// Chunk value layout version.
+const CHUNK_V1: u8 = 1;
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) `DIR/spoor.redb`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let db = Database::create(dir.join("spoor.redb")).map_err(unavailable)?;
+        let txn = db.begin_write().map_err(unavailable)?;
+        {
+            txn.open_table(CHUNKS).map_err(unavailable)?;
+            txn.open_table(SESSIONS).map_err(unavailable)?;
+            txn.open_table(BY_LAST).map_err(unavailable)?;
+            txn.open_table(DEVICES).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(unavailable)?
+    }
+}
+
+fn encode_chunk(c: &ChunkWrite) -> Vec<u8> {
+    let mut v = Vec::with_capacity(17 + c.ev.len());
+    v.push(CHUNK_V1);
+    v.extend_from_slice(&c.t0.to_le_bytes());
+    v.extend_from_slice(&c.rx.to_le_bytes());
+    v.extend_from_slice(&c.ev);
+    v
+}
+
+fn decode_chunk(seq: u64, v: &[u8]) -> Result<StoredChunk, StoreError> {
+    if v.len() < 17 || v[0] != CHUNK_V1 {
+        return Err(corrupt(format!("chunk {seq}: bad header")));
+    }
+    let t0 = i64::from_le_bytes(v[1..9].try_into().map_err(corrupt)?);
+    let rx = i64::from_le_bytes(v[9..17].try_into().map_err(corrupt)?);
+    Ok(StoredChunk {
+        seq,
+        t0,
+        rx,
+        ev: Bytes::copy_from_slice(&v[17..]),
+    })
+}
+
+fn decode_summary(v: &[u8]) -> Result<SessionSummary, StoreError> {
+    rmp_serde::from_slice(v).map_err(corrupt)
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(v).map_err(corrupt)
+}
+
+/// A session touched by a commit group: its summary, and its index key before the group.
+struct Touched {
+    summary: SessionSummary,
+    old_order: Option<u64>,
+}
+
+fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcome>, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let mut stored = Vec::with_capacity(chunks.len());
+    let mut touched: HashMap<(&str, &str), Touched> = HashMap::new();
+    {
+        let mut chunk_t = txn.open_table(CHUNKS).map_err(unavailable)?;
+        let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
+        let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
+        let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
+        let mut devices: HashMap<(&str, &str), Device> = HashMap::new();
+
+        for c in chunks {
+            let (site, sid) = (&*c.meta.site, &*c.meta.sid);
+            let key = (site, sid, c.seq);
+            let is_new = chunk_t.get(key).map_err(unavailable)?.is_none();
+            if is_new {
+                chunk_t.insert(key, encode_chunk(c).as_slice()).map_err(unavailable)?;
+            }
+            stored.push(is_new);
+            let t = match touched.entry((site, sid)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let existing = sess_t.get((site, sid)).map_err(unavailable)?;
+                    let t = match existing {
+                        Some(v) => {
+                            let summary = decode_summary(v.value())?;
+                            Touched {
+                                old_order: Some(summary.order_key()),
+                                summary,
+                            }
+                        }
+                        None => Touched {
+                            summary: SessionSummary::new(&c.meta),
+                            old_order: None,
+                        },
+                    };
+                    e.insert(t)
+                }
+            };
+            if is_new {
+                t.summary.apply(c);
+                if let Some(fix) = &c.stats.gps {
+                    let did = c.meta.device_id();
+                    let d = Device::from_fix(site, did, fix, "snippet");
+                    let prev = devices.remove(&(site, did));
+                    devices.insert((site, did), d.newer(prev));
+                }
+            }
+        }
+
+        for ((site, sid), t) in touched.iter_mut() {
+            t.summary.acked = advance_acked(t.summary.acked, |seq| {
+                chunk_t
+                    .get((*site, *sid, seq))
+                    .map(|v| v.is_some())
+                    .map_err(unavailable)
+            })?;
+            let order = t.summary.order_key();
+            if t.old_order != Some(order) {
+                if let Some(old) = t.old_order {
+                    order_t.remove((old, *site, *sid)).map_err(unavailable)?;
+                }
+                order_t.insert((order, *site, *sid), ()).map_err(unavailable)?;
+            }
+            sess_t
+                .insert((*site, *sid), encode(&t.summary)?.as_slice())
+                .map_err(unavailable)?;
+        }
+
+        for ((site, did), d) in devices {
+            let prev = match dev_t.get((site, did)).map_err(unavailable)? {
+                Some(v) => Some(rmp_serde::from_slice::<Device>(v.value()).map_err(corrupt)?),
+                None => None,
+            };
+            let d = d.newer(prev);
+            dev_t.insert((site, did), encode(&d)?.as_slice()).map_err(unavailable)?;
+        }
+    }
+    txn.commit().map_err(unavailable)?;
+    Ok(chunks
+        .iter()
+        .zip(stored)
+        .map(|(c, stored)| CommitOutcome {
+            stored,
+            acked: touched[&(&*c.meta.site, &*c.meta.sid)].summary.acked,
+        })
+        .collect())
+}
+
+fn list(db: &Database, q: &SessionQuery, limit: usize) -> Result<SessionPage, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
+    let sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
+    let after = match &q.after {
+        Some(a) => Some(SessionCursor::decode(a).ok_or_else(|| corrupt("bad cursor"))?),
+        None => None,
+    };
+    let until = q.until.map(|u| u64::try_from(u).unwrap_or(0));
+    let since = q.since.map(|s| u64::try_from(s).unwrap_or(0)).unwrap_or(0);
+    let range = match (&after, until) {
+        (Some(a), _) => order_t.range(..(a.last, a.site.as_str(), a.sid.as_str())),
+        (None, Some(u)) => order_t.range(..(u.saturating_add(1), "", "")),
+        (None, None) => order_t.range::<(u64, &str, &str)>(..),
+    }
+    .map_err(unavailable)?;
+    let mut page = SessionPage::default();
+    let mut scanned = 0;
+    for entry in range.rev() {
+        let (k, _) = entry.map_err(unavailable)?;
+        let (last, site, sid) = k.value();
+        if last < since {
+            return Ok(page);
+        }
+        if until.is_some_and(|u| last > u) {
+            continue;
+        }
+        scanned += 1;
+        let cursor = || {
+            Some(
+                SessionCursor {
+                    last,
+                    site: site.to_owned(),
+                    sid: sid.to_owned(),
+                }
+                .encode(),
+            )
+        };
+        if q.site.as_deref().is_some_and(|s| s != site) {
+            if scanned >= MAX_LIST_SCAN {
+                page.next = cursor();
+                return Ok(page);
+            }
+            continue;
+        }
+        let Some(v) = sess_t.get((site, sid)).map_err(unavailable)? else {
+            continue;
+        };
+        let s = decode_summary(v.value())?;
+        let url_ok = q
+            .url
+            .as_deref()
+            .is_none_or(|u| s.pages.iter().chain(s.url.iter()).any(|p| p.contains(u)));
+        if url_ok {
+            page.sessions.push(s);
+        }
+        if page.sessions.len() >= limit || scanned >= MAX_LIST_SCAN {
+            page.next = cursor();
+            return Ok(page);
+        }
+    }
+    Ok(page)
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn commit(&self, chunks: Arc<Vec<ChunkWrite>>) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.blocking(move |db| commit_group(db, &chunks)).await
+    }
+
+    async fn acked(&self, site: &str, sid: &str) -> Result<i64, StoreError> {
+        Ok(self.session(site, sid).await?.map_or(-1, |s| s.acked))
+    }
+
+    async fn session(&self, site: &str, sid: &str) -> Result<Option<SessionSummary>, StoreError> {
+        let (site, sid) = (site.to_owned(), sid.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(SESSIONS).map_err(unavailable)?;
+            match t.get((site.as_str(), sid.as_str())).map_err(unavailable)? {
+                Some(v) => Ok(Some(decode_summary(v.value())?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        limit: usize,
+    ) -> Result<SessionPage, StoreError> {
+        let q = query.clone();
+        self.blocking(move |db| list(db, &q, limit)).await
+    }
+
+    async fn read_chunks(
+        &self,
+        site: &str,
+        sid: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let (site, sid) = (site.to_owned(), sid.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(CHUNKS).map_err(unavailable)?;
+            let range = t
+                .range((site.as_str(), sid.as_str(), from_seq)..=(site.as_str(), sid.as_str(), u64::MAX))
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(limit.min(1024));
+            for entry in range.take(limit) {
+                let (k, v) = entry.map_err(unavailable)?;
+                out.push(decode_chunk(k.value().2, v.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError> {
+        let site = site.map(str::to_owned);
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(DEVICES).map_err(unavailable)?;
+            let range = match &site {
+                // Ids are ASCII, so every did of the site sorts below "\u{7f}".
+                Some(s) => t.range((s.as_str(), "")..=(s.as_str(), "\u{7f}")),
+                None => t.range::<(&str, &str)>(..),
+            }
+            .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in range.take(MAX_DEVICES) {
+                let (_, v) = entry.map_err(unavailable)?;
+                out.push(rmp_serde::from_slice(v.value()).map_err(corrupt)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|db| db.begin_read().map(|_| ()).map_err(unavailable))
+            .await
+    }
+}

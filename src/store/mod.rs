@@ -1,0 +1,177 @@
+//! The `Store` seam: what the service needs from storage, whatever keeps the data.
+//!
+//! A store writes a group of chunks (client batches) in one durable transaction, keeping the
+//! session summaries and device positions current in the same transaction, and reads them
+//! back in bounded pages. The embedded store (redb) implements it now; MongoDB implements the
+//! same trait. Keys are (site, sid, seq): retries are idempotent and replay is a range scan.
+
+pub mod embedded;
+pub mod summary;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::protocol::{ChunkStats, Hello};
+
+pub use summary::{Device, SessionSummary};
+
+/// What every chunk of one connection shares: its site, session and the hello metadata.
+#[derive(Debug, Clone)]
+pub struct SessionMeta {
+    pub site: Arc<str>,
+    pub sid: Arc<str>,
+    pub hello: Hello,
+    pub ua: Option<String>,
+}
+
+impl SessionMeta {
+    /// The device a session's GPS fixes belong to: its `did`, or the session itself.
+    pub fn device_id(&self) -> &str {
+        self.hello.did.as_deref().unwrap_or(&self.sid)
+    }
+}
+
+/// One client batch on its way into the store.
+#[derive(Debug, Clone)]
+pub struct ChunkWrite {
+    pub meta: Arc<SessionMeta>,
+    pub seq: u64,
+    pub t0: i64,
+    /// When the server received it (epoch ms).
+    pub rx: i64,
+    /// The batch's `ev` array, MessagePack, as the client sent it.
+    pub ev: Bytes,
+    pub stats: ChunkStats,
+}
+
+/// The store's answer for one chunk of a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// `false`: the chunk was already stored (a resend), and was not stored again.
+    pub stored: bool,
+    /// The session's highest N with every batch 0..=N durable, after this commit.
+    pub acked: i64,
+}
+
+/// A chunk read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredChunk {
+    pub seq: u64,
+    pub t0: i64,
+    pub rx: i64,
+    pub ev: Bytes,
+}
+
+/// Filters of `GET /api/sessions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SessionQuery {
+    pub site: Option<String>,
+    /// Sessions active at or after this epoch ms.
+    pub since: Option<i64>,
+    /// Sessions whose last activity is at or before this epoch ms.
+    pub until: Option<i64>,
+    /// Only sessions that visited a URL containing this text.
+    pub url: Option<String>,
+    pub limit: Option<usize>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+/// Position in the newest-first session order: (last activity, site, sid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCursor {
+    pub last: u64,
+    pub site: String,
+    pub sid: String,
+}
+
+impl SessionCursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}.{}", self.last, self.site, self.sid)
+    }
+
+    /// Ids never contain '.', so the cursor splits unambiguously.
+    pub fn decode(s: &str) -> Option<Self> {
+        let mut parts = s.splitn(3, '.');
+        let last = parts.next()?.parse().ok()?;
+        let site = parts.next()?.to_owned();
+        let sid = parts.next()?.to_owned();
+        Some(SessionCursor { last, site, sid })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionSummary>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes the chunks in one durable transaction, skipping those already stored, and
+    /// updates session summaries and device positions. Returns one outcome per chunk, in
+    /// order. On `Err` nothing of the group may be considered durable.
+    async fn commit(&self, chunks: Arc<Vec<ChunkWrite>>) -> Result<Vec<CommitOutcome>, StoreError>;
+
+    /// The session's highest N with every batch 0..=N durable, -1 if none.
+    async fn acked(&self, site: &str, sid: &str) -> Result<i64, StoreError>;
+
+    async fn session(&self, site: &str, sid: &str) -> Result<Option<SessionSummary>, StoreError>;
+
+    /// Sessions newest first (by last activity), filtered, one page.
+    async fn list_sessions(&self, query: &SessionQuery, limit: usize)
+        -> Result<SessionPage, StoreError>;
+
+    /// Up to `limit` chunks of a session with `seq >= from_seq`, in seq order.
+    async fn read_chunks(
+        &self,
+        site: &str,
+        sid: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredChunk>, StoreError>;
+
+    /// The latest position of every device (of one site, or all).
+    async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError>;
+
+    /// Whether the store is reachable and answering.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store a [`StoreSpec`](crate::config::StoreSpec) names.
+pub async fn open(spec: &crate::config::StoreSpec) -> Result<Arc<dyn Store>, StoreError> {
+    match spec {
+        crate::config::StoreSpec::Embedded(dir) => {
+            let dir = dir.clone();
+            let store = tokio::task::spawn_blocking(move || embedded::EmbeddedStore::open(&dir))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            Ok(Arc::new(store))
+        }
+        crate::config::StoreSpec::Mongo(_) => Err(StoreError::Unavailable(
+            "the MongoDB store is not built yet; use embedded:DIR".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let c = SessionCursor {
+            last: 1_732_780_800_123,
+            site: "shop-1".into(),
+            sid: "abc_DEF-12".into(),
+        };
+        assert_eq!(SessionCursor::decode(&c.encode()), Some(c));
+        assert_eq!(SessionCursor::decode("x.y"), None);
+        assert_eq!(SessionCursor::decode("12.site"), None);
+    }
+}

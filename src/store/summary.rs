@@ -1,0 +1,247 @@
+//! Session summaries and device positions: how a chunk changes them.
+//!
+//! Pure functions over plain records, shared by every store, so that the embedded store and
+//! MongoDB keep identical summaries and the rules are unit-tested once.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ChunkWrite, SessionMeta};
+use crate::protocol::GpsFix;
+
+/// Distinct page URLs kept per session summary.
+pub const MAX_SUMMARY_PAGES: usize = 100;
+
+/// A session as the sessions list and the player see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub sid: String,
+    pub site: String,
+    pub did: Option<String>,
+    /// Epoch ms of the first and last event.
+    pub started: i64,
+    pub last: i64,
+    pub duration_ms: i64,
+    pub events: u64,
+    pub batches: u64,
+    pub clicks: u64,
+    /// Distinct URLs, in the order first visited (at most [`MAX_SUMMARY_PAGES`]).
+    pub pages: Vec<String>,
+    /// The first page's URL.
+    pub url: Option<String>,
+    pub ua: Option<String>,
+    #[serde(rename = "ref")]
+    pub referrer: Option<String>,
+    pub title: Option<String>,
+    pub vw: Option<f64>,
+    pub vh: Option<f64>,
+    pub dpr: Option<f64>,
+    pub tz: Option<String>,
+    pub lang: Option<String>,
+    /// Highest N with every batch 0..=N stored.
+    pub acked: i64,
+}
+
+impl SessionSummary {
+    /// An empty summary carrying the first hello's metadata.
+    pub fn new(meta: &SessionMeta) -> Self {
+        let h = &meta.hello;
+        SessionSummary {
+            sid: meta.sid.to_string(),
+            site: meta.site.to_string(),
+            did: h.did.clone(),
+            started: i64::MAX,
+            last: i64::MIN,
+            duration_ms: 0,
+            events: 0,
+            batches: 0,
+            clicks: 0,
+            pages: Vec::new(),
+            url: h.url.clone(),
+            ua: meta.ua.clone(),
+            referrer: h.referrer.clone(),
+            title: h.title.clone(),
+            vw: h.vw,
+            vh: h.vh,
+            dpr: h.dpr,
+            tz: h.tz.clone(),
+            lang: h.lang.clone(),
+            acked: -1,
+        }
+    }
+
+    /// Counts a newly stored chunk (never a duplicate).
+    pub fn apply(&mut self, chunk: &ChunkWrite) {
+        let s = &chunk.stats;
+        self.batches += 1;
+        self.events += u64::from(s.events);
+        self.clicks += u64::from(s.clicks);
+        if s.events > 0 {
+            self.started = self.started.min(chunk.t0 + s.first_dt);
+            self.last = self.last.max(chunk.t0 + s.last_dt);
+        } else {
+            self.started = self.started.min(chunk.t0);
+            self.last = self.last.max(chunk.t0);
+        }
+        self.duration_ms = self.last - self.started;
+        if self.did.is_none() {
+            self.did.clone_from(&chunk.meta.hello.did);
+        }
+        if self.url.is_none() {
+            self.url = chunk.meta.hello.url.clone().or_else(|| s.pages.first().cloned());
+        }
+        let hello_url = chunk.meta.hello.url.iter();
+        for url in hello_url.chain(s.pages.iter()) {
+            if self.pages.len() < MAX_SUMMARY_PAGES && !self.pages.iter().any(|p| p == url) {
+                self.pages.push(url.clone());
+            }
+        }
+    }
+
+    /// The key of the newest-first index (0 for a session with no chunk yet).
+    pub fn order_key(&self) -> u64 {
+        u64::try_from(self.last).unwrap_or(0)
+    }
+}
+
+/// Advances the contiguous-acked mark while the next batch is stored.
+pub fn advance_acked<E>(
+    mut acked: i64,
+    mut stored: impl FnMut(u64) -> Result<bool, E>,
+) -> Result<i64, E> {
+    while stored((acked + 1) as u64)? {
+        acked += 1;
+    }
+    Ok(acked)
+}
+
+/// The latest known position of a device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub did: String,
+    pub site: String,
+    pub lat: f64,
+    pub lon: f64,
+    /// Epoch ms of the fix.
+    pub ts: i64,
+    pub accuracy_m: Option<f64>,
+    pub speed_mps: Option<f64>,
+    pub heading_deg: Option<f64>,
+    pub altitude_m: Option<f64>,
+    pub battery: Option<f64>,
+    /// `snippet`, `osmand`, `owntracks` or `overland`.
+    pub source: String,
+}
+
+impl Device {
+    pub fn from_fix(site: &str, did: &str, fix: &GpsFix, source: &str) -> Self {
+        Device {
+            did: did.to_owned(),
+            site: site.to_owned(),
+            lat: fix.lat,
+            lon: fix.lon,
+            ts: fix.ts,
+            accuracy_m: fix.accuracy_m,
+            speed_mps: fix.speed_mps,
+            heading_deg: fix.heading_deg,
+            altitude_m: fix.altitude_m,
+            battery: None,
+            source: source.to_owned(),
+        }
+    }
+
+    /// Keeps whichever position is newer (by fix time).
+    pub fn newer(self, other: Option<Device>) -> Device {
+        match other {
+            Some(o) if o.ts > self.ts => o,
+            _ => self,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::protocol::{ChunkStats, Hello};
+
+    fn chunk(seq: u64, t0: i64, stats: ChunkStats) -> ChunkWrite {
+        ChunkWrite {
+            meta: Arc::new(SessionMeta {
+                site: "s".into(),
+                sid: "sid12345".into(),
+                hello: Hello {
+                    sid: "sid12345".into(),
+                    url: Some("https://x/a".into()),
+                    ..Hello::default()
+                },
+                ua: Some("UA".into()),
+            }),
+            seq,
+            t0,
+            rx: t0,
+            ev: bytes::Bytes::new(),
+            stats,
+        }
+    }
+
+    #[test]
+    fn apply_counts_times_and_pages() {
+        let c0 = chunk(
+            0,
+            1000,
+            ChunkStats {
+                events: 3,
+                clicks: 1,
+                first_dt: 5,
+                last_dt: 50,
+                pages: vec!["https://x/a".into(), "https://x/b".into()],
+                gps: None,
+            },
+        );
+        let c1 = chunk(
+            1,
+            2000,
+            ChunkStats {
+                events: 2,
+                clicks: 2,
+                first_dt: 0,
+                last_dt: 10,
+                pages: vec!["https://x/a".into()],
+                gps: None,
+            },
+        );
+        let mut s = SessionSummary::new(&c0.meta);
+        s.apply(&c1);
+        s.apply(&c0);
+        assert_eq!((s.started, s.last, s.duration_ms), (1005, 2010, 1005));
+        assert_eq!((s.events, s.batches, s.clicks), (5, 2, 3));
+        assert_eq!(s.pages, vec!["https://x/a", "https://x/b"]);
+        assert_eq!(s.url.as_deref(), Some("https://x/a"));
+        assert_eq!(s.ua.as_deref(), Some("UA"));
+    }
+
+    #[test]
+    fn acked_advances_only_over_contiguous_batches() {
+        let stored = [0u64, 1, 2, 4];
+        let f = |s: u64| Ok::<_, ()>(stored.contains(&s));
+        assert_eq!(advance_acked(-1, f), Ok(2));
+        assert_eq!(advance_acked(3, f), Ok(4));
+        assert_eq!(advance_acked(-1, |_| Ok::<_, ()>(false)), Ok(-1));
+    }
+
+    #[test]
+    fn newer_device_position_wins() {
+        let fix = |ts| GpsFix {
+            lat: 1.0,
+            lon: 2.0,
+            ts,
+            ..GpsFix::default()
+        };
+        let a = Device::from_fix("s", "d", &fix(10), "snippet");
+        let b = Device::from_fix("s", "d", &fix(20), "snippet");
+        assert_eq!(a.clone().newer(Some(b.clone())).ts, 20);
+        assert_eq!(b.clone().newer(Some(a)).ts, 20);
+        assert_eq!(b.newer(None).ts, 20);
+    }
+}
