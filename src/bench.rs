@@ -101,13 +101,26 @@ pub fn realistic_events(n: usize, seed: u64) -> Vec<serde_json::Value> {
         dt += 8 + r.below(25);
         let roll = r.below(100);
         let row = if i == 0 && seed % 4 == 0 {
-            json!([0, dt, format!("https://shop.example/p/{}", r.below(50)), "Product"])
+            json!([
+                0,
+                dt,
+                format!("https://shop.example/p/{}", r.below(50)),
+                "Product"
+            ])
         } else if roll < 85 {
             x = (x + r.below(41) as i64 - 20).clamp(0, 1279);
             y = (y + r.below(41) as i64 - 20).clamp(0, 719);
             json!([1, dt, x, y])
         } else if roll < 90 {
-            json!([2, dt, x, y, 0, "main>div.card:nth-child(3)>button.buy", "Add to cart"])
+            json!([
+                2,
+                dt,
+                x,
+                y,
+                0,
+                "main>div.card:nth-child(3)>button.buy",
+                "Add to cart"
+            ])
         } else if roll < 98 {
             json!([3, dt, 0, r.below(4000)])
         } else {
@@ -120,7 +133,9 @@ pub fn realistic_events(n: usize, seed: u64) -> Vec<serde_json::Value> {
 
 fn encode_batch(seq: u64, t0: i64, ev: &[u8], json_ev: Option<&str>) -> Message {
     match json_ev {
-        Some(ev) => Message::Text(format!(r#"{{"t":"batch","seq":{seq},"t0":{t0},"ev":{ev}}}"#).into()),
+        Some(ev) => {
+            Message::Text(format!(r#"{{"t":"batch","seq":{seq},"t0":{t0},"ev":{ev}}}"#).into())
+        }
         None => {
             let mut out = Vec::with_capacity(ev.len() + 32);
             // Writing into a Vec cannot fail.
@@ -178,8 +193,12 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     let connecting = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
-        let (url, args, payloads, connecting) =
-            (url.clone(), args.clone(), payloads.clone(), connecting.clone());
+        let (url, args, payloads, connecting) = (
+            url.clone(),
+            args.clone(),
+            payloads.clone(),
+            connecting.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             session(i, &url, &args, &payloads, &connecting, load_end).await
         }));
@@ -245,7 +264,9 @@ async fn session(
         "vw":1280,"vh":720,"dpr":1,"tz":"UTC","lang":"en"});
     let hello = match args.json {
         true => Message::Text(hello.to_string().into()),
-        false => Message::Binary(Bytes::from(rmp_serde::to_vec_named(&hello).unwrap_or_default())),
+        false => Message::Binary(Bytes::from(
+            rmp_serde::to_vec_named(&hello).unwrap_or_default(),
+        )),
     };
     if sink.send(hello).await.is_err() {
         res.error = true;
@@ -286,7 +307,11 @@ async fn session(
                 let k = (next_seq as usize + i) % PAYLOADS;
                 let t0 = t0_base + started.elapsed().as_millis() as i64;
                 let json_ev = args.json.then(|| payloads.json[k].as_str());
-                if sink.feed(encode_batch(next_seq, t0, &payloads.packed[k], json_ev)).await.is_err() {
+                if sink
+                    .feed(encode_batch(next_seq, t0, &payloads.packed[k], json_ev))
+                    .await
+                    .is_err()
+                {
                     res.error = true;
                     return res;
                 }

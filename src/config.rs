@@ -32,7 +32,9 @@ impl StoreSpec {
         }
         let dir = s.strip_prefix("embedded:").unwrap_or(s);
         if dir.is_empty() {
-            return Err(ConfigError::Invalid("store: empty embedded directory".into()));
+            return Err(ConfigError::Invalid(
+                "store: empty embedded directory".into(),
+            ));
         }
         Ok(StoreSpec::Embedded(PathBuf::from(dir)))
     }

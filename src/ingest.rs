@@ -25,6 +25,8 @@ use crate::ws::WsStream;
 /// How long a closing socket keeps reading so the client sees our close frame: closing a
 /// TCP socket with unread input sends a reset, which can destroy the error frame in flight.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Most bytes a lingering close reads before giving up on the client.
+const LINGER_MAX_BYTES: usize = 8 << 20;
 /// Longest User-Agent kept.
 const MAX_UA_BYTES: usize = 512;
 
@@ -54,9 +56,11 @@ impl Conn {
         let bytes = frame.encode(self.enc)?;
         let msg = match self.enc {
             Encoding::MsgPack => Message::Binary(bytes.into()),
-            Encoding::Json => {
-                Message::Text(String::from_utf8(bytes).map_err(|_| IngestError::Internal)?.into())
-            }
+            Encoding::Json => Message::Text(
+                String::from_utf8(bytes)
+                    .map_err(|_| IngestError::Internal)?
+                    .into(),
+            ),
         };
         self.sink.send(msg).await.map_err(|_| End::Closed)
     }
@@ -93,12 +97,36 @@ pub async fn serve_socket(
     };
     if let Err(End::Error(e)) = drive(&app, &mut conn, &mut stream, site, ua).await {
         app.metrics.error(e.code());
-        tracing::debug!(code = e.code(), close = e.close_code(), "Closing ingest socket.");
+        tracing::debug!(
+            code = e.code(),
+            close = e.close_code(),
+            "Closing ingest socket."
+        );
         conn.close_with(&e).await;
-        let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-        let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
+        if let Ok(ws) = conn.sink.reunite(stream) {
+            linger(ws.into_inner()).await;
+        }
     }
     app.metrics.sessions_open.dec();
+}
+
+/// A lingering close: reads and discards what the client still sends (up to a time and byte
+/// limit) before the socket is dropped. Closing with unread input makes the kernel send a
+/// reset, and a reset can destroy the error frame before the client reads it; after a
+/// refused oversized frame most of that frame is still unread.
+async fn linger(mut io: impl tokio::io::AsyncRead + Unpin) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let mut left = LINGER_MAX_BYTES;
+    let drain = async {
+        while left > 0 {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
 }
 
 fn ws_error(e: tungstenite::Error, limit: usize) -> End {
@@ -252,7 +280,10 @@ async fn goodbye(
 ) -> Result<(), End> {
     let deadline = tokio::time::Instant::now() + app.config.limits.shutdown_grace();
     while state.done() < submitted && !state.failed() {
-        if tokio::time::timeout_at(deadline, state.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, state.changed())
+            .await
+            .is_err()
+        {
             break;
         }
     }

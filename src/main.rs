@@ -9,7 +9,11 @@ use spoor::bench::{self, BenchArgs};
 use spoor::config::{Config, ServeArgs};
 
 #[derive(Parser)]
-#[command(name = "spoor", version, about = "Clickstream and telemetry ingestion with durable acks and session replay")]
+#[command(
+    name = "spoor",
+    version,
+    about = "Clickstream and telemetry ingestion with durable acks and session replay"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

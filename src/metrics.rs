@@ -31,6 +31,10 @@ pub struct Metrics {
     pub live_viewers: Gauge,
     /// Live viewers dropped for falling behind.
     pub viewers_dropped: Counter,
+    /// Client batches waiting for the batcher (set when scraped).
+    pub pipeline_queued: Gauge,
+    /// Bytes accepted and not yet durable (set when scraped).
+    pub pipeline_inflight_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -53,11 +57,25 @@ impl Metrics {
             errors: Family::default(),
             live_viewers: Gauge::default(),
             viewers_dropped: Counter::default(),
+            pipeline_queued: Gauge::default(),
+            pipeline_inflight_bytes: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("sessions_open", "Ingest WebSockets open now", m.sessions_open.clone());
-        registry.register("batches_ingested", "Client batches newly stored", m.batches.clone());
-        registry.register("events_ingested", "Events in newly stored batches", m.events.clone());
+        registry.register(
+            "sessions_open",
+            "Ingest WebSockets open now",
+            m.sessions_open.clone(),
+        );
+        registry.register(
+            "batches_ingested",
+            "Client batches newly stored",
+            m.batches.clone(),
+        );
+        registry.register(
+            "events_ingested",
+            "Events in newly stored batches",
+            m.events.clone(),
+        );
         registry.register(
             "batches_duplicate",
             "Batches resent after they were stored (acked, not stored again)",
@@ -78,12 +96,30 @@ impl Metrics {
             "Client batches per group commit",
             m.group_batches.clone(),
         );
-        registry.register("ingest_errors", "Ingest errors by protocol code", m.errors.clone());
-        registry.register("live_viewers", "Live viewers connected now", m.live_viewers.clone());
+        registry.register(
+            "ingest_errors",
+            "Ingest errors by protocol code",
+            m.errors.clone(),
+        );
+        registry.register(
+            "live_viewers",
+            "Live viewers connected now",
+            m.live_viewers.clone(),
+        );
         registry.register(
             "live_viewers_dropped",
             "Live viewers dropped for falling behind",
             m.viewers_dropped.clone(),
+        );
+        registry.register(
+            "pipeline_queued",
+            "Client batches waiting for the batcher",
+            m.pipeline_queued.clone(),
+        );
+        registry.register(
+            "pipeline_inflight_bytes",
+            "Bytes accepted and not yet durable",
+            m.pipeline_inflight_bytes.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -112,6 +148,9 @@ mod tests {
         m.error("bad_key");
         let text = m.render();
         assert!(text.contains("spoor_events_ingested_total 5"), "{text}");
-        assert!(text.contains("spoor_ingest_errors_total{code=\"bad_key\"} 1"), "{text}");
+        assert!(
+            text.contains("spoor_ingest_errors_total{code=\"bad_key\"} 1"),
+            "{text}"
+        );
     }
 }

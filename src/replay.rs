@@ -65,7 +65,11 @@ pub fn encode_chunk(c: &StoredChunk, format: Format, out: &mut BytesMut) -> Resu
         }
         Format::Ndjson => {
             out.extend_from_slice(
-                format!("{{\"seq\":{},\"t0\":{},\"rx\":{},\"ev\":", c.seq, c.t0, c.rx).as_bytes(),
+                format!(
+                    "{{\"seq\":{},\"t0\":{},\"rx\":{},\"ev\":",
+                    c.seq, c.t0, c.rx
+                )
+                .as_bytes(),
             );
             let mut w = out.writer();
             let mut de = rmp_serde::Deserializer::from_read_ref(&c.ev[..]);

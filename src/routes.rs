@@ -37,7 +37,8 @@ fn authorize(app: &App, auth: Option<&str>, q: &Query) -> Result<(), Rejection> 
     let given = auth
         .and_then(|a| a.strip_prefix("Bearer "))
         .or(q.get("token").map(String::as_str));
-    let ok = given.is_some_and(|t| bool::from(t.as_bytes().ct_eq(app.config.read_token.as_bytes())));
+    let ok =
+        given.is_some_and(|t| bool::from(t.as_bytes().ct_eq(app.config.read_token.as_bytes())));
     if ok {
         Ok(())
     } else {
@@ -89,7 +90,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("user-agent"))
         .map(
-            |up: ws::Upgrade, app: Arc<App>, q: Query, origin: Option<String>, ua: Option<String>| {
+            |up: ws::Upgrade,
+             app: Arc<App>,
+             q: Query,
+             origin: Option<String>,
+             ua: Option<String>| {
                 let site = q
                     .get("key")
                     .and_then(|k| app.sites.by_key(k))
@@ -103,7 +108,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                 }
                 let config = app.ws_config;
                 let tracker = app.tracker.clone();
-                up.respond(config, &tracker, move |ws| ingest::serve_socket(ws, app, site, ua))
+                up.respond(config, &tracker, move |ws| {
+                    ingest::serve_socket(ws, app, site, ua)
+                })
             },
         );
 
@@ -114,7 +121,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("user-agent"))
-        .and(warp::body::content_length_limit(app.config.limits.max_message_bytes as u64))
+        .and(warp::body::content_length_limit(
+            app.config.limits.max_message_bytes as u64,
+        ))
         .and(warp::body::bytes())
         .then(
             |app: Arc<App>,
@@ -159,7 +168,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
                 HeaderValue::from_static("content-type"),
             );
-            h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
             with_cors(res, origin.as_deref())
         });
 
@@ -181,7 +193,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                         return Err(ApiError::BadRequest("after: not a cursor".into()));
                     }
                 }
-                let limit = query.limit.unwrap_or(50).clamp(1, app.config.limits.max_list_limit);
+                let limit = query
+                    .limit
+                    .unwrap_or(50)
+                    .clamp(1, app.config.limits.max_list_limit);
                 Ok(app.store.list_sessions(&query, limit).await?)
             }
             .await;
@@ -194,7 +209,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .then(|sid: String, app: Arc<App>, q: Query| async move {
             let result = async {
                 let site = site_param(&app, &q)?;
-                app.store.session(&site, &sid).await?.ok_or(ApiError::NotFound)
+                app.store
+                    .session(&site, &sid)
+                    .await?
+                    .ok_or(ApiError::NotFound)
             }
             .await;
             result.map_or_else(|e| error_response(&e), |s| json_reply(&s))
@@ -208,7 +226,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                 let site = site_param(&app, &q)?;
                 let format = Format::parse(q.get("format").map(String::as_str))
                     .ok_or_else(|| ApiError::BadRequest("format: ndjson or msgpack".into()))?;
-                app.store.session(&site, &sid).await?.ok_or(ApiError::NotFound)?;
+                app.store
+                    .session(&site, &sid)
+                    .await?
+                    .ok_or(ApiError::NotFound)?;
                 let body = replay::stream_events(app.store.clone(), site, sid, format);
                 let mut res = warp::reply::stream(body).into_response();
                 res.headers_mut().insert(
@@ -272,10 +293,16 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::get())
         .and(with_app(app.clone()))
         .map(|app: Arc<App>| {
-            let mut res = app.metrics.render().into_response();
+            let m = &app.metrics;
+            m.pipeline_queued.set(app.pipeline.queued() as i64);
+            m.pipeline_inflight_bytes
+                .set(app.pipeline.inflight_bytes() as i64);
+            let mut res = m.render().into_response();
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             res
         });
@@ -320,7 +347,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
 /// Lets any page POST beacons: the write key and the site's origin check decide, not CORS.
 fn with_cors(mut res: Response, origin: Option<&str>) -> Response {
     if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
-        res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        res.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         res.headers_mut()
             .insert(header::VARY, HeaderValue::from_static("origin"));
     }
@@ -338,12 +366,10 @@ async fn recover(r: Rejection) -> Result<Response, Infallible> {
         return Ok(error_response(e));
     }
     let (status, code, msg) = if r.is_not_found() {
-        (StatusCode::NOT_FOUND, "not_found", "no such endpoint".to_string())
-    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed".to_string(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint".to_string(),
         )
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
         (
@@ -356,6 +382,14 @@ async fn recover(r: Rejection) -> Result<Response, Infallible> {
             StatusCode::LENGTH_REQUIRED,
             "length_required",
             "Content-Length required".to_string(),
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        // Checked last: warp reports it for any route whose path matched but method did
+        // not, even when another route's rejection says more.
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed".to_string(),
         )
     } else {
         (StatusCode::BAD_REQUEST, "bad_request", format!("{r:?}"))

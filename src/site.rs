@@ -221,7 +221,9 @@ mod tests {
         assert!(!valid_id("a.b", 1, 64));
         assert!(!valid_id("", 1, 64));
         assert!(shop(&["ftp://x"]).validate().is_err());
-        assert!(Site::new("bad id", "wk_12345678", vec![]).validate().is_err());
+        assert!(Site::new("bad id", "wk_12345678", vec![])
+            .validate()
+            .is_err());
         assert!(shop(&["https://shop.example"]).validate().is_ok());
     }
 

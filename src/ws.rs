@@ -28,7 +28,11 @@ pub fn config(limits: &Limits) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(limits.ws_read_buffer_bytes)
         .write_buffer_size(limits.ws_write_buffer_bytes)
-        .max_write_buffer_size(limits.ws_max_write_buffer_bytes.max(limits.ws_write_buffer_bytes + 1))
+        .max_write_buffer_size(
+            limits
+                .ws_max_write_buffer_bytes
+                .max(limits.ws_write_buffer_bytes + 1),
+        )
         .max_message_size(Some(limits.max_message_bytes))
         .max_frame_size(Some(limits.max_message_bytes))
 }
@@ -53,21 +57,26 @@ pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = warp::Rejection> +
     warp::get()
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
-        .and_then(|headers: HeaderMap, on_upgrade: Option<OnUpgrade>| async move {
-            let is_ws = header_has_token(&headers, header::CONNECTION, "upgrade")
-                && header_has_token(&headers, header::UPGRADE, "websocket")
-                && headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()) == Some(b"13");
-            let key = headers.get(header::SEC_WEBSOCKET_KEY);
-            match (is_ws, key, on_upgrade) {
-                (true, Some(key), Some(on_upgrade)) => Ok(Upgrade {
-                    accept: derive_accept_key(key.as_bytes()),
-                    on_upgrade,
-                }),
-                _ => Err(warp::reject::custom(ApiError::BadRequest(
-                    "expected a WebSocket upgrade (version 13)".into(),
-                ))),
-            }
-        })
+        .and_then(
+            |headers: HeaderMap, on_upgrade: Option<OnUpgrade>| async move {
+                let is_ws = header_has_token(&headers, header::CONNECTION, "upgrade")
+                    && header_has_token(&headers, header::UPGRADE, "websocket")
+                    && headers
+                        .get(header::SEC_WEBSOCKET_VERSION)
+                        .map(|v| v.as_bytes())
+                        == Some(b"13");
+                let key = headers.get(header::SEC_WEBSOCKET_KEY);
+                match (is_ws, key, on_upgrade) {
+                    (true, Some(key), Some(on_upgrade)) => Ok(Upgrade {
+                        accept: derive_accept_key(key.as_bytes()),
+                        on_upgrade,
+                    }),
+                    _ => Err(warp::reject::custom(ApiError::BadRequest(
+                        "expected a WebSocket upgrade (version 13)".into(),
+                    ))),
+                }
+            },
+        )
 }
 
 impl Upgrade {

@@ -114,7 +114,11 @@ impl Batcher {
                 self.metrics.duplicates.inc_by(dups);
                 self.metrics.events.inc_by(events);
                 self.live.publish(&chunks, &outcomes);
-                tracing::trace!(batches = n, ms = elapsed.as_millis() as u64, "Committed group.");
+                tracing::trace!(
+                    batches = n,
+                    ms = elapsed.as_millis() as u64,
+                    "Committed group."
+                );
             }
             Err(e) => {
                 self.metrics.commit_failures.inc();

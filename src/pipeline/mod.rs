@@ -72,4 +72,9 @@ impl Pipeline {
     pub fn queued(&self) -> usize {
         self.tx.len()
     }
+
+    /// Bytes accepted and not yet durable (the budget in use).
+    pub fn inflight_bytes(&self) -> usize {
+        self.max_inflight - self.budget.available_permits()
+    }
 }

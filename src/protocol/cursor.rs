@@ -129,7 +129,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads the next token.
-    pub fn next(&mut self) -> Result<Token<'a>, DecodeError> {
+    pub fn token(&mut self) -> Result<Token<'a>, DecodeError> {
         let at = self.pos;
         let m = Marker::from_u8(self.u8()?);
         Ok(match m {
@@ -226,7 +226,7 @@ impl<'a> Cursor<'a> {
     /// Skips one JSON-representable value (no binary, no extensions, finite floats, string
     /// map keys), nested at most `depth` levels.
     pub fn skip_value(&mut self, depth: usize, max_str: usize) -> Result<(), DecodeError> {
-        let t = self.next()?;
+        let t = self.token()?;
         self.skip_after(t, depth, max_str)
     }
 
@@ -255,7 +255,7 @@ impl<'a> Cursor<'a> {
             }
             Token::Map(n) => {
                 for _ in 0..n {
-                    match self.next()? {
+                    match self.token()? {
                         Token::Str(s) if s.len() <= max_str => {}
                         other => {
                             return err(format!("map key is {}, not a string", other.describe()))
@@ -277,14 +277,14 @@ mod tests {
     fn reads_scalars_and_containers() {
         let bytes = rmp_serde::to_vec(&(1u8, -3i32, u64::MAX, 1.5f64, "hé", true, ())).unwrap();
         let mut c = Cursor::new(&bytes);
-        assert_eq!(c.next().unwrap(), Token::Array(7));
-        assert_eq!(c.next().unwrap(), Token::Int(1));
-        assert_eq!(c.next().unwrap(), Token::Int(-3));
-        assert_eq!(c.next().unwrap(), Token::BigUInt(u64::MAX));
-        assert_eq!(c.next().unwrap(), Token::Float(1.5));
-        assert_eq!(c.next().unwrap(), Token::Str("hé"));
-        assert_eq!(c.next().unwrap(), Token::Bool(true));
-        assert_eq!(c.next().unwrap(), Token::Nil);
+        assert_eq!(c.token().unwrap(), Token::Array(7));
+        assert_eq!(c.token().unwrap(), Token::Int(1));
+        assert_eq!(c.token().unwrap(), Token::Int(-3));
+        assert_eq!(c.token().unwrap(), Token::BigUInt(u64::MAX));
+        assert_eq!(c.token().unwrap(), Token::Float(1.5));
+        assert_eq!(c.token().unwrap(), Token::Str("hé"));
+        assert_eq!(c.token().unwrap(), Token::Bool(true));
+        assert_eq!(c.token().unwrap(), Token::Nil);
         assert_eq!(c.remaining(), 0);
     }
 
@@ -293,7 +293,7 @@ mod tests {
         // str32 of 4 GiB, array32 of 4 G elements, map32, bin32: each in a 5-byte frame.
         for marker in [0xdbu8, 0xdd, 0xdf, 0xc6] {
             let bytes = [marker, 0xff, 0xff, 0xff, 0xff];
-            assert!(Cursor::new(&bytes).next().is_err(), "marker {marker:#x}");
+            assert!(Cursor::new(&bytes).token().is_err(), "marker {marker:#x}");
         }
     }
 

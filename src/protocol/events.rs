@@ -84,7 +84,10 @@ fn schema(kind: i64) -> Option<(&'static [(&'static str, Field)], usize)> {
             2,
         ),
         CUSTOM => (&[("name", Str), ("props", Props)], 1),
-        LAYOUT => (&[("docWidth", Num), ("docHeight", Num), ("boxes", Boxes)], 3),
+        LAYOUT => (
+            &[("docWidth", Num), ("docHeight", Num), ("boxes", Boxes)],
+            3,
+        ),
         _ => return None,
     })
 }
@@ -127,9 +130,14 @@ fn malformed(e: DecodeError) -> IngestError {
 /// Validates the `ev` array at the cursor and returns its stats (GPS times still relative
 /// to `t0`, which may follow `ev` in the frame).
 pub fn validate_events(c: &mut Cursor<'_>, limits: &Limits) -> Result<ChunkStats, IngestError> {
-    let n = match c.next().map_err(malformed)? {
+    let n = match c.token().map_err(malformed)? {
         Token::Array(n) => n,
-        other => return Err(IngestError::invalid("ev", format!("is {}", other.describe()))),
+        other => {
+            return Err(IngestError::invalid(
+                "ev",
+                format!("is {}", other.describe()),
+            ))
+        }
     };
     if n > limits.max_events_per_batch {
         return Err(IngestError::BatchTooLarge(limits.max_events_per_batch));
@@ -155,7 +163,7 @@ fn validate_row(
     row: usize,
     stats: &mut ChunkStats,
 ) -> Result<(), IngestError> {
-    let len = match c.next().map_err(malformed)? {
+    let len = match c.token().map_err(malformed)? {
         Token::Array(n) if n >= 2 => n,
         other => {
             return Err(IngestError::invalid(
@@ -164,12 +172,12 @@ fn validate_row(
             ))
         }
     };
-    let kind = match c.next().map_err(malformed)? {
+    let kind = match c.token().map_err(malformed)? {
         Token::Int(k) => k,
         other => return Err(bad(row, "kind", format!("is {}", other.describe()))),
     };
     let (fields, required) = schema(kind).ok_or(IngestError::UnknownEventKind(kind))?;
-    let dt = match c.next().map_err(malformed)? {
+    let dt = match c.token().map_err(malformed)? {
         Token::Int(d) if (0..=MAX_DT_MS).contains(&d) => d,
         other => {
             return Err(bad(
@@ -198,7 +206,7 @@ fn validate_row(
         ..GpsFix::default()
     };
     for i in 0..given {
-        let t = c.next().map_err(malformed)?;
+        let t = c.token().map_err(malformed)?;
         let Some(&(name, field)) = fields.get(i) else {
             // Extra fields: any JSON-representable value within the limits.
             c.skip_after(t, limits.max_depth.saturating_sub(3), max_str)
@@ -236,12 +244,11 @@ fn validate_row(
             return Err(bad(row, name, format!("is {} ({t:?})", t.describe())));
         }
         match (kind, i, t) {
-            (PAGE, 0, Token::Str(url)) => {
+            (PAGE, 0, Token::Str(url))
                 if stats.pages.last().map(String::as_str) != Some(url)
-                    && stats.pages.len() < MAX_PAGES_PER_CHUNK
-                {
-                    stats.pages.push(url.to_owned());
-                }
+                    && stats.pages.len() < MAX_PAGES_PER_CHUNK =>
+            {
+                stats.pages.push(url.to_owned());
             }
             (GPS, _, t) => {
                 let v = t.as_f64();
@@ -271,7 +278,7 @@ fn validate_boxes(c: &mut Cursor<'_>, n: usize) -> Result<(), String> {
         return Err(format!("more than {MAX_LAYOUT_BOXES} boxes"));
     }
     for b in 0..n {
-        let len = match c.next().map_err(|e| e.0)? {
+        let len = match c.token().map_err(|e| e.0)? {
             Token::Array(len) if (5..=6).contains(&len) => len,
             other => {
                 return Err(format!(
@@ -280,18 +287,18 @@ fn validate_boxes(c: &mut Cursor<'_>, n: usize) -> Result<(), String> {
                 ))
             }
         };
-        match c.next().map_err(|e| e.0)? {
+        match c.token().map_err(|e| e.0)? {
             Token::Str(s) if s.len() <= 32 => {}
             Token::Int(_) => {}
             other => return Err(format!("box {b} role is {}", other.describe())),
         }
         for _ in 0..4 {
-            if c.next().map_err(|e| e.0)?.as_f64().is_none() {
+            if c.token().map_err(|e| e.0)?.as_f64().is_none() {
                 return Err(format!("box {b} coordinates must be numbers"));
             }
         }
         if len == 6 {
-            match c.next().map_err(|e| e.0)? {
+            match c.token().map_err(|e| e.0)? {
                 Token::Str(s) if s.len() <= 32 => {}
                 Token::Int(_) | Token::Nil => {}
                 other => return Err(format!("box {b} colour is {}", other.describe())),

@@ -83,7 +83,11 @@ pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, IngestError> {
 
 /// Decodes and validates one MessagePack client frame. `frame` is shared so that the
 /// batch's `ev` can point into it without a copy.
-pub fn decode_msgpack(frame: &Bytes, limits: &Limits, now_ms: i64) -> Result<ClientFrame, IngestError> {
+pub fn decode_msgpack(
+    frame: &Bytes,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<ClientFrame, IngestError> {
     decode_frame(frame, limits, now_ms, None)
 }
 
@@ -100,9 +104,12 @@ pub fn decode_msgpack_as(
 
 /// The HTTP fallback body `{"hello":{…},"batches":[{…},…]}` (MessagePack), split into its
 /// frames without copying.
-pub fn split_fallback_body(body: &Bytes, limits: &Limits) -> Result<(Bytes, Vec<Bytes>), IngestError> {
+pub fn split_fallback_body(
+    body: &Bytes,
+    limits: &Limits,
+) -> Result<(Bytes, Vec<Bytes>), IngestError> {
     let mut c = Cursor::new(body);
-    let entries = match c.next().map_err(malformed)? {
+    let entries = match c.token().map_err(malformed)? {
         Token::Map(n) => n,
         other => {
             return Err(IngestError::Malformed(format!(
@@ -114,28 +121,32 @@ pub fn split_fallback_body(body: &Bytes, limits: &Limits) -> Result<(Bytes, Vec<
     let mut hello = None;
     let mut batches = Vec::new();
     for _ in 0..entries {
-        let key = match c.next().map_err(malformed)? {
+        let key = match c.token().map_err(malformed)? {
             Token::Str(k) => k,
             _ => return Err(IngestError::Malformed("body keys are strings".into())),
         };
         match key {
             "hello" => {
                 let start = c.pos();
-                c.skip_value(limits.max_depth, limits.max_string_bytes).map_err(malformed)?;
+                c.skip_value(limits.max_depth, limits.max_string_bytes)
+                    .map_err(malformed)?;
                 hello = Some(body.slice(start..c.pos()));
             }
             "batches" => {
-                let n = match c.next().map_err(malformed)? {
+                let n = match c.token().map_err(malformed)? {
                     Token::Array(n) => n,
                     _ => return Err(IngestError::invalid("batches", "must be an array")),
                 };
                 for _ in 0..n {
                     let start = c.pos();
-                    c.skip_value(limits.max_depth, limits.max_string_bytes).map_err(malformed)?;
+                    c.skip_value(limits.max_depth, limits.max_string_bytes)
+                        .map_err(malformed)?;
                     batches.push(body.slice(start..c.pos()));
                 }
             }
-            _ => c.skip_value(limits.max_depth, limits.max_string_bytes).map_err(malformed)?,
+            _ => c
+                .skip_value(limits.max_depth, limits.max_string_bytes)
+                .map_err(malformed)?,
         }
     }
     if c.remaining() != 0 {
@@ -152,7 +163,7 @@ fn decode_frame(
     default_t: Option<&'static str>,
 ) -> Result<ClientFrame, IngestError> {
     let mut c = Cursor::new(frame);
-    let entries = match c.next().map_err(malformed)? {
+    let entries = match c.token().map_err(malformed)? {
         Token::Map(n) => n,
         other => {
             return Err(IngestError::Malformed(format!(
@@ -169,7 +180,7 @@ fn decode_frame(
     let mut hello = Hello::default();
     let mut sid: Option<&str> = None;
     for _ in 0..entries {
-        let key = match c.next().map_err(malformed)? {
+        let key = match c.token().map_err(malformed)? {
             Token::Str(k) => k,
             other => {
                 return Err(IngestError::Malformed(format!(
@@ -217,11 +228,17 @@ fn decode_frame(
             }
             let sid = sid.ok_or_else(|| IngestError::invalid("sid", "missing"))?;
             if !valid_id(sid, 8, 64) {
-                return Err(IngestError::invalid("sid", "must be 8-64 chars of [A-Za-z0-9_-]"));
+                return Err(IngestError::invalid(
+                    "sid",
+                    "must be 8-64 chars of [A-Za-z0-9_-]",
+                ));
             }
             if let Some(did) = &hello.did {
                 if !valid_id(did, 1, 64) {
-                    return Err(IngestError::invalid("did", "must be 1-64 chars of [A-Za-z0-9_-]"));
+                    return Err(IngestError::invalid(
+                        "did",
+                        "must be 1-64 chars of [A-Za-z0-9_-]",
+                    ));
                 }
             }
             hello.sid = sid.to_owned();
@@ -237,9 +254,13 @@ fn decode_frame(
             }
             let t0 = t0.ok_or_else(|| IngestError::invalid("t0", "missing"))?;
             if t0 < now_ms - limits.max_past_ms || t0 > now_ms + limits.max_future_ms {
-                return Err(IngestError::invalid("t0", "too far from the server's clock"));
+                return Err(IngestError::invalid(
+                    "t0",
+                    "too far from the server's clock",
+                ));
             }
-            let (start, end, mut stats) = ev.ok_or_else(|| IngestError::invalid("ev", "missing"))?;
+            let (start, end, mut stats) =
+                ev.ok_or_else(|| IngestError::invalid("ev", "missing"))?;
             if let Some(g) = stats.gps.as_mut() {
                 g.ts += t0;
             }
@@ -250,24 +271,33 @@ fn decode_frame(
                 stats,
             }))
         }
-        Some(other) => Err(IngestError::invalid("t", format!("unknown frame type {other:?}"))),
+        Some(other) => Err(IngestError::invalid(
+            "t",
+            format!("unknown frame type {other:?}"),
+        )),
         None => Err(IngestError::invalid("t", "missing")),
     }
 }
 
 fn str_field<'a>(c: &mut Cursor<'a>, name: &str) -> Result<&'a str, IngestError> {
-    match c.next().map_err(malformed)? {
+    match c.token().map_err(malformed)? {
         Token::Str(s) if s.len() <= MAX_META_BYTES => Ok(s),
-        other => Err(IngestError::invalid(name, format!("is {}", other.describe()))),
+        other => Err(IngestError::invalid(
+            name,
+            format!("is {}", other.describe()),
+        )),
     }
 }
 
 fn opt_str<'a>(c: &mut Cursor<'a>, name: &str) -> Result<Option<&'a str>, IngestError> {
-    match c.next().map_err(malformed)? {
+    match c.token().map_err(malformed)? {
         Token::Nil => Ok(None),
         Token::Str(s) if s.len() <= MAX_META_BYTES => Ok(Some(s)),
         Token::Str(_) => Err(IngestError::invalid(name, "too long")),
-        other => Err(IngestError::invalid(name, format!("is {}", other.describe()))),
+        other => Err(IngestError::invalid(
+            name,
+            format!("is {}", other.describe()),
+        )),
     }
 }
 
@@ -276,7 +306,7 @@ fn opt_meta(c: &mut Cursor<'_>, name: &str) -> Result<Option<String>, IngestErro
 }
 
 fn opt_num(c: &mut Cursor<'_>, name: &str) -> Result<Option<f64>, IngestError> {
-    match c.next().map_err(malformed)? {
+    match c.token().map_err(malformed)? {
         Token::Nil => Ok(None),
         t => t
             .as_f64()
@@ -286,7 +316,7 @@ fn opt_num(c: &mut Cursor<'_>, name: &str) -> Result<Option<f64>, IngestError> {
 }
 
 fn int_field(c: &mut Cursor<'_>, name: &str) -> Result<i64, IngestError> {
-    match c.next().map_err(malformed)? {
+    match c.token().map_err(malformed)? {
         Token::Int(i) => Ok(i),
         other => Err(IngestError::invalid(
             name,

@@ -27,8 +27,10 @@ fn code(v: &serde_json::Value) -> &'static str {
 
 #[test]
 fn hello_decodes_with_metadata() {
-    let f = decode(&json!({"t":"hello","v":1,"sid":"abcdefgh","did":"dev_1","url":"https://x/","ref":"",
-        "title":"T","vw":1280,"vh":720,"dpr":2,"tz":"Europe/Berlin","lang":"en","extra":{"a":[1]}}))
+    let f = decode(
+        &json!({"t":"hello","v":1,"sid":"abcdefgh","did":"dev_1","url":"https://x/","ref":"",
+        "title":"T","vw":1280,"vh":720,"dpr":2,"tz":"Europe/Berlin","lang":"en","extra":{"a":[1]}}),
+    )
     .unwrap();
     let ClientFrame::Hello(h) = f else { panic!() };
     assert_eq!(h.sid, "abcdefgh");
@@ -54,7 +56,9 @@ fn every_event_kind_is_accepted_and_counted() {
         [10, 18, 1280, 4000, [["block", 0, 0, 1280, 80], ["button", 10, 10, 50, 20, "#fff"]]],
         [0, 19, "https://x/b"]
     ]);
-    let ClientFrame::Batch(b) = decode(&batch(ev.clone())).unwrap() else { panic!() };
+    let ClientFrame::Batch(b) = decode(&batch(ev.clone())).unwrap() else {
+        panic!()
+    };
     assert_eq!(b.seq, 7);
     assert_eq!(b.stats.events, 13);
     assert_eq!(b.stats.clicks, 2);
@@ -80,27 +84,53 @@ fn json_frames_validate_like_msgpack_frames() {
     let back: serde_json::Value = rmp_serde::from_slice(&a.ev).unwrap();
     assert_eq!(back, json!([[1, 0, 1, 2], [2, 3, 4.5, 6, 0, "a", "b"]]));
     assert_eq!(
-        decode_json(b"{\"t\":\"batch\"", &limits(), NOW).unwrap_err().code(),
+        decode_json(b"{\"t\":\"batch\"", &limits(), NOW)
+            .unwrap_err()
+            .code(),
         "malformed_frame"
     );
-    assert_eq!(decode_json(b"{} {}", &limits(), NOW).unwrap_err().code(), "malformed_frame");
+    assert_eq!(
+        decode_json(b"{} {}", &limits(), NOW).unwrap_err().code(),
+        "malformed_frame"
+    );
 }
 
 #[test]
 fn invalid_fields_are_refused_with_their_class() {
     let cases = [
         (json!({"t":"hello","sid":"short"}), "invalid_field"),
-        (json!({"t":"hello","sid":"has space in it"}), "invalid_field"),
+        (
+            json!({"t":"hello","sid":"has space in it"}),
+            "invalid_field",
+        ),
         (json!({"t":"hello","sid":"x".repeat(65)}), "invalid_field"),
-        (json!({"t":"hello","sid":"abcdefgh","did":"a/b"}), "invalid_field"),
-        (json!({"t":"hello","v":2,"sid":"abcdefgh"}), "unsupported_version"),
+        (
+            json!({"t":"hello","sid":"abcdefgh","did":"a/b"}),
+            "invalid_field",
+        ),
+        (
+            json!({"t":"hello","v":2,"sid":"abcdefgh"}),
+            "unsupported_version",
+        ),
         (json!({"t":"hello"}), "invalid_field"),
         (json!({"t":"nope"}), "invalid_field"),
         (json!({"sid":"abcdefgh"}), "invalid_field"),
-        (json!({"t":"batch","seq":-1,"t0":NOW,"ev":[]}), "invalid_field"),
-        (json!({"t":"batch","seq":1u64<<40,"t0":NOW,"ev":[]}), "invalid_field"),
-        (json!({"t":"batch","seq":"1","t0":NOW,"ev":[]}), "invalid_field"),
-        (json!({"t":"batch","seq":1,"t0":NOW + 10*86_400_000i64,"ev":[]}), "invalid_field"),
+        (
+            json!({"t":"batch","seq":-1,"t0":NOW,"ev":[]}),
+            "invalid_field",
+        ),
+        (
+            json!({"t":"batch","seq":1u64<<40,"t0":NOW,"ev":[]}),
+            "invalid_field",
+        ),
+        (
+            json!({"t":"batch","seq":"1","t0":NOW,"ev":[]}),
+            "invalid_field",
+        ),
+        (
+            json!({"t":"batch","seq":1,"t0":NOW + 10*86_400_000i64,"ev":[]}),
+            "invalid_field",
+        ),
         (json!({"t":"batch","seq":1,"t0":0,"ev":[]}), "invalid_field"),
         (json!({"t":"batch","seq":1,"t0":NOW}), "invalid_field"),
         (batch(json!({})), "invalid_field"),
@@ -113,10 +143,16 @@ fn invalid_fields_are_refused_with_their_class() {
         (batch(json!([[5, 0, 1]])), "invalid_field"),
         (batch(json!([[8, 0, 91.0, 0.0]])), "invalid_field"),
         (batch(json!([[8, 0, 0.0, 181.0]])), "invalid_field"),
-        (batch(json!([[0, 0, "u", "t", 1, 2, 3, 4, 5, 6, 7, 8, 9]])), "invalid_field"),
+        (
+            batch(json!([[0, 0, "u", "t", 1, 2, 3, 4, 5, 6, 7, 8, 9]])),
+            "invalid_field",
+        ),
         (batch(json!([[0, 0, "x".repeat(9000)]])), "invalid_field"),
         (batch(json!([[9, 0, "n", [1]]])), "invalid_field"),
-        (batch(json!([[10, 0, 1, 1, [["block", 0, 0, 1]]]])), "invalid_field"),
+        (
+            batch(json!([[10, 0, 1, 1, [["block", 0, 0, 1]]]])),
+            "invalid_field",
+        ),
         (json!([1, 2]), "malformed_frame"),
     ];
     for (frame, want) in cases {
@@ -128,7 +164,12 @@ fn invalid_fields_are_refused_with_their_class() {
 fn oversized_batches_are_refused() {
     let mut l = limits();
     l.max_events_per_batch = 3;
-    let v = batch(json!([[1, 0, 1, 1], [1, 0, 1, 1], [1, 0, 1, 1], [1, 0, 1, 1]]));
+    let v = batch(json!([
+        [1, 0, 1, 1],
+        [1, 0, 1, 1],
+        [1, 0, 1, 1],
+        [1, 0, 1, 1]
+    ]));
     let err = decode_msgpack(&pack(&v), &l, NOW).unwrap_err();
     assert_eq!(err.code(), "batch_too_large");
     assert_eq!(err.close_code(), 1009);
@@ -137,10 +178,15 @@ fn oversized_batches_are_refused() {
 #[test]
 fn non_finite_numbers_are_refused() {
     let mut bytes = pack(&batch(json!([[1, 0, 1.5, 2]]))).to_vec();
-    let at = bytes.windows(9).position(|w| w == [0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]).unwrap();
+    let at = bytes
+        .windows(9)
+        .position(|w| w == [0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0])
+        .unwrap();
     bytes[at + 1..at + 9].copy_from_slice(&f64::NAN.to_be_bytes());
     assert_eq!(
-        decode_msgpack(&Bytes::from(bytes), &limits(), NOW).unwrap_err().code(),
+        decode_msgpack(&Bytes::from(bytes), &limits(), NOW)
+            .unwrap_err()
+            .code(),
         "invalid_field"
     );
 }
@@ -150,27 +196,40 @@ fn trailing_bytes_and_deep_nesting_are_malformed() {
     let mut bytes = pack(&json!({"t":"hello","sid":"abcdefgh"})).to_vec();
     bytes.push(0xc0);
     assert_eq!(
-        decode_msgpack(&Bytes::from(bytes), &limits(), NOW).unwrap_err().code(),
+        decode_msgpack(&Bytes::from(bytes), &limits(), NOW)
+            .unwrap_err()
+            .code(),
         "malformed_frame"
     );
     let mut deep = json!(1);
     for _ in 0..40 {
         deep = json!([deep]);
     }
-    assert_eq!(code(&json!({"t":"hello","sid":"abcdefgh","x":deep})), "malformed_frame");
-    assert_eq!(code(&batch(json!([[9, 0, "n", {"a": deep}]]))), "invalid_field");
+    assert_eq!(
+        code(&json!({"t":"hello","sid":"abcdefgh","x":deep})),
+        "malformed_frame"
+    );
+    assert_eq!(
+        code(&batch(json!([[9, 0, "n", {"a": deep}]]))),
+        "invalid_field"
+    );
 }
 
 #[test]
 fn server_frames_encode_as_maps_in_both_encodings() {
     let ack = ServerFrame::Ack { seq: 7 };
-    let j: serde_json::Value = serde_json::from_slice(&ack.encode(Encoding::Json).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_slice(&ack.encode(Encoding::Json).unwrap()).unwrap();
     assert_eq!(j, json!({"t":"ack","seq":7}));
     let m: serde_json::Value =
         rmp_serde::from_slice(&ack.encode(Encoding::MsgPack).unwrap()).unwrap();
     assert_eq!(m, json!({"t":"ack","seq":7}));
-    let w = ServerFrame::Welcome { sid: "abcdefgh", acked: -1 };
-    let m: serde_json::Value = rmp_serde::from_slice(&w.encode(Encoding::MsgPack).unwrap()).unwrap();
+    let w = ServerFrame::Welcome {
+        sid: "abcdefgh",
+        acked: -1,
+    };
+    let m: serde_json::Value =
+        rmp_serde::from_slice(&w.encode(Encoding::MsgPack).unwrap()).unwrap();
     assert_eq!(m, json!({"t":"welcome","sid":"abcdefgh","acked":-1}));
 }
 
@@ -189,7 +248,10 @@ fn random_bytes_never_panic() {
         let _ = decode_msgpack(&Bytes::from(bytes.clone()), &limits(), NOW);
         let _ = decode_json(&bytes, &limits(), NOW);
     }
-    let valid = pack(&batch(json!([[2, 9, 10, 20, 0, "#b", "Buy"], [8, 1, 1.0, 2.0]])));
+    let valid = pack(&batch(json!([
+        [2, 9, 10, 20, 0, "#b", "Buy"],
+        [8, 1, 1.0, 2.0]
+    ])));
     for cut in 0..valid.len() {
         assert!(decode_msgpack(&valid.slice(..cut), &limits(), NOW).is_err());
     }

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::summary::{advance_acked, Device, SessionSummary};
-use super::{ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk};
+use super::{
+    ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
+};
 use crate::error::StoreError;
 
 const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chunks");
@@ -126,7 +128,9 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
             let key = (site, sid, c.seq);
             let is_new = chunk_t.get(key).map_err(unavailable)?.is_none();
             if is_new {
-                chunk_t.insert(key, encode_chunk(c).as_slice()).map_err(unavailable)?;
+                chunk_t
+                    .insert(key, encode_chunk(c).as_slice())
+                    .map_err(unavailable)?;
             }
             stored.push(is_new);
             let t = match touched.entry((site, sid)) {
@@ -172,7 +176,9 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
                 if let Some(old) = t.old_order {
                     order_t.remove((old, *site, *sid)).map_err(unavailable)?;
                 }
-                order_t.insert((order, *site, *sid), ()).map_err(unavailable)?;
+                order_t
+                    .insert((order, *site, *sid), ())
+                    .map_err(unavailable)?;
             }
             sess_t
                 .insert((*site, *sid), encode(&t.summary)?.as_slice())
@@ -185,7 +191,9 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
                 None => None,
             };
             let d = d.newer(prev);
-            dev_t.insert((site, did), encode(&d)?.as_slice()).map_err(unavailable)?;
+            dev_t
+                .insert((site, did), encode(&d)?.as_slice())
+                .map_err(unavailable)?;
         }
     }
     txn.commit().map_err(unavailable)?;
@@ -307,7 +315,10 @@ impl Store for EmbeddedStore {
             let txn = db.begin_read().map_err(unavailable)?;
             let t = txn.open_table(CHUNKS).map_err(unavailable)?;
             let range = t
-                .range((site.as_str(), sid.as_str(), from_seq)..=(site.as_str(), sid.as_str(), u64::MAX))
+                .range(
+                    (site.as_str(), sid.as_str(), from_seq)
+                        ..=(site.as_str(), sid.as_str(), u64::MAX),
+                )
                 .map_err(unavailable)?;
             let mut out = Vec::with_capacity(limit.min(1024));
             for entry in range.take(limit) {

@@ -124,8 +124,11 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, site: &str, sid: &str) -> Result<Option<SessionSummary>, StoreError>;
 
     /// Sessions newest first (by last activity), filtered, one page.
-    async fn list_sessions(&self, query: &SessionQuery, limit: usize)
-        -> Result<SessionPage, StoreError>;
+    async fn list_sessions(
+        &self,
+        query: &SessionQuery,
+        limit: usize,
+    ) -> Result<SessionPage, StoreError>;
 
     /// Up to `limit` chunks of a session with `seq >= from_seq`, in seq order.
     async fn read_chunks(

@@ -87,7 +87,12 @@ impl SessionSummary {
             self.did.clone_from(&chunk.meta.hello.did);
         }
         if self.url.is_none() {
-            self.url = chunk.meta.hello.url.clone().or_else(|| s.pages.first().cloned());
+            self.url = chunk
+                .meta
+                .hello
+                .url
+                .clone()
+                .or_else(|| s.pages.first().cloned());
         }
         let hello_url = chunk.meta.hello.url.iter();
         for url in hello_url.chain(s.pages.iter()) {

@@ -1,0 +1,317 @@
+//! Each error class of DESIGN.md ends the socket with its `error` frame and close code, and
+//! the server keeps serving everyone else.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+/// After a bad client, a good one still gets its acks.
+async fn still_serves(s: &TestServer, sid: &str) {
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, sid).await;
+    ws.send(pack(&batch(0, moves(0)))).await.unwrap();
+    assert_eq!(await_ack(&mut ws, 0).await, 0);
+}
+
+#[tokio::test]
+async fn each_error_class_gets_its_code_and_close() {
+    let s = TestServer::start().await;
+
+    // Wrong key: upgraded, then told why (so the snippet can stop retrying).
+    let mut ws = s.connect("wk_not_a_key").await;
+    expect_error(&mut ws, "bad_key", 1008).await;
+
+    // A batch before hello.
+    let mut ws = s.connect(KEY).await;
+    ws.send(pack(&batch(0, moves(0)))).await.unwrap();
+    expect_error(&mut ws, "hello_required", 1008).await;
+
+    // A second hello.
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_err_hh1").await;
+    ws.send(pack(&hello("sess_err_hh1"))).await.unwrap();
+    expect_error(&mut ws, "unexpected_hello", 1008).await;
+
+    // Random bytes, JSON garbage, invalid UTF-8 in a text frame.
+    let mut ws = s.connect(KEY).await;
+    ws.send(Message::Binary(Bytes::from_static(&[
+        0xc1, 0xff, 0x00, 0x13,
+    ])))
+    .await
+    .unwrap();
+    expect_error(&mut ws, "malformed_frame", 1007).await;
+    let mut ws = s.connect(KEY).await;
+    ws.send(Message::Text("{\"t\":\"hello\",".into()))
+        .await
+        .unwrap();
+    expect_error(&mut ws, "malformed_frame", 1007).await;
+
+    // Invalid fields: sid alphabet, seq sign, t0 far away, wrong types.
+    let cases = [
+        json!({"t":"hello","sid":"bad sid!"}),
+        json!({"t":"hello","sid":"abc"}),
+    ];
+    for frame in cases {
+        let mut ws = s.connect(KEY).await;
+        ws.send(pack(&frame)).await.unwrap();
+        expect_error(&mut ws, "invalid_field", 1007).await;
+    }
+    let bad_batches = [
+        json!({"t":"batch","seq":-1,"t0":now_ms(),"ev":[]}),
+        json!({"t":"batch","seq":1u64 << 40,"t0":now_ms(),"ev":[]}),
+        json!({"t":"batch","seq":0,"t0":now_ms() + 86_400_000 * 30,"ev":[]}),
+        json!({"t":"batch","seq":0,"t0":now_ms(),"ev":[[1, 0, "x", "y"]]}),
+        json!({"t":"batch","seq":0,"t0":now_ms(),"ev":"nope"}),
+    ];
+    for frame in bad_batches {
+        let mut ws = s.connect(KEY).await;
+        open(&mut ws, "sess_err_bb1").await;
+        ws.send(pack(&frame)).await.unwrap();
+        expect_error(&mut ws, "invalid_field", 1007).await;
+    }
+
+    // Unknown event kind and unsupported version.
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_err_kind").await;
+    ws.send(pack(&batch(0, json!([[42, 0, 1]])))).await.unwrap();
+    expect_error(&mut ws, "unknown_event_kind", 1007).await;
+    let mut ws = s.connect(KEY).await;
+    ws.send(pack(&json!({"t":"hello","v":9,"sid":"sess_err_ver"})))
+        .await
+        .unwrap();
+    expect_error(&mut ws, "unsupported_version", 1007).await;
+
+    // Too large: a 2 MiB frame (limit 512 KiB), and too many events in one batch.
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_err_big").await;
+    let _ = ws
+        .send(Message::Binary(Bytes::from(vec![0u8; 2 << 20])))
+        .await;
+    expect_error(&mut ws, "frame_too_large", 1009).await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_err_many").await;
+    let many: Vec<_> = (0..5001).map(|i| json!([1, 0, i, 1])).collect();
+    ws.send(pack(&batch(0, json!(many)))).await.unwrap();
+    expect_error(&mut ws, "batch_too_large", 1009).await;
+
+    // A length prefix that promises 4 GiB.
+    let mut ws = s.connect(KEY).await;
+    ws.send(Message::Binary(Bytes::from_static(&[
+        0x81, 0xa1, b't', 0xdb, 0xff, 0xff, 0xff, 0xff,
+    ])))
+    .await
+    .unwrap();
+    expect_error(&mut ws, "malformed_frame", 1007).await;
+
+    still_serves(&s, "sess_err_after").await;
+    assert!(
+        s.metric("spoor_ingest_errors_total{code=\"bad_key\"}")
+            .await
+            >= 1.0
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_before_the_upgrade() {
+    let s = TestServer::start().await;
+    for origin in [
+        "https://evil.example",
+        "null",
+        "https://shop.example.evil.example",
+        "http://shop.example",
+        "https://shop.example:8443",
+    ] {
+        let err = s
+            .connect_with_origin(SHOP_KEY, Some(origin))
+            .await
+            .unwrap_err();
+        match err {
+            tokio_tungstenite::tungstenite::Error::Http(res) => {
+                assert_eq!(res.status(), 403, "{origin}")
+            }
+            other => panic!("{origin}: expected HTTP 403, got {other:?}"),
+        }
+    }
+    let mut ws = s
+        .connect_with_origin(SHOP_KEY, Some("https://shop.example"))
+        .await
+        .unwrap();
+    open(&mut ws, "sess_origin_ok").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn hello_timeout_closes_a_silent_socket() {
+    let s = TestServer::start_with(|c| c.limits.hello_timeout_ms = 300).await;
+    let mut ws = s.connect(KEY).await;
+    expect_error(&mut ws, "hello_timeout", 1008).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn idle_timeout_closes_a_quiet_session() {
+    let s = TestServer::start_with(|c| c.limits.idle_timeout_ms = 300).await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_idle_01").await;
+    expect_error(&mut ws, "idle_timeout", 1000).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_abrupt_disconnect_loses_nothing_acked() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_abrupt1").await;
+    for seq in 0..20 {
+        ws.send(pack(&batch(seq, moves(seq)))).await.unwrap();
+    }
+    let acked = await_ack(&mut ws, 0).await;
+    // Drop the TCP connection without a close handshake.
+    drop(ws);
+    let mut ws = s.connect(KEY).await;
+    let after = open(&mut ws, "sess_abrupt1").await;
+    assert!(
+        after >= acked,
+        "welcome {after} covers the ack {acked} seen before"
+    );
+    let stored = s.events("test", "sess_abrupt1").await.len() as i64;
+    assert!(stored > after, "{stored} chunks stored, {after} acked");
+    still_serves(&s, "sess_abrupt2").await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn read_endpoints_need_the_read_token() {
+    let s = TestServer::start().await;
+    for (auth, want) in [
+        (None, 401),
+        (Some("Bearer wrong"), 401),
+        (Some(format!("Bearer {KEY}").as_str()), 401),
+        (Some(format!("Bearer {TOKEN}").as_str()), 200),
+    ] {
+        for path in [
+            "/api/sessions",
+            "/api/devices",
+            "/api/sessions/abcdefgh?site=test",
+        ] {
+            let headers: Vec<(&str, &str)> =
+                auth.map(|a| ("authorization", a)).into_iter().collect();
+            let (status, _, body) = http(s.addr, "GET", path, &headers, Bytes::new()).await;
+            let want = if want == 200 && path.contains("abcdefgh") {
+                404
+            } else {
+                want
+            };
+            assert_eq!(status, want, "{path} with {auth:?}");
+            if status == 401 {
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(v["error"], "unauthorized");
+            }
+        }
+    }
+    let (status, _, _) = http(
+        s.addr,
+        "GET",
+        &format!("/api/sessions?token={TOKEN}"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = http(
+        s.addr,
+        "GET",
+        &format!("/api/sessions?token={KEY}"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn http_fallback_stores_once_and_answers_when_durable() {
+    let s = TestServer::start().await;
+    let body = json!({
+        "hello": {"sid": "sess_http_01", "url": "https://shop.example/"},
+        "batches": [batch(0, moves(0)), {"seq": 1, "t0": now_ms(), "ev": moves(1)}]
+    });
+    let post = |body: Bytes, ct: &'static str, key: &'static str, origin: Option<&'static str>| {
+        let addr = s.addr;
+        async move {
+            let mut h = vec![("content-type", ct)];
+            if let Some(o) = origin {
+                h.push(("origin", o));
+            }
+            let (st, headers, b) =
+                http(addr, "POST", &format!("/v1/batch?key={key}"), &h, body).await;
+            (
+                st,
+                headers,
+                serde_json::from_slice::<serde_json::Value>(&b).unwrap(),
+            )
+        }
+    };
+    let json_body = Bytes::from(body.to_string());
+    let (st, _, v) = post(json_body.clone(), "text/plain;charset=UTF-8", KEY, None).await;
+    assert_eq!((st, v), (200, json!({"acked": 1})));
+    // The same beacon again (a retry): acked, stored once.
+    let (st, _, v) = post(json_body.clone(), "application/json", KEY, None).await;
+    assert_eq!((st, v), (200, json!({"acked": 1})));
+    assert_eq!(s.events("test", "sess_http_01").await.len(), 2);
+    // MessagePack, continuing the same session.
+    let mp = json!({"hello": {"sid": "sess_http_01"}, "batches": [batch(2, moves(2))]});
+    let (st, _, v) = post(
+        Bytes::from(rmp_serde::to_vec_named(&mp).unwrap()),
+        "application/msgpack",
+        KEY,
+        None,
+    )
+    .await;
+    assert_eq!((st, v), (200, json!({"acked": 2})));
+    // Wrong key, foreign origin, invalid batch.
+    let (st, _, v) = post(json_body.clone(), "application/json", "wk_nope_nope", None).await;
+    assert_eq!((st, v["error"].as_str()), (401, Some("bad_key")));
+    let (st, _, v) = post(
+        json_body.clone(),
+        "application/json",
+        SHOP_KEY,
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!((st, v["error"].as_str()), (403, Some("origin_not_allowed")));
+    let bad = json!({"hello": {"sid": "sess_http_02"}, "batches": [batch(0, json!([[77, 0]]))]});
+    let (st, _, v) = post(Bytes::from(bad.to_string()), "application/json", KEY, None).await;
+    assert_eq!((st, v["error"].as_str()), (400, Some("unknown_event_kind")));
+    // An allowed origin gets CORS headers so a page's beacon succeeds.
+    let shop = json!({"hello": {"sid": "sess_http_03"}, "batches": [batch(0, moves(0))]});
+    let (st, headers, _) = post(
+        Bytes::from(shop.to_string()),
+        "text/plain",
+        SHOP_KEY,
+        Some("https://shop.example"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    // Bodies over the limit are refused.
+    let (st, _, _) = http(
+        s.addr,
+        "POST",
+        &format!("/v1/batch?key={KEY}"),
+        &[("content-type", "application/json")],
+        Bytes::from(vec![b' '; 600 * 1024]),
+    )
+    .await;
+    assert_eq!(st, 413);
+    s.stop().await;
+}

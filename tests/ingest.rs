@@ -1,0 +1,314 @@
+//! Protocol v1 over the real WebSocket: round trips, acks, dedupe, reconnects, restarts.
+
+mod common;
+
+use common::*;
+use futures_util::SinkExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn msgpack_batches_are_acked_and_replayed_exactly() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    assert_eq!(open(&mut ws, "sess_mp_0001").await, -1);
+    let sent: Vec<Value> = (0..3).map(|seq| batch(seq, moves(seq))).collect();
+    for b in &sent {
+        ws.send(pack(b)).await.unwrap();
+    }
+    assert_eq!(await_ack(&mut ws, 2).await, 2);
+
+    let events = s.events("test", "sess_mp_0001").await;
+    assert_eq!(events.len(), 3);
+    for (got, want) in events.iter().zip(&sent) {
+        assert_eq!(got["seq"], want["seq"]);
+        assert_eq!(got["t0"], want["t0"]);
+        assert_eq!(got["ev"], want["ev"], "ev exactly as sent");
+        assert!(got["rx"].as_i64().unwrap() >= want["t0"].as_i64().unwrap() - 1000);
+    }
+    let summary = s.get_json("/api/sessions/sess_mp_0001?site=test").await;
+    assert_eq!(summary["batches"], 3);
+    assert_eq!(summary["events"], 9);
+    assert_eq!(summary["clicks"], 3);
+    assert_eq!(summary["acked"], 2);
+    assert_eq!(summary["url"], "https://shop.example/");
+    assert_eq!(summary["ua"], "spoor-test/1");
+    assert_eq!(summary["vw"], 1280.0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn json_frames_get_json_answers() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    ws.send(Message::Text(hello("sess_json_01").to_string().into()))
+        .await
+        .unwrap();
+    match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws)).await {
+        Ok(Some(Ok(Message::Text(t)))) => {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            assert_eq!(v, json!({"t":"welcome","sid":"sess_json_01","acked":-1}));
+        }
+        other => panic!("expected a JSON welcome, got {other:?}"),
+    }
+    let b = batch(
+        0,
+        json!([[0, 0, "https://shop.example/a", "A"], [1, 5, 1.5, 2]]),
+    );
+    ws.send(Message::Text(b.to_string().into())).await.unwrap();
+    match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws)).await {
+        Ok(Some(Ok(Message::Text(t)))) => assert_eq!(t.as_str(), r#"{"t":"ack","seq":0}"#),
+        other => panic!("expected a JSON ack, got {other:?}"),
+    }
+    let events = s.events("test", "sess_json_01").await;
+    assert_eq!(events[0]["ev"], b["ev"]);
+    // Switching encoding mid-socket switches the answers too.
+    ws.send(pack(&batch(1, moves(1)))).await.unwrap();
+    match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws)).await {
+        Ok(Some(Ok(Message::Binary(_)))) => {}
+        other => panic!("expected a MessagePack ack, got {other:?}"),
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_resent_batch_is_acked_and_stored_once() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_dup_001").await;
+    let b0 = batch(0, moves(0));
+    let b1 = batch(1, moves(1));
+    ws.send(pack(&b0)).await.unwrap();
+    ws.send(pack(&b1)).await.unwrap();
+    await_ack(&mut ws, 1).await;
+    // Resend both on the same socket, then on a new one.
+    ws.send(pack(&b1)).await.unwrap();
+    assert_eq!(await_ack(&mut ws, 1).await, 1);
+    drop(ws);
+    let mut ws = s.connect(KEY).await;
+    assert_eq!(open(&mut ws, "sess_dup_001").await, 1);
+    ws.send(pack(&b0)).await.unwrap();
+    assert_eq!(await_ack(&mut ws, 0).await, 1);
+    let events = s.events("test", "sess_dup_001").await;
+    assert_eq!(events.len(), 2, "stored once");
+    let summary = s.get_json("/api/sessions/sess_dup_001?site=test").await;
+    assert_eq!(summary["batches"], 2);
+    assert_eq!(summary["events"], 6);
+    assert!(s.metric("spoor_batches_duplicate_total").await >= 2.0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn acks_are_cumulative_and_wait_for_gaps() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_gap_001").await;
+    ws.send(pack(&batch(0, moves(0)))).await.unwrap();
+    assert_eq!(await_ack(&mut ws, 0).await, 0);
+    // seq 2 before seq 1: stored, but the cumulative ack cannot pass the gap.
+    ws.send(pack(&batch(2, moves(2)))).await.unwrap();
+    ws.send(pack(&batch(1, moves(1)))).await.unwrap();
+    assert_eq!(await_ack(&mut ws, 2).await, 2);
+    let seqs: Vec<i64> = s
+        .events("test", "sess_gap_001")
+        .await
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![0, 1, 2], "replay is in seq order");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn replay_streams_long_sessions_in_order_in_both_formats() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_long_01").await;
+    // More than one replay page (256 chunks).
+    let n = 600u64;
+    for seq in 0..n {
+        ws.send(pack(&batch(seq, moves(seq)))).await.unwrap();
+    }
+    await_ack(&mut ws, n as i64 - 1).await;
+    let events = s.events("test", "sess_long_01").await;
+    assert_eq!(events.len(), n as usize);
+    for (i, c) in events.iter().enumerate() {
+        assert_eq!(c["seq"], i as u64);
+        assert_eq!(c["ev"], moves(i as u64));
+    }
+    let (status, body) = s
+        .get("/api/sessions/sess_long_01/events?site=test&format=msgpack")
+        .await;
+    assert_eq!(status, 200);
+    let mut rd = &body[..];
+    let mut count = 0;
+    while !rd.is_empty() {
+        let mut de = rmp_serde::Deserializer::new(&mut rd);
+        let c: Value = serde::Deserialize::deserialize(&mut de).unwrap();
+        assert_eq!(c["seq"], count);
+        assert_eq!(c["ev"], moves(count));
+        count += 1;
+    }
+    assert_eq!(count, n);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_server_on_the_same_data_has_every_acked_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(tmp.path(), |_| {}, None).await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_rest_01").await;
+    for seq in 0..50 {
+        ws.send(pack(&batch(seq, moves(seq)))).await.unwrap();
+    }
+    await_ack(&mut ws, 49).await;
+    drop(ws);
+    s.stop().await;
+
+    let s = TestServer::start_in(tmp.path(), |_| {}, None).await;
+    let mut ws = s.connect(KEY).await;
+    assert_eq!(open(&mut ws, "sess_rest_01").await, 49);
+    let events = s.events("test", "sess_rest_01").await;
+    assert_eq!(events.len(), 50);
+    ws.send(pack(&batch(50, moves(50)))).await.unwrap();
+    assert_eq!(await_ack(&mut ws, 50).await, 50);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_list_filters_and_pages() {
+    let s = TestServer::start().await;
+    for (i, sid) in ["list_sess_a", "list_sess_b", "list_sess_c"]
+        .iter()
+        .enumerate()
+    {
+        let mut ws = s.connect(KEY).await;
+        open(&mut ws, sid).await;
+        let url = format!("https://shop.example/page{i}");
+        let b = json!({"t":"batch","seq":0,"t0":now_ms() + i as i64 * 1000,
+            "ev":[[0, 0, url, "P"], [1, 10, 1, 1]]});
+        ws.send(pack(&b)).await.unwrap();
+        await_ack(&mut ws, 0).await;
+    }
+    let all = s.get_json("/api/sessions?site=test").await;
+    let sids: Vec<&str> = all["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sids,
+        vec!["list_sess_c", "list_sess_b", "list_sess_a"],
+        "newest first"
+    );
+    assert_eq!(all["next"], Value::Null);
+
+    let page1 = s.get_json("/api/sessions?site=test&limit=2").await;
+    assert_eq!(page1["sessions"].as_array().unwrap().len(), 2);
+    let next = page1["next"].as_str().unwrap().to_owned();
+    let page2 = s
+        .get_json(&format!("/api/sessions?site=test&limit=2&after={next}"))
+        .await;
+    assert_eq!(page2["sessions"][0]["sid"], "list_sess_a");
+
+    let by_url = s.get_json("/api/sessions?site=test&url=page1").await;
+    assert_eq!(by_url["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(by_url["sessions"][0]["sid"], "list_sess_b");
+    assert_eq!(
+        by_url["sessions"][0]["pages"],
+        json!(["https://shop.example/", "https://shop.example/page1"])
+    );
+
+    let other_site = s.get_json("/api/sessions?site=shop").await;
+    assert!(other_site["sessions"].as_array().unwrap().is_empty());
+
+    let b_last = all["sessions"][1]["last"].as_i64().unwrap();
+    let until = s
+        .get_json(&format!("/api/sessions?site=test&until={b_last}"))
+        .await;
+    assert_eq!(until["sessions"][0]["sid"], "list_sess_b");
+    let since = s
+        .get_json(&format!("/api/sessions?site=test&since={b_last}"))
+        .await;
+    assert_eq!(since["sessions"].as_array().unwrap().len(), 2);
+
+    let (status, _) = s.get("/api/sessions?after=garbage").await;
+    assert_eq!(status, 400);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn gps_events_update_the_device_position() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    ws.send(pack(
+        &json!({"t":"hello","sid":"sess_gps_001","did":"phone_7"}),
+    ))
+    .await
+    .unwrap();
+    recv(&mut ws).await.unwrap();
+    let b = batch(
+        0,
+        json!([
+            [8, 0, 52.52, 13.40, 5.0],
+            [8, 1000, 52.53, 13.41, 4.0, 30.0, 1.2, 90.0]
+        ]),
+    );
+    ws.send(pack(&b)).await.unwrap();
+    await_ack(&mut ws, 0).await;
+    let d = s.get_json("/api/devices?site=test").await;
+    let dev = &d["devices"][0];
+    assert_eq!(dev["did"], "phone_7");
+    assert_eq!(dev["lat"], 52.53);
+    assert_eq!(dev["lon"], 13.41);
+    assert_eq!(dev["speed_mps"], 1.2);
+    assert_eq!(dev["source"], "snippet");
+    assert_eq!(dev["ts"], b["t0"].as_i64().unwrap() + 1000);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn live_follow_sends_stored_then_new_batches() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_live_01").await;
+    ws.send(pack(&batch(0, moves(0)))).await.unwrap();
+    await_ack(&mut ws, 0).await;
+
+    let url = format!(
+        "ws://{}/api/sessions/sess_live_01/live?site=test&token={TOKEN}",
+        s.addr
+    );
+    let (mut viewer, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let first = recv(&mut viewer).await.unwrap();
+    assert_eq!(first["seq"], 0);
+    assert_eq!(first["ev"], moves(0));
+    ws.send(pack(&batch(1, moves(1)))).await.unwrap();
+    let second = recv(&mut viewer).await.unwrap();
+    assert_eq!(second["seq"], 1);
+    assert_eq!(second["ev"], moves(1));
+
+    let unauth = format!("ws://{}/api/sessions/sess_live_01/live?site=test", s.addr);
+    assert!(tokio_tungstenite::connect_async(unauth).await.is_err());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_and_health_answer() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_metr_01").await;
+    ws.send(pack(&batch(0, moves(0)))).await.unwrap();
+    await_ack(&mut ws, 0).await;
+    assert_eq!(s.metric("spoor_events_ingested_total").await, 3.0);
+    assert_eq!(s.metric("spoor_batches_ingested_total").await, 1.0);
+    assert_eq!(s.metric("spoor_sessions_open").await, 1.0);
+    assert!(s.metric("spoor_commit_seconds_count").await >= 1.0);
+    let (st, _, _) = http(s.addr, "GET", "/healthz", &[], Default::default()).await;
+    assert_eq!(st, 200);
+    let (st, _, _) = http(s.addr, "GET", "/readyz", &[], Default::default()).await;
+    assert_eq!(st, 200);
+    s.stop().await;
+}
