@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
@@ -317,29 +318,24 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .into_response()
     });
 
-    ingest_ws
-        .or(batch_post)
-        .unify()
-        .or(batch_preflight)
-        .unify()
-        .or(events)
-        .unify()
-        .or(live)
-        .unify()
-        .or(session)
-        .unify()
-        .or(sessions)
-        .unify()
-        .or(devices)
-        .unify()
-        .or(healthz)
-        .unify()
-        .or(readyz)
-        .unify()
-        .or(metrics)
-        .unify()
-        .or(index)
-        .unify()
+    // Each route is boxed: it keeps the composed type shallow enough for the compiler and
+    // costs one dynamic call per route tried.
+    let routes: [BoxedFilter<(Response,)>; 11] = [
+        ingest_ws.boxed(),
+        batch_post.boxed(),
+        batch_preflight.boxed(),
+        events.boxed(),
+        live.boxed(),
+        session.boxed(),
+        sessions.boxed(),
+        devices.boxed(),
+        healthz.boxed(),
+        readyz.boxed(),
+        metrics.boxed(),
+    ];
+    routes
+        .into_iter()
+        .fold(index.boxed(), |acc, r| acc.or(r).unify().boxed())
         .recover(recover)
         .unify()
 }
