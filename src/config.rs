@@ -167,6 +167,24 @@ impl PipelineConfig {
     }
 }
 
+/// Settings of the embedded store.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// redb's page cache. Its 1 GiB default shows up as ~770 MB of RSS after ten seconds
+    /// of full ingest load; 64 MiB holds the hot B-tree pages (recent chunks, sessions) and
+    /// measured the same throughput (docs/benchmarks.md).
+    pub cache_bytes: usize,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// The TOML file; every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,6 +198,8 @@ pub struct FileConfig {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub pipeline: Option<PipelineConfig>,
+    #[serde(default)]
+    pub embedded: Option<EmbeddedConfig>,
 }
 
 impl FileConfig {
@@ -221,6 +241,7 @@ pub struct Config {
     pub read_token: String,
     pub limits: Limits,
     pub pipeline: PipelineConfig,
+    pub embedded: EmbeddedConfig,
 }
 
 impl Config {
@@ -233,6 +254,7 @@ impl Config {
             read_token: read_token.into(),
             limits: Limits::default(),
             pipeline: PipelineConfig::default(),
+            embedded: EmbeddedConfig::default(),
         }
     }
 
@@ -271,6 +293,7 @@ impl Config {
                 read_token,
                 limits: file.limits.unwrap_or_default(),
                 pipeline: file.pipeline.unwrap_or_default(),
+                embedded: file.embedded.unwrap_or_default(),
             },
             generated,
         ))

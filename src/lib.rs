@@ -69,7 +69,7 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let store = store::open(&config.store).await?;
+    let store = store::open(&config).await?;
     serve(listener, config, store, shutdown).await
 }
 

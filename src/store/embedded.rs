@@ -49,10 +49,18 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `DIR/spoor.redb`.
+    /// Opens (or creates) `DIR/spoor.redb` with the default page cache.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, crate::config::EmbeddedConfig::default().cache_bytes)
+    }
+
+    /// Opens (or creates) `DIR/spoor.redb` with a page cache of `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let db = Database::create(dir.join("spoor.redb")).map_err(unavailable)?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(dir.join("spoor.redb"))
+            .map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(CHUNKS).map_err(unavailable)?;

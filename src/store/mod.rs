@@ -146,14 +146,17 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// Opens the store a [`StoreSpec`](crate::config::StoreSpec) names.
-pub async fn open(spec: &crate::config::StoreSpec) -> Result<Arc<dyn Store>, StoreError> {
-    match spec {
+/// Opens the store the configuration names.
+pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn Store>, StoreError> {
+    match &config.store {
         crate::config::StoreSpec::Embedded(dir) => {
             let dir = dir.clone();
-            let store = tokio::task::spawn_blocking(move || embedded::EmbeddedStore::open(&dir))
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+            let cache = config.embedded.cache_bytes;
+            let store = tokio::task::spawn_blocking(move || {
+                embedded::EmbeddedStore::open_with_cache(&dir, cache)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
             Ok(Arc::new(store))
         }
         crate::config::StoreSpec::Mongo(_) => Err(StoreError::Unavailable(
