@@ -24,6 +24,7 @@
 //! endpoint), [`metrics`], [`bench`] (the load generator).
 
 pub mod app;
+pub mod assets;
 pub mod bench;
 pub mod config;
 pub mod error;

@@ -308,6 +308,15 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             res
         });
 
+    let snippet = warp::path!("spoor.js")
+        .and(warp::get())
+        .map(crate::assets::snippet);
+
+    let demo = warp::path!("demo")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .map(|app: Arc<App>| crate::assets::demo(&app.config));
+
     let index = warp::path::end().and(warp::get()).map(|| {
         warp::reply::html(concat!(
             "<!doctype html><meta charset=utf-8><title>spoor</title>",
@@ -320,7 +329,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
 
     // Each route is boxed: it keeps the composed type shallow enough for the compiler and
     // costs one dynamic call per route tried.
-    let routes: [BoxedFilter<(Response,)>; 11] = [
+    let routes: [BoxedFilter<(Response,)>; 13] = [
+        snippet.boxed(),
+        demo.boxed(),
         ingest_ws.boxed(),
         batch_post.boxed(),
         batch_preflight.boxed(),

@@ -1,0 +1,43 @@
+// Mouse moves (sampled by time and distance), clicks (with selector and text), touches.
+
+import { on, Teardown } from '../safe';
+import { blocked, selector, text } from '../selector';
+import { Emit } from './types';
+
+export interface PointerOptions {
+  /** Least ms between two recorded moves. */
+  moveMs: number;
+  /** Least px a move must cover to be recorded. */
+  movePx: number;
+}
+
+export function pointer(emit: Emit, o: PointerOptions): Teardown {
+  let lx = -1e9;
+  let ly = -1e9;
+  let lt = 0;
+  const sample = (kind: number, x: number, y: number, t: number): void => {
+    if (t - lt >= o.moveMs && Math.abs(x - lx) + Math.abs(y - ly) >= o.movePx) {
+      lt = t;
+      lx = x;
+      ly = y;
+      emit(kind, Math.round(x), Math.round(y));
+    }
+  };
+  const offs = [
+    on(document, 'mousemove', (e: MouseEvent) => sample(1, e.clientX, e.clientY, e.timeStamp)),
+    on(document, 'touchmove', (e: TouchEvent) => {
+      const t = e.touches[0];
+      if (t) sample(7, t.clientX, t.clientY, e.timeStamp);
+    }),
+    on(document, 'touchstart', (e: TouchEvent) => {
+      const t = e.touches[0];
+      if (t) emit(7, Math.round(t.clientX), Math.round(t.clientY));
+    }),
+    on(document, 'click', (e: MouseEvent) => {
+      const el = e.target instanceof Element ? e.target : null;
+      const hidden = blocked(el);
+      emit(2, Math.round(e.clientX), Math.round(e.clientY), e.button, hidden ? null : selector(el), hidden ? null : text(el));
+    }),
+  ];
+  return () => offs.forEach((f) => f());
+}

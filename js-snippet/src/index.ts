@@ -1,0 +1,109 @@
+// spoor's browser snippet. Reads its tag, honours privacy signals when asked to, restores the
+// session from sessionStorage, starts the collectors and the transport, and replays calls
+// queued before it loaded (`spoor('event'|'identify'|'stop', …)`).
+
+import { gps } from './collectors/gps';
+import { inputs } from './collectors/input';
+import { pages } from './collectors/page';
+import { pointer } from './collectors/pointer';
+import { Emit } from './collectors/types';
+import { viewport } from './collectors/viewport';
+import { optedOut, readConfig } from './config';
+import { Outbox, Saved } from './outbox';
+import { now, on, safe, Teardown } from './safe';
+import { Transport } from './transport';
+
+type Call = [string, ...unknown[]];
+
+const w = window as any;
+const script = document.currentScript as HTMLScriptElement | null;
+
+function id(): string {
+  const a = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(a, (b) => 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'[b & 63]).join('');
+}
+
+function load(k: string): Saved | null {
+  try {
+    return JSON.parse(sessionStorage.getItem(k) || 'null');
+  } catch {
+    return null;
+  }
+}
+
+function start(): void {
+  const cfg = readConfig(script);
+  const queued: Call[] = (w.spoor && w.spoor.q) || [];
+  if (!cfg || (cfg.respectPrivacy && optedOut())) {
+    w.spoor = () => {};
+    return;
+  }
+  const store = 'spoor:' + cfg.key;
+  const saved = load(store);
+  let did: string | undefined;
+  try {
+    did = localStorage.getItem('spoor:did') || undefined;
+  } catch {
+    // Storage can be blocked; a session without a device id is fine.
+  }
+  const box = new Outbox(saved?.sid || id(), saved?.seq, saved?.unacked);
+  const persist = safe(() => sessionStorage.setItem(store, JSON.stringify(box.save())));
+  const hello = () => ({
+    sid: box.sid,
+    did,
+    url: location.href,
+    ref: document.referrer,
+    title: document.title,
+    vw: innerWidth,
+    vh: innerHeight,
+    dpr: devicePixelRatio,
+    tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    lang: navigator.language,
+  });
+  const t = new Transport(cfg.endpoint, cfg.key, hello, box, persist);
+  const emit: Emit = (kind, ...fields) => {
+    box.add(kind, fields, now());
+    if (box.pending >= cfg.batchEvents) t.flush(now());
+  };
+  const offs: Teardown[] = [
+    pages(emit),
+    pointer(emit, cfg),
+    viewport(emit, 100),
+    inputs(emit),
+    on(window, 'pagehide', () => {
+      t.beacon(now());
+      persist();
+    }),
+    on(document, 'visibilitychange', () => {
+      if (document.hidden) {
+        t.beacon(now());
+        persist();
+      }
+    }),
+  ];
+  if (cfg.gps) offs.push(gps(emit));
+  const timer = setInterval(safe(() => t.flush(now())), cfg.flushMs);
+  t.flush(now());
+
+  w.spoor = safe((cmd: string, a?: unknown, b?: unknown) => {
+    if (cmd === 'event' && typeof a === 'string') emit(9, a, b ?? null);
+    else if (cmd === 'identify' && typeof a === 'string' && /^[\w-]{1,64}$/.test(a)) {
+      did = a;
+      try {
+        localStorage.setItem('spoor:did', a);
+      } catch {
+        // Not persisted; this page still uses it.
+      }
+      emit(9, 'identify', { did: a });
+    } else if (cmd === 'stop') {
+      t.flush(now());
+      t.beacon(now());
+      clearInterval(timer);
+      offs.forEach((f) => f());
+      setTimeout(() => t.stop(), 2000);
+    }
+  });
+  queued.forEach((c) => w.spoor(...c));
+}
+
+safe(start)();
