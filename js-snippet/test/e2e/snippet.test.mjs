@@ -1,0 +1,161 @@
+// The snippet in headless Chromium against the real server, from a page on another origin.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { api, browser, page, rows, shotsDir, startPages, startSpoor, stop, tempDir, waitFor } from './harness.mjs';
+
+let spoor, pages, chrome, dir;
+const SECRET = 'secret-typed-value-4242';
+
+before(async () => {
+  dir = tempDir();
+  // The page server needs spoor's port and spoor needs the page origin: reserve the page
+  // server first (its pages read spoor.base lazily).
+  const ref = {};
+  const body = `<button id="buy" style="position:absolute;left:100px;top:100px;width:120px;height:40px">Buy now</button>
+    <input id="q" name="q" style="position:absolute;left:100px;top:200px">
+    <a id="next" href="/b.html" style="position:absolute;left:100px;top:300px">next page</a>
+    <div data-spoor-block style="position:absolute;left:400px;top:100px"><button id="acct">Account 12345</button></div>
+    <div style="height:3000px"></div>`;
+  const lazy = (title, b, attrs = '', head = '') => () => page(title, ref.base, b, attrs, head)();
+  pages = await startPages({
+    '/a.html': lazy('Page A', body),
+    '/b.html': lazy('Page B', '<button id="other" style="margin:50px">Other</button>'),
+    '/blocked.html': lazy('No sockets', body, '', '<script>window.WebSocket = function () { throw new Error("blocked by policy"); };</script>'),
+    '/private.html': lazy('Private', body, 'data-respect-privacy'),
+  });
+  spoor = await startSpoor({ dir, pageOrigin: pages.origin });
+  ref.base = spoor.base;
+  chrome = await browser();
+});
+
+after(async () => {
+  await chrome?.close();
+  await stop(spoor);
+  pages?.server.close();
+});
+
+async function sessionFor(url) {
+  return waitFor(`a session for ${url}`, async () => {
+    const list = await api(spoor.base, `/api/sessions?site=e2e&url=${encodeURIComponent(url)}`);
+    return list.sessions[0];
+  });
+}
+
+test('records a visit across two pages as one session, without typed values', async () => {
+  const ctx = await chrome.newContext({ viewport: { width: 1000, height: 700 } });
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/a.html');
+  const s = await sessionFor('/a.html');
+  for (let i = 0; i < 8; i++) await p.mouse.move(300 + i * 20, 400 + i * 5, { steps: 3 });
+  await p.click('#buy');
+  await p.click('#acct');
+  await p.click('#q');
+  await p.keyboard.type(SECRET);
+  await p.mouse.wheel(0, 600);
+  await p.waitForTimeout(300);
+  await p.click('#next');
+  await p.waitForURL('**/b.html');
+  await p.click('#other');
+  const r = await waitFor('the click on page B', async () => {
+    const r = await rows(spoor.base, 'e2e', s.sid);
+    return r.rows.some((x) => x.kind === 2 && String(x.f[3]).includes('other')) && r;
+  });
+  const summary = await api(spoor.base, `/api/sessions/${s.sid}?site=e2e`);
+  const list = await api(spoor.base, '/api/sessions?site=e2e&url=.html');
+  assert.equal(list.sessions.filter((x) => x.sid === s.sid).length, 1, 'one session');
+  assert.deepEqual(r.chunks.map((c) => c.seq), r.chunks.map((_, i) => i), 'seq continues across the navigation');
+  const pagesSeen = r.rows.filter((x) => x.kind === 0).map((x) => new URL(x.f[0]).pathname);
+  assert.deepEqual(pagesSeen, ['/a.html', '/b.html']);
+  const buy = r.rows.find((x) => x.kind === 2 && x.f[3] === '#buy');
+  assert.ok(buy, 'click on #buy');
+  assert.equal(buy.f[4], 'Buy now');
+  assert.ok(Math.abs(buy.f[0] - 160) <= 2 && Math.abs(buy.f[1] - 120) <= 2, `click at ${buy.f[0]},${buy.f[1]}`);
+  assert.ok(r.rows.filter((x) => x.kind === 1).length >= 5, 'mouse moves');
+  assert.ok(r.rows.some((x) => x.kind === 3 && x.f[1] > 0), 'scroll');
+  assert.ok(r.rows.some((x) => x.kind === 6 && x.f[0] === '#q'), 'input focus, by selector');
+  assert.ok(!r.text.includes(SECRET), 'typed text is never sent');
+  assert.ok(!JSON.stringify(summary).includes(SECRET));
+  assert.equal(summary.clicks, 5, 'buy, acct, q, next, other');
+  const blockedClick = r.rows.find((x) => x.kind === 2 && Math.abs(x.f[0] - 440) < 40 && Math.abs(x.f[1] - 110) < 15);
+  assert.ok(blockedClick, 'the click in the blocked element is recorded');
+  assert.deepEqual(blockedClick.f.slice(3), [null, null], 'but not described');
+  assert.ok(!r.text.includes('Account 12345'));
+  assert.equal(summary.acked, r.chunks.length - 1);
+  await p.screenshot({ path: shotsDir() + 'page-a-b.png' });
+  await ctx.close();
+});
+
+test('clicks made while the server is down arrive after it restarts', async () => {
+  const ctx = await chrome.newContext();
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/a.html?restart');
+  const s = await sessionFor('restart');
+  await p.click('#buy');
+  await waitFor('the first click stored', async () => (await api(spoor.base, `/api/sessions/${s.sid}?site=e2e`)).clicks === 1);
+  const port = spoor.port;
+  await stop(spoor, 'SIGKILL');
+  for (let i = 0; i < 3; i++) {
+    await p.click('#buy', { position: { x: 10 + i * 30, y: 10 } });
+    await p.waitForTimeout(150);
+  }
+  spoor = await startSpoor({ dir, port, pageOrigin: pages.origin });
+  await waitFor(
+    'all four clicks',
+    async () => (await api(spoor.base, `/api/sessions/${s.sid}?site=e2e`)).clicks === 4,
+    45_000,
+  );
+  const r = await rows(spoor.base, 'e2e', s.sid);
+  const xs = r.rows.filter((x) => x.kind === 2).map((x) => x.f[0]);
+  // Offsets are from the button's border box; its 2 px border shifts them.
+  const want = [110, 140, 170];
+  assert.equal(xs.length, 4);
+  xs.slice(1).forEach((x, i) => assert.ok(Math.abs(x - want[i]) <= 3, `click ${i} at ${x}, want ${want[i]}`));
+  await ctx.close();
+});
+
+test('a page where WebSockets fail still delivers over HTTP', async () => {
+  const ctx = await chrome.newContext();
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/blocked.html');
+  await p.click('#buy');
+  await p.click('#buy');
+  const s = await sessionFor('blocked');
+  await waitFor('two clicks over HTTP', async () => (await api(spoor.base, `/api/sessions/${s.sid}?site=e2e`)).clicks === 2);
+  await ctx.close();
+});
+
+test('Global Privacy Control is honoured when the tag asks for it', async () => {
+  const ctx = await chrome.newContext();
+  await ctx.addInitScript(() => Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true }));
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/private.html');
+  await p.click('#buy');
+  // The same browser on a page that does not ask to respect privacy is recorded, which
+  // shows the recorder was able to send.
+  await p.goto(pages.origin + '/a.html?control');
+  await sessionFor('control');
+  const list = await api(spoor.base, '/api/sessions?site=e2e&url=private');
+  assert.equal(list.sessions.length, 0, 'nothing recorded for the private page');
+  await ctx.close();
+});
+
+test('the demo page records into the demo site', async () => {
+  const ctx = await chrome.newContext({ viewport: { width: 1100, height: 700 } });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(e));
+  await p.goto(spoor.base + '/demo');
+  await p.click('#buy-chair');
+  await p.click('text=Cart');
+  await p.fill('#search', 'should not be recorded');
+  const s = await waitFor('a demo session', async () => (await api(spoor.base, '/api/sessions?site=demo')).sessions[0]);
+  const r = await waitFor('the custom event', async () => {
+    const r = await rows(spoor.base, 'demo', s.sid);
+    return r.rows.some((x) => x.kind === 9 && x.f[0] === 'add_to_cart') && r;
+  });
+  assert.ok(r.rows.some((x) => x.kind === 0 && x.f[0].endsWith('/demo#/cart')), 'SPA route change');
+  assert.ok(!r.text.includes('should not be recorded'));
+  assert.deepEqual(errors, []);
+  await p.screenshot({ path: shotsDir() + 'demo.png' });
+  await ctx.close();
+});
