@@ -11,6 +11,7 @@ use crate::app::{now_ms, App};
 use crate::error::IngestError;
 use crate::pipeline::AckState;
 use crate::protocol::{self, ClientFrame};
+use crate::signals::Tracker;
 use crate::site::Site;
 use crate::store::{ChunkWrite, SessionMeta};
 
@@ -69,8 +70,10 @@ pub async fn ingest(
         .await
         .map_err(|_| IngestError::StoreUnavailable)?;
     let state = AckState::new(acked);
+    let mut tracker = Tracker::new(&meta.hello);
     let mut submitted = 0u64;
     for b in decoded {
+        let signals = tracker.observe(b.t0, &b.stats);
         if b.seq as i64 <= acked {
             app.metrics.duplicates.inc();
             continue;
@@ -82,6 +85,7 @@ pub async fn ingest(
             rx: now,
             ev: b.ev,
             stats: b.stats,
+            signals,
         };
         app.pipeline.submit(chunk, &state).await?;
         submitted += 1;

@@ -18,6 +18,7 @@ use crate::app::{now_ms, App};
 use crate::error::IngestError;
 use crate::pipeline::AckState;
 use crate::protocol::{self, ClientFrame, Encoding, ServerFrame};
+use crate::signals::Tracker;
 use crate::site::Site;
 use crate::store::{ChunkWrite, SessionMeta};
 use crate::ws::WsStream;
@@ -217,6 +218,7 @@ async fn drive(
     .await?;
 
     let state = AckState::new(acked);
+    let mut tracker = Tracker::new(&meta.hello);
     let mut sent = acked;
     let mut submitted = 0u64;
     let idle = tokio::time::sleep(limits.idle_timeout());
@@ -247,6 +249,8 @@ async fn drive(
                     Some(ClientFrame::Hello(_)) => return Err(IngestError::UnexpectedHello.into()),
                     Some(ClientFrame::Batch(b)) => b,
                 };
+                // Resends too: they move the tracker's page and scroll along.
+                let signals = tracker.observe(batch.t0, &batch.stats);
                 if batch.seq as i64 <= state.acked() {
                     // A resend of something already durable: ack it again, store nothing.
                     app.metrics.duplicates.inc();
@@ -261,6 +265,7 @@ async fn drive(
                     rx: now_ms(),
                     ev: batch.ev,
                     stats: batch.stats,
+                    signals,
                 };
                 app.pipeline.submit(chunk, &state).await?;
                 submitted += 1;

@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod protocol;
 pub mod replay;
 pub mod routes;
+pub mod signals;
 pub mod site;
 pub mod store;
 pub mod ws;

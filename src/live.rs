@@ -60,6 +60,7 @@ impl LiveHub {
                 t0: c.t0,
                 rx: c.rx,
                 ev: c.ev.clone(),
+                rage: c.signals.rage_rows.clone(),
             });
             if tx.send(chunk).is_err() {
                 site.remove(&*c.meta.sid);

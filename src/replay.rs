@@ -53,24 +53,35 @@ pub fn encode_chunk(c: &StoredChunk, format: Format, out: &mut BytesMut) -> Resu
         Format::MsgPack => {
             let mut w = out.writer();
             let corrupt = |e: std::io::Error| StoreError::Corrupt(e.to_string());
-            rmp::encode::write_map_len(&mut w, 4).map_err(|e| corrupt(e.into()))?;
+            let fields = if c.rage.is_empty() { 4 } else { 5 };
+            rmp::encode::write_map_len(&mut w, fields).map_err(|e| corrupt(e.into()))?;
             rmp::encode::write_str(&mut w, "seq").map_err(|e| corrupt(e.into()))?;
             rmp::encode::write_uint(&mut w, c.seq).map_err(|e| corrupt(e.into()))?;
             rmp::encode::write_str(&mut w, "t0").map_err(|e| corrupt(e.into()))?;
             rmp::encode::write_sint(&mut w, c.t0).map_err(|e| corrupt(e.into()))?;
             rmp::encode::write_str(&mut w, "rx").map_err(|e| corrupt(e.into()))?;
             rmp::encode::write_sint(&mut w, c.rx).map_err(|e| corrupt(e.into()))?;
+            if !c.rage.is_empty() {
+                rmp::encode::write_str(&mut w, "rage").map_err(|e| corrupt(e.into()))?;
+                rmp::encode::write_array_len(&mut w, c.rage.len() as u32)
+                    .map_err(|e| corrupt(e.into()))?;
+                for r in &c.rage {
+                    rmp::encode::write_uint(&mut w, u64::from(*r))
+                        .map_err(|e| corrupt(e.into()))?;
+                }
+            }
             rmp::encode::write_str(&mut w, "ev").map_err(|e| corrupt(e.into()))?;
             out.extend_from_slice(&c.ev);
         }
         Format::Ndjson => {
             out.extend_from_slice(
-                format!(
-                    "{{\"seq\":{},\"t0\":{},\"rx\":{},\"ev\":",
-                    c.seq, c.t0, c.rx
-                )
-                .as_bytes(),
+                format!("{{\"seq\":{},\"t0\":{},\"rx\":{},", c.seq, c.t0, c.rx).as_bytes(),
             );
+            if !c.rage.is_empty() {
+                let rows: Vec<String> = c.rage.iter().map(u32::to_string).collect();
+                out.extend_from_slice(format!("\"rage\":[{}],", rows.join(",")).as_bytes());
+            }
+            out.extend_from_slice(b"\"ev\":");
             let mut w = out.writer();
             let mut de = rmp_serde::Deserializer::from_read_ref(&c.ev[..]);
             let mut ser = serde_json::Serializer::new(&mut w);
@@ -209,6 +220,7 @@ mod tests {
             t0: 100,
             rx: 101,
             ev: Bytes::from(ev),
+            rage: vec![],
         };
         let mut out = BytesMut::new();
         encode_chunk(&c, Format::Ndjson, &mut out).unwrap();

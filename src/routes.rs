@@ -21,6 +21,9 @@ use crate::{fallback, ingest, ws};
 
 type Query = HashMap<String, String>;
 
+/// Click points one heatmap answer carries at most (the oldest first; `truncated` says so).
+const MAX_HEATMAP_POINTS: usize = 20_000;
+
 fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
     warp::any().map(move || app.clone())
 }
@@ -188,6 +191,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                     url: q.get("url").filter(|u| !u.is_empty()).cloned(),
                     limit: parse_opt(&q, "limit")?,
                     after: q.get("after").cloned(),
+                    min_duration: parse_opt(&q, "min_duration")?,
+                    has_clicks: parse_opt(&q, "has_clicks")?,
+                    has_rage: parse_opt(&q, "has_rage")?,
                 };
                 if let Some(a) = &query.after {
                     if crate::store::SessionCursor::decode(a).is_none() {
@@ -272,6 +278,28 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             }
         });
 
+    let heatmap =
+        warp::path!("api" / "heatmap")
+            .and(warp::get())
+            .and(authorized(app.clone()))
+            .then(|app: Arc<App>, q: Query| async move {
+                let result = async {
+                let site = site_param(&app, &q)?;
+                let url = q
+                    .get("url")
+                    .filter(|u| !u.is_empty())
+                    .ok_or_else(|| ApiError::BadRequest("url: required".into()))?;
+                let points = app.store.heatmap(&site, url, MAX_HEATMAP_POINTS + 1).await?;
+                let truncated = points.len() > MAX_HEATMAP_POINTS;
+                let points = &points[..points.len().min(MAX_HEATMAP_POINTS)];
+                Ok::<_, ApiError>(json_reply(
+                    &serde_json::json!({ "url": url, "points": points, "truncated": truncated }),
+                ))
+            }
+            .await;
+                result.unwrap_or_else(|e| error_response(&e))
+            });
+
     let healthz = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::with_status("ok\n", StatusCode::OK).into_response());
@@ -329,7 +357,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
 
     // Each route is boxed: it keeps the composed type shallow enough for the compiler and
     // costs one dynamic call per route tried.
-    let routes: [BoxedFilter<(Response,)>; 13] = [
+    let routes: [BoxedFilter<(Response,)>; 14] = [
         snippet.boxed(),
         demo.boxed(),
         ingest_ws.boxed(),
@@ -340,6 +368,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         session.boxed(),
         sessions.boxed(),
         devices.boxed(),
+        heatmap.boxed(),
         healthz.boxed(),
         readyz.boxed(),
         metrics.boxed(),

@@ -312,3 +312,60 @@ async fn metrics_and_health_answer() {
     assert_eq!(st, 200);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn rage_clicks_are_counted_marked_and_heatmapped() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_rage_01").await;
+    let t0 = now_ms();
+    // A calm click, a scroll, then four clicks in 300 ms on one spot: one rage burst.
+    let ev = json!([
+        [2, 0, 500, 100, 0, "#ok", "OK"],
+        [3, 10, 0, 1000],
+        [2, 2000, 50, 60, 0, "#dead", "Pay"],
+        [2, 2100, 52, 61, 0, "#dead", "Pay"],
+        [2, 2200, 51, 59, 0, "#dead", "Pay"],
+        [2, 2300, 50, 60, 0, "#dead", "Pay"]
+    ]);
+    ws.send(pack(&json!({"t":"batch","seq":0,"t0":t0,"ev":ev})))
+        .await
+        .unwrap();
+    await_ack(&mut ws, 0).await;
+    let summary = s.get_json("/api/sessions/sess_rage_01?site=test").await;
+    assert_eq!(summary["rage_clicks"], 1);
+    assert_eq!(summary["clicks"], 5);
+    let events = s.events("test", "sess_rage_01").await;
+    assert_eq!(
+        events[0]["rage"],
+        json!([4, 5]),
+        "the clicks completing the burst are marked"
+    );
+    assert_eq!(events[0]["ev"], ev, "ev itself is untouched");
+
+    let rage = s.get_json("/api/sessions?site=test&has_rage=true").await;
+    assert_eq!(rage["sessions"][0]["sid"], "sess_rage_01");
+    let long = s
+        .get_json("/api/sessions?site=test&min_duration=999999")
+        .await;
+    assert!(long["sessions"].as_array().unwrap().is_empty());
+
+    let heat = s
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F")
+        .await;
+    let points = heat["points"].as_array().unwrap();
+    assert_eq!(points.len(), 5);
+    assert_eq!(
+        (points[0]["x"].as_f64(), points[0]["y"].as_f64()),
+        (Some(500.0), Some(100.0))
+    );
+    assert_eq!(
+        points[1]["y"], 1060.0,
+        "document coordinates: y plus scroll"
+    );
+    assert_eq!(points[1]["vw"], 1280.0);
+    assert_eq!(points.iter().filter(|p| p["rage"] == true).count(), 2);
+    let (status, _) = s.get("/api/heatmap?site=test").await;
+    assert_eq!(status, 400);
+    s.stop().await;
+}

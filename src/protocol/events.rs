@@ -28,6 +28,8 @@ const MAX_EXTRA_FIELDS: usize = 8;
 pub const MAX_LAYOUT_BOXES: usize = 2_000;
 /// Distinct page URLs one chunk reports to the session summary.
 const MAX_PAGES_PER_CHUNK: usize = 16;
+/// Page/click/scroll/resize rows one chunk reports to the signals (moves are not marks).
+const MAX_MARKS_PER_CHUNK: usize = 1_024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Field {
@@ -117,6 +119,23 @@ pub struct ChunkStats {
     pub pages: Vec<String>,
     /// The latest GPS fix in the chunk.
     pub gps: Option<GpsFix>,
+    /// Page, click, scroll and resize rows in order: what the signals (rage clicks, heatmap
+    /// points) are computed from.
+    pub marks: Vec<Mark>,
+}
+
+/// One page, click, scroll or resize row, reduced to what signals need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mark {
+    /// Index of the row in `ev`.
+    pub row: u32,
+    pub dt: i64,
+    pub kind: u8,
+    /// x and y (click), scrollX and scrollY (scroll), vw and vh (resize).
+    pub a: f64,
+    pub b: f64,
+    /// The URL of a page row.
+    pub url: Option<Box<str>>,
 }
 
 fn bad(row: usize, field: &str, reason: impl Into<String>) -> IngestError {
@@ -205,6 +224,14 @@ fn validate_row(
         ts: dt,
         ..GpsFix::default()
     };
+    let mut mark = Mark {
+        row: row as u32,
+        dt,
+        kind: kind as u8,
+        a: 0.0,
+        b: 0.0,
+        url: None,
+    };
     for i in 0..given {
         let t = c.token().map_err(malformed)?;
         let Some(&(name, field)) = fields.get(i) else {
@@ -244,12 +271,16 @@ fn validate_row(
             return Err(bad(row, name, format!("is {} ({t:?})", t.describe())));
         }
         match (kind, i, t) {
-            (PAGE, 0, Token::Str(url))
+            (PAGE, 0, Token::Str(url)) => {
                 if stats.pages.last().map(String::as_str) != Some(url)
-                    && stats.pages.len() < MAX_PAGES_PER_CHUNK =>
-            {
-                stats.pages.push(url.to_owned());
+                    && stats.pages.len() < MAX_PAGES_PER_CHUNK
+                {
+                    stats.pages.push(url.to_owned());
+                }
+                mark.url = Some(url.into());
             }
+            (CLICK | SCROLL | RESIZE, 0, t) => mark.a = t.as_f64().unwrap_or_default(),
+            (CLICK | SCROLL | RESIZE, 1, t) => mark.b = t.as_f64().unwrap_or_default(),
             (GPS, _, t) => {
                 let v = t.as_f64();
                 match i {
@@ -269,6 +300,9 @@ fn validate_row(
         CLICK => stats.clicks += 1,
         GPS if stats.gps.as_ref().is_none_or(|g| g.ts <= gps.ts) => stats.gps = Some(gps),
         _ => {}
+    }
+    if matches!(kind, PAGE | CLICK | SCROLL | RESIZE) && stats.marks.len() < MAX_MARKS_PER_CHUNK {
+        stats.marks.push(mark);
     }
     Ok(())
 }

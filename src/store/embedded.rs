@@ -4,7 +4,8 @@
 //! - `chunks`: (site, sid, seq) → t0, rx and the batch's `ev` bytes as the client sent them;
 //! - `sessions`: (site, sid) → the summary (MessagePack);
 //! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
-//! - `devices`: (site, did) → the latest position (MessagePack).
+//! - `devices`: (site, did) → the latest position (MessagePack);
+//! - `clicks`: (site, url, t, sid, seq, n) → a heatmap point (document x, y, viewport, rage).
 //!
 //! redb runs one write transaction at a time and fsyncs on commit, which is why the batcher
 //! hands it whole groups. Every call runs on the blocking pool.
@@ -22,19 +23,23 @@ use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
 };
 use crate::error::StoreError;
+use crate::signals::ClickPoint;
 
 const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chunks");
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 const BY_LAST: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("sessions_by_last");
 const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devices");
+const CLICKS: TableDefinition<(&str, &str, u64, &str, u64, u32), &[u8]> =
+    TableDefinition::new("clicks");
 
 /// Index entries one sessions-list request examines at most, so a filter that matches
 /// nothing cannot turn one request into a full scan; the answer's cursor continues there.
 const MAX_LIST_SCAN: usize = 20_000;
 /// Devices returned at most.
 const MAX_DEVICES: usize = 10_000;
-/// Chunk value layout version.
+/// Chunk value layout: version byte, t0, rx, then (v2) the rage rows, then `ev`.
 const CHUNK_V1: u8 = 1;
+const CHUNK_V2: u8 = 2;
 
 pub struct EmbeddedStore {
     db: Arc<Database>,
@@ -67,6 +72,7 @@ impl EmbeddedStore {
             txn.open_table(SESSIONS).map_err(unavailable)?;
             txn.open_table(BY_LAST).map_err(unavailable)?;
             txn.open_table(DEVICES).map_err(unavailable)?;
+            txn.open_table(CLICKS).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
@@ -84,25 +90,75 @@ impl EmbeddedStore {
 }
 
 fn encode_chunk(c: &ChunkWrite) -> Vec<u8> {
-    let mut v = Vec::with_capacity(17 + c.ev.len());
-    v.push(CHUNK_V1);
+    let rage = &c.signals.rage_rows;
+    let mut v = Vec::with_capacity(21 + 4 * rage.len() + c.ev.len());
+    v.push(CHUNK_V2);
     v.extend_from_slice(&c.t0.to_le_bytes());
     v.extend_from_slice(&c.rx.to_le_bytes());
+    v.extend_from_slice(&(rage.len() as u32).to_le_bytes());
+    for r in rage {
+        v.extend_from_slice(&r.to_le_bytes());
+    }
     v.extend_from_slice(&c.ev);
     v
 }
 
+fn le_i64(v: &[u8], at: usize) -> Option<i64> {
+    Some(i64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn le_u32(v: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(v.get(at..at + 4)?.try_into().ok()?))
+}
+
 fn decode_chunk(seq: u64, v: &[u8]) -> Result<StoredChunk, StoreError> {
-    if v.len() < 17 || v[0] != CHUNK_V1 {
-        return Err(corrupt(format!("chunk {seq}: bad header")));
-    }
-    let t0 = i64::from_le_bytes(v[1..9].try_into().map_err(corrupt)?);
-    let rx = i64::from_le_bytes(v[9..17].try_into().map_err(corrupt)?);
+    let bad = || corrupt(format!("chunk {seq}: bad header"));
+    let (t0, rx) = (le_i64(v, 1).ok_or_else(bad)?, le_i64(v, 9).ok_or_else(bad)?);
+    let (rage, ev_at) = match v.first() {
+        Some(&CHUNK_V1) => (Vec::new(), 17),
+        Some(&CHUNK_V2) => {
+            let n = le_u32(v, 17).ok_or_else(bad)? as usize;
+            let rows = (0..n)
+                .map(|i| le_u32(v, 21 + 4 * i))
+                .collect::<Option<Vec<u32>>>()
+                .ok_or_else(bad)?;
+            (rows, 21 + 4 * n)
+        }
+        _ => return Err(bad()),
+    };
     Ok(StoredChunk {
         seq,
         t0,
         rx,
-        ev: Bytes::copy_from_slice(&v[17..]),
+        ev: Bytes::copy_from_slice(v.get(ev_at..).ok_or_else(bad)?),
+        rage,
+    })
+}
+
+fn encode_point(p: &ClickPoint) -> [u8; 33] {
+    let mut v = [0u8; 33];
+    for (i, f) in [p.x, p.y, p.vw, p.vh].into_iter().enumerate() {
+        v[i * 8..i * 8 + 8].copy_from_slice(&f.to_le_bytes());
+    }
+    v[32] = u8::from(p.rage);
+    v
+}
+
+fn decode_point(url: &str, t: u64, v: &[u8]) -> Result<ClickPoint, StoreError> {
+    let f = |i: usize| {
+        v.get(i * 8..i * 8 + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(f64::from_le_bytes)
+            .ok_or_else(|| corrupt("click point"))
+    };
+    Ok(ClickPoint {
+        url: url.to_owned(),
+        t: t as i64,
+        x: f(0)?,
+        y: f(1)?,
+        vw: f(2)?,
+        vh: f(3)?,
+        rage: v.get(32) == Some(&1),
     })
 }
 
@@ -129,6 +185,7 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
         let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
         let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
         let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
+        let mut click_t = txn.open_table(CLICKS).map_err(unavailable)?;
         let mut devices: HashMap<(&str, &str), Device> = HashMap::new();
 
         for c in chunks {
@@ -163,6 +220,19 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
             };
             if is_new {
                 t.summary.apply(c);
+                for (n, p) in c.signals.clicks.iter().enumerate() {
+                    let key = (
+                        site,
+                        p.url.as_str(),
+                        p.t.max(0) as u64,
+                        sid,
+                        c.seq,
+                        n as u32,
+                    );
+                    click_t
+                        .insert(key, encode_point(p).as_slice())
+                        .map_err(unavailable)?;
+                }
                 if let Some(fix) = &c.stats.gps {
                     let did = c.meta.device_id();
                     let d = Device::from_fix(site, did, fix, "snippet");
@@ -264,11 +334,7 @@ fn list(db: &Database, q: &SessionQuery, limit: usize) -> Result<SessionPage, St
             continue;
         };
         let s = decode_summary(v.value())?;
-        let url_ok = q
-            .url
-            .as_deref()
-            .is_none_or(|u| s.pages.iter().chain(s.url.iter()).any(|p| p.contains(u)));
-        if url_ok {
+        if q.matches(&s) {
             page.sessions.push(s);
         }
         if page.sessions.len() >= limit || scanned >= MAX_LIST_SCAN {
@@ -353,6 +419,31 @@ impl Store for EmbeddedStore {
             for entry in range.take(MAX_DEVICES) {
                 let (_, v) = entry.map_err(unavailable)?;
                 out.push(rmp_serde::from_slice(v.value()).map_err(corrupt)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn heatmap(
+        &self,
+        site: &str,
+        url: &str,
+        limit: usize,
+    ) -> Result<Vec<ClickPoint>, StoreError> {
+        let (site, url) = (site.to_owned(), url.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(CLICKS).map_err(unavailable)?;
+            let (s, u) = (site.as_str(), url.as_str());
+            // Ids are ASCII, so every sid sorts below "\u{7f}".
+            let range = t
+                .range((s, u, 0, "", 0, 0)..=(s, u, u64::MAX, "\u{7f}", u64::MAX, u32::MAX))
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in range.take(limit) {
+                let (k, v) = entry.map_err(unavailable)?;
+                out.push(decode_point(u, k.value().2, v.value())?);
             }
             Ok(out)
         })

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::protocol::{ChunkStats, Hello};
+use crate::signals::{ClickPoint, Signals};
 
 pub use summary::{Device, SessionSummary};
 
@@ -46,6 +47,8 @@ pub struct ChunkWrite {
     /// The batch's `ev` array, MessagePack, as the client sent it.
     pub ev: Bytes,
     pub stats: ChunkStats,
+    /// Rage clicks and heatmap points of this chunk.
+    pub signals: Signals,
 }
 
 /// The store's answer for one chunk of a group.
@@ -64,6 +67,8 @@ pub struct StoredChunk {
     pub t0: i64,
     pub rx: i64,
     pub ev: Bytes,
+    /// Rows of `ev` that are rage clicks (computed at ingest).
+    pub rage: Vec<u32>,
 }
 
 /// Filters of `GET /api/sessions`.
@@ -79,6 +84,26 @@ pub struct SessionQuery {
     pub limit: Option<usize>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
+    /// Only sessions at least this long (ms).
+    pub min_duration: Option<i64>,
+    /// Only sessions with at least one click.
+    pub has_clicks: Option<bool>,
+    /// Only sessions with at least one rage click.
+    pub has_rage: Option<bool>,
+}
+
+impl SessionQuery {
+    /// Whether a session passes the filters that are not part of the index order.
+    pub fn matches(&self, s: &SessionSummary) -> bool {
+        self.site.as_deref().is_none_or(|site| site == s.site)
+            && self
+                .url
+                .as_deref()
+                .is_none_or(|u| s.pages.iter().chain(s.url.iter()).any(|p| p.contains(u)))
+            && self.min_duration.is_none_or(|d| s.duration_ms >= d)
+            && (self.has_clicks != Some(true) || s.clicks > 0)
+            && (self.has_rage != Some(true) || s.rage_clicks > 0)
+    }
 }
 
 /// Position in the newest-first session order: (last activity, site, sid).
@@ -141,6 +166,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The latest position of every device (of one site, or all).
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError>;
+
+    /// Up to `limit` click points recorded on exactly this page URL, oldest first.
+    async fn heatmap(
+        &self,
+        site: &str,
+        url: &str,
+        limit: usize,
+    ) -> Result<Vec<ClickPoint>, StoreError>;
 
     /// Whether the store is reachable and answering.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -24,6 +24,9 @@ pub struct SessionSummary {
     pub events: u64,
     pub batches: u64,
     pub clicks: u64,
+    /// Rage-click bursts (3+ clicks within 1 s and 30 px).
+    #[serde(default)]
+    pub rage_clicks: u64,
     /// Distinct URLs, in the order first visited (at most [`MAX_SUMMARY_PAGES`]).
     pub pages: Vec<String>,
     /// The first page's URL.
@@ -55,6 +58,7 @@ impl SessionSummary {
             events: 0,
             batches: 0,
             clicks: 0,
+            rage_clicks: 0,
             pages: Vec::new(),
             url: h.url.clone(),
             ua: meta.ua.clone(),
@@ -75,6 +79,7 @@ impl SessionSummary {
         self.batches += 1;
         self.events += u64::from(s.events);
         self.clicks += u64::from(s.clicks);
+        self.rage_clicks += u64::from(chunk.signals.rage_bursts);
         if s.events > 0 {
             self.started = self.started.min(chunk.t0 + s.first_dt);
             self.last = self.last.max(chunk.t0 + s.last_dt);
@@ -187,6 +192,7 @@ mod tests {
             rx: t0,
             ev: bytes::Bytes::new(),
             stats,
+            signals: Default::default(),
         }
     }
 
@@ -202,6 +208,7 @@ mod tests {
                 last_dt: 50,
                 pages: vec!["https://x/a".into(), "https://x/b".into()],
                 gps: None,
+                marks: vec![],
             },
         );
         let c1 = chunk(
@@ -214,6 +221,7 @@ mod tests {
                 last_dt: 10,
                 pages: vec!["https://x/a".into()],
                 gps: None,
+                marks: vec![],
             },
         );
         let mut s = SessionSummary::new(&c0.meta);

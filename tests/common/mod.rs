@@ -365,6 +365,14 @@ impl Store for ControlledStore {
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError> {
         self.inner.devices(site).await
     }
+    async fn heatmap(
+        &self,
+        site: &str,
+        url: &str,
+        limit: usize,
+    ) -> Result<Vec<spoor::signals::ClickPoint>, StoreError> {
+        self.inner.heatmap(site, url, limit).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected failure".into()));
