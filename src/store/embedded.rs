@@ -29,8 +29,9 @@ const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 const BY_LAST: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("sessions_by_last");
 const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devices");
-const CLICKS: TableDefinition<(&str, &str, u64, &str, u64, u32), &[u8]> =
-    TableDefinition::new("clicks");
+/// (site, url, time, sid, seq, n): a page's clicks in time order.
+type ClickKey<'a> = (&'a str, &'a str, u64, &'a str, u64, u32);
+const CLICKS: TableDefinition<ClickKey<'static>, &[u8]> = TableDefinition::new("clicks");
 
 /// Index entries one sessions-list request examines at most, so a filter that matches
 /// nothing cannot turn one request into a full scan; the answer's cursor continues there.
