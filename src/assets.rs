@@ -1,5 +1,6 @@
-//! Files the binary serves itself: the snippet (built from `js-snippet/`, committed, embedded
-//! here so `cargo run` needs nothing but Rust) and the demo page.
+//! Files the binary serves itself: the snippet (built from `js-snippet/`), the replay viewer
+//! (built from `replay-ui/`), both committed and embedded here so `cargo run` needs nothing
+//! but Rust, and the demo page.
 
 use http::{header, HeaderValue};
 use warp::reply::{Reply, Response};
@@ -22,6 +23,62 @@ pub fn snippet() -> Response {
         HeaderValue::from_static("public, max-age=300"),
     );
     res
+}
+
+const UI_INDEX: &str = include_str!("../replay-ui/dist/index.html");
+const UI_JS: &str = include_str!("../replay-ui/dist/app.js");
+const UI_CSS: &str = include_str!("../replay-ui/dist/app.css");
+
+/// The viewer renders recorded strings as text only; the policy is the second line of
+/// defence: no inline script, nothing from other origins, no framing.
+const UI_CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+fn with_headers(mut res: Response, content_type: &'static str, cache: &'static str) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+/// The viewer's page, for every route the viewer owns (the SPA fallback).
+pub fn ui_index() -> Response {
+    let mut res = with_headers(
+        UI_INDEX.into_response(),
+        "text/html; charset=utf-8",
+        "no-cache",
+    );
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(UI_CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+pub fn ui_js() -> Response {
+    with_headers(
+        UI_JS.into_response(),
+        "application/javascript; charset=utf-8",
+        "no-cache",
+    )
+}
+
+pub fn ui_css() -> Response {
+    with_headers(
+        UI_CSS.into_response(),
+        "text/css; charset=utf-8",
+        "no-cache",
+    )
 }
 
 /// The site the demo page records into: `demo` if configured, else the first site.

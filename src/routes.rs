@@ -345,19 +345,31 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(with_app(app.clone()))
         .map(|app: Arc<App>| crate::assets::demo(&app.config));
 
-    let index = warp::path::end().and(warp::get()).map(|| {
-        warp::reply::html(concat!(
-            "<!doctype html><meta charset=utf-8><title>spoor</title>",
-            "<h1>spoor is running</h1>",
-            "<p>The replay viewer is not built into this version yet. The read API is at ",
-            "<code>/api/sessions</code> (send the read token as <code>Authorization: Bearer</code>).</p>"
-        ))
-        .into_response()
-    });
+    let ui_pages = warp::get()
+        .and(
+            warp::path::end()
+                .or(warp::path!("sessions" / String)
+                    .map(|_: String| ())
+                    .untuple_one())
+                .unify()
+                .or(warp::path!("heatmap"))
+                .unify()
+                .or(warp::path!("map"))
+                .unify(),
+        )
+        .map(crate::assets::ui_index);
+    let ui_js = warp::path!("ui" / "app.js")
+        .and(warp::get())
+        .map(crate::assets::ui_js);
+    let ui_css = warp::path!("ui" / "app.css")
+        .and(warp::get())
+        .map(crate::assets::ui_css);
 
     // Each route is boxed: it keeps the composed type shallow enough for the compiler and
     // costs one dynamic call per route tried.
-    let routes: [BoxedFilter<(Response,)>; 14] = [
+    let routes: [BoxedFilter<(Response,)>; 16] = [
+        ui_js.boxed(),
+        ui_css.boxed(),
         snippet.boxed(),
         demo.boxed(),
         ingest_ws.boxed(),
@@ -375,7 +387,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     ];
     routes
         .into_iter()
-        .fold(index.boxed(), |acc, r| acc.or(r).unify().boxed())
+        .fold(ui_pages.boxed(), |acc, r| acc.or(r).unify().boxed())
         .recover(recover)
         .unify()
 }

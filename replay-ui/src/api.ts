@@ -1,0 +1,73 @@
+// The read API: the token (from ?token= or asked once, kept in localStorage), JSON calls, the
+// streamed events of a session, and the live socket.
+
+const KEY = 'spoor:token';
+
+export class Unauthorized extends Error {}
+
+export function token(): string | null {
+  const q = new URLSearchParams(location.search).get('token');
+  if (q) {
+    localStorage.setItem(KEY, q);
+    const u = new URL(location.href);
+    u.searchParams.delete('token');
+    history.replaceState(null, '', u.pathname + u.search);
+  }
+  return localStorage.getItem(KEY);
+}
+
+export function setToken(t: string | null): void {
+  if (t) localStorage.setItem(KEY, t);
+  else localStorage.removeItem(KEY);
+}
+
+async function call(path: string): Promise<Response> {
+  const r = await fetch(path, { headers: { authorization: `Bearer ${token() || ''}` } });
+  if (r.status === 401) throw new Unauthorized();
+  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  return r;
+}
+
+export async function json<T>(path: string): Promise<T> {
+  return (await call(path)).json();
+}
+
+export interface Chunk {
+  seq: number;
+  t0: number;
+  rx: number;
+  ev: unknown[][];
+  rage?: number[];
+}
+
+/** Streams a session's chunks, calling `each` as every line arrives. */
+export async function stream(path: string, each: (c: Chunk) => void): Promise<void> {
+  const r = await call(path);
+  const reader = r.body!.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line) each(JSON.parse(line));
+    }
+  }
+  if (buf.trim()) each(JSON.parse(buf));
+}
+
+/** Follows a session live; returns a function that stops following. */
+export function live(sid: string, site: string, each: (c: Chunk) => void, closed: () => void): () => void {
+  const u = new URL(`/api/sessions/${encodeURIComponent(sid)}/live`, location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.searchParams.set('site', site);
+  u.searchParams.set('token', token() || '');
+  const ws = new WebSocket(u.href);
+  ws.onmessage = (m) => each(JSON.parse(m.data));
+  ws.onclose = closed;
+  return () => ws.close();
+}

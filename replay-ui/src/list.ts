@@ -1,0 +1,103 @@
+// The sessions list: newest first, filters, cursor paging, a live badge on active sessions.
+
+import { json } from './api';
+import { duration, h, link } from './dom';
+
+interface Summary {
+  sid: string;
+  site: string;
+  did: string | null;
+  started: number;
+  last: number;
+  duration_ms: number;
+  events: number;
+  clicks: number;
+  rage_clicks: number;
+  pages: string[];
+  url: string | null;
+  ua: string | null;
+}
+
+const LIVE_MS = 30_000;
+
+function shortUa(ua: string | null): string {
+  if (!ua) return '';
+  const m = ua.match(/(Firefox|Edg|Chrome|Safari)\/[\d.]+/);
+  const os = ua.match(/\(([^;)]+)/);
+  return [m ? m[0].split('.')[0] : ua.slice(0, 40), os ? os[1] : ''].filter(Boolean).join(' · ');
+}
+
+const toLocal = (ms: string | null) => {
+  if (!ms) return '';
+  const d = new Date(+ms - new Date().getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 16);
+};
+
+export async function list(root: HTMLElement, go: (p: string) => void): Promise<void> {
+  const q = new URLSearchParams(location.search);
+  const field = (name: string, type = 'text', value = q.get(name) || '', attrs = {}) =>
+    h('input', { name, type, value, ...attrs });
+  const since = field('since', 'datetime-local', toLocal(q.get('since')));
+  const until = field('until', 'datetime-local', toLocal(q.get('until')));
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        const p = new URLSearchParams();
+        const fd = new FormData(form);
+        for (const [k, v] of fd) {
+          if (!v) continue;
+          if (k === 'since' || k === 'until') p.set(k, String(new Date(String(v)).getTime()));
+          else if (k === 'min') p.set('min_duration', String(Number(v) * 1000));
+          else p.set(k, String(v));
+        }
+        go('/?' + p);
+      },
+    },
+    h('label', {}, 'Site ', field('site', 'text', q.get('site') || '', { placeholder: 'all', size: 8 })),
+    h('label', {}, 'From ', since),
+    h('label', {}, 'To ', until),
+    h('label', {}, 'URL contains ', field('url', 'text', q.get('url') || '', { size: 16 })),
+    h('label', {}, 'Min duration (s) ', field('min', 'number', q.get('min_duration') ? String(+q.get('min_duration')! / 1000) : '', { min: 0, style: 'width:5em' })),
+    h('label', {}, field('has_clicks', 'checkbox', 'true', { checked: q.get('has_clicks') === 'true' }), ' has clicks'),
+    h('label', {}, field('has_rage', 'checkbox', 'true', { checked: q.get('has_rage') === 'true' }), ' has rage clicks'),
+    h('button', { type: 'submit' }, 'Filter'),
+  );
+  const api = new URLSearchParams(q);
+  api.set('limit', '50');
+  const page = await json<{ sessions: Summary[]; next: string | null }>('/api/sessions?' + api);
+  const now = Date.now();
+  const rows = page.sessions.map((s) => {
+    const path = `/sessions/${encodeURIComponent(s.sid)}?site=${encodeURIComponent(s.site)}`;
+    const liveNow = now - s.last < LIVE_MS;
+    return h(
+      'tr',
+      { 'data-sid': s.sid },
+      h('td', {}, link(path, new Date(s.started).toLocaleString(), go), liveNow && h('span', { class: 'badge live' }, 'live')),
+      h('td', {}, duration(s.duration_ms)),
+      h('td', { class: 'pages', title: s.pages.join('\n') }, `${s.pages.length} `, h('span', { class: 'url' }, s.url || '')),
+      h('td', { class: 'num' }, s.clicks),
+      h('td', { class: 'num' + (s.rage_clicks ? ' rage' : '') }, s.rage_clicks),
+      h('td', {}, s.did || ''),
+      h('td', { class: 'ua', title: s.ua || '' }, shortUa(s.ua)),
+      h('td', {}, s.site),
+    );
+  });
+  const next = new URLSearchParams(q);
+  if (page.next) next.set('after', page.next);
+  root.replaceChildren(
+    h('h2', {}, 'Sessions'),
+    form,
+    rows.length
+      ? h(
+          'table',
+          { class: 'sessions' },
+          h('thead', {}, h('tr', {}, ...['Start', 'Duration', 'Pages', 'Clicks', 'Rage', 'Device', 'Browser', 'Site'].map((t) => h('th', {}, t)))),
+          h('tbody', {}, ...rows),
+        )
+      : h('p', { class: 'empty' }, 'No sessions match. Open the demo page (/demo) to record one.'),
+    h('p', { class: 'paging' }, q.get('after') && link('/', 'First page', go), ' ', page.next && link('/?' + next, 'Next page →', go)),
+  );
+}

@@ -1,0 +1,73 @@
+// The replay viewer's entry: a tiny router over the routes DESIGN.md fixes (`/` sessions,
+// `/sessions/{sid}?site=` player, `/map` dashboard) plus `/heatmap?site=&url=`, and the
+// read-token prompt shown once, or again after a 401.
+
+import { setToken, token, Unauthorized } from './api';
+import { h, link } from './dom';
+import { heatmap } from './heatmap';
+import { list } from './list';
+import { player } from './player';
+
+const root = document.getElementById('app')!;
+const nav = document.getElementById('nav')!;
+let cleanup: (() => void) | void;
+
+function go(path: string): void {
+  history.pushState(null, '', path);
+  route();
+}
+
+function askToken(message: string): void {
+  const input = h('input', { type: 'password', name: 'token', placeholder: 'rt_…', size: 40, autocomplete: 'off' });
+  root.replaceChildren(
+    h(
+      'form',
+      {
+        class: 'token',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          setToken(input.value.trim());
+          route();
+        },
+      },
+      h('h2', {}, 'Read token'),
+      h('p', {}, message),
+      input,
+      ' ',
+      h('button', { type: 'submit' }, 'Open'),
+    ),
+  );
+  input.focus();
+}
+
+async function route(): Promise<void> {
+  cleanup?.();
+  cleanup = undefined;
+  const path = location.pathname;
+  nav.replaceChildren(
+    link('/', 'Sessions', go),
+    link('/map', 'Map', go),
+  );
+  for (const a of nav.querySelectorAll('a')) if (a.getAttribute('href') === path) a.classList.add('here');
+  if (!token()) return askToken('spoor printed the viewer URL with its token when it started; paste the token here.');
+  const site = new URLSearchParams(location.search).get('site') || '';
+  try {
+    const m = path.match(/^\/sessions\/([\w-]+)$/);
+    if (m) cleanup = await player(root, m[1], site, go);
+    else if (path === '/heatmap') await heatmap(root, site, new URLSearchParams(location.search).get('url') || '');
+    else if (path === '/map')
+      root.replaceChildren(
+        h('h2', {}, 'Map'),
+        h('p', {}, 'The live location dashboard is not built yet. Latest device positions are at /api/devices.'),
+      );
+    else await list(root, go);
+  } catch (e) {
+    if (e instanceof Unauthorized) {
+      setToken(null);
+      askToken('That token was not accepted. Paste the read token again.');
+    } else root.replaceChildren(h('p', { class: 'error' }, String(e)));
+  }
+}
+
+window.addEventListener('popstate', () => void route());
+void route();

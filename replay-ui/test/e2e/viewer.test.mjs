@@ -1,0 +1,153 @@
+// The replay viewer in headless Chromium against the real server, with seeded sessions.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { KEY, TOKEN, browser, startSpoor, stop, tempDir, waitFor } from '../../../js-snippet/test/e2e/harness.mjs';
+
+let spoor, chrome;
+const T = Date.now() - 60_000;
+const HOSTILE_TITLE = '<img src=x onerror="window.__pwned=1">';
+const HOSTILE_URL = 'javascript:window.__pwned=2';
+const HOSTILE_TEXT = '<script>window.__pwned=3</script>';
+const shots = new URL('../../../docs/img/', import.meta.url).pathname;
+
+async function seed(hello, batches) {
+  const r = await fetch(`${spoor.base}/v1/batch?key=${KEY}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ hello, batches }),
+  });
+  assert.equal(r.status, 200, await r.text());
+}
+
+before(async () => {
+  spoor = await startSpoor({ dir: tempDir(), pageOrigin: 'http://localhost:1' });
+  chrome = await browser();
+  await seed({ sid: 'ui_sess_cursor', url: 'https://shop.example/a', title: 'Shop A', vw: 1000, vh: 600 }, [
+    { seq: 0, t0: T, ev: [[0, 0, 'https://shop.example/a', 'Shop A'], [1, 100, 100, 100], [1, 200, 200, 150], [1, 300, 300, 200], [2, 400, 300, 200, 0, '#buy', 'Buy'], [3, 450, 0, 400]] },
+    { seq: 1, t0: T + 10_000, ev: [[1, 0, 500, 300], [0, 100, 'https://shop.example/b', 'Shop B'], [2, 200, 500, 300, 0, '#next', 'Next']] },
+  ]);
+  await seed({ sid: 'ui_sess_rage', url: 'https://shop.example/c', vw: 800, vh: 600 }, [
+    { seq: 0, t0: T + 1000, ev: [[2, 0, 50, 50, 0, '#pay', 'Pay'], [2, 100, 51, 50, 0, '#pay', 'Pay'], [2, 200, 50, 51, 0, '#pay', 'Pay']] },
+  ]);
+  await seed({ sid: 'ui_sess_evil', url: HOSTILE_URL, title: HOSTILE_TITLE, vw: 800, vh: 600 }, [
+    { seq: 0, t0: T + 2000, ev: [[0, 0, HOSTILE_URL, HOSTILE_TITLE], [2, 10, 10, 10, 0, HOSTILE_TEXT, HOSTILE_TEXT], [9, 20, HOSTILE_TEXT, { html: HOSTILE_TITLE }]] },
+  ]);
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await chrome?.close();
+  await stop(spoor);
+});
+
+async function open(path, viewport = { width: 1200, height: 860 }) {
+  const ctx = await chrome.newContext({ viewport });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  await p.goto(spoor.base + path);
+  return { ctx, p, errors };
+}
+
+test('the list shows sessions newest first and its filters work', async () => {
+  const { ctx, p, errors } = await open(`/?token=${TOKEN}`);
+  await p.waitForSelector('table.sessions');
+  const sids = await p.$$eval('tr[data-sid]', (rows) => rows.map((r) => r.dataset.sid));
+  // Newest first by last activity: the cursor session's second batch is the latest.
+  assert.deepEqual(sids, ['ui_sess_cursor', 'ui_sess_evil', 'ui_sess_rage']);
+  assert.ok(!p.url().includes('token='), 'the token leaves the address bar');
+  await p.screenshot({ path: shots + 'sessions.png' });
+  await p.fill('input[name=url]', 'shop.example/b');
+  await p.click('button[type=submit]');
+  await p.waitForFunction(() => document.querySelectorAll('tr[data-sid]').length === 1);
+  assert.equal(await p.$eval('tr[data-sid]', (r) => r.dataset.sid), 'ui_sess_cursor');
+  await p.goto(spoor.base + '/?has_rage=true');
+  await p.waitForSelector('tr[data-sid]');
+  assert.deepEqual(await p.$$eval('tr[data-sid]', (rows) => rows.map((r) => r.dataset.sid)), ['ui_sess_rage']);
+  assert.equal(await p.$eval('td.rage', (td) => td.textContent), '1');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('the player draws the cursor where the events put it at a given time', async () => {
+  const { ctx, p, errors } = await open(`/sessions/ui_sess_cursor?site=e2e&t=0.25&token=${TOKEN}`);
+  await p.waitForFunction(() => document.querySelector('canvas.stage')?.dataset.rec === '200,150');
+  assert.equal(await p.textContent('.meta .title'), 'Shop A');
+  const [cx, cy] = (await p.$eval('canvas.stage', (c) => c.dataset.cursor)).split(',').map(Number);
+  const pixel = await p.$eval('canvas.stage', (c, [x, y]) => Array.from(c.getContext('2d').getImageData(x, y, 1, 1).data), [cx, cy]);
+  assert.ok(pixel[0] > 200 && pixel[1] < 80 && pixel[2] < 80, `cursor pixel ${pixel}`);
+  // The cursor is drawn to scale: recorded (200,150) in a 1000×600 viewport on a 960×560 stage.
+  const s = Math.min(920 / 1000, 520 / 600);
+  assert.ok(Math.abs(cx - ((960 - 1000 * s) / 2 + 200 * s)) <= 1);
+  assert.ok(Math.abs(cy - ((560 - 600 * s) / 2 + 150 * s)) <= 1);
+  // The 10 s pause is skipped on the timeline, and markers are drawn.
+  assert.equal(await p.$$eval('.timeline .skipped', (s) => s.length), 1);
+  assert.equal(await p.$$eval('.timeline .mark.click', (s) => s.length), 2);
+  assert.equal(await p.$$eval('.timeline .mark.page', (s) => s.length), 2);
+  // Markers sit where their events fall on the (compressed) timeline: the first click is
+  // 400 ms into 1,150 ms of playback. (Catches styles the CSP would block.)
+  const at = await p.$eval('.timeline .mark.click', (m) => (m.getBoundingClientRect().left + 1 - m.parentElement.getBoundingClientRect().left) / m.parentElement.getBoundingClientRect().width);
+  assert.ok(Math.abs(at - 400 / 1150) < 0.01, `click marker at ${at}`);
+  await p.screenshot({ path: shots + 'player.png' });
+  // Seek past the gap with the keyboard: play, then the cursor reaches (500,300) on page B.
+  await p.keyboard.press('Space');
+  await p.waitForFunction(() => document.querySelector('canvas.stage').dataset.url === 'https://shop.example/b', null, { timeout: 10_000 });
+  assert.equal(await p.$eval('canvas.stage', (c) => c.dataset.rec), '500,300');
+  assert.equal(await p.textContent('.meta .title'), 'Shop B');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('live follow shows a new page view within a second', async () => {
+  await seed({ sid: 'ui_sess_live', url: 'https://shop.example/live', vw: 800, vh: 600 }, [
+    { seq: 0, t0: Date.now(), ev: [[0, 0, 'https://shop.example/live', 'Live'], [1, 10, 10, 10]] },
+  ]);
+  const { ctx, p, errors } = await open(`/sessions/ui_sess_live?site=e2e&live=1&token=${TOKEN}`);
+  await p.waitForSelector('button.live.on');
+  await p.waitForFunction(() => document.querySelector('canvas.stage')?.dataset.url === 'https://shop.example/live');
+  await seed({ sid: 'ui_sess_live' }, [{ seq: 1, t0: Date.now(), ev: [[0, 0, 'https://shop.example/live-new', 'New'], [2, 5, 20, 20, 0, '#x', 'X']] }]);
+  await p.waitForFunction(() => document.querySelector('.meta .url').textContent === 'https://shop.example/live-new', null, { timeout: 1000 });
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('hostile recorded strings are shown as text and never run', async () => {
+  for (const path of [`/?token=${TOKEN}`, `/sessions/ui_sess_evil?site=e2e&t=0.05&token=${TOKEN}`]) {
+    const { ctx, p, errors } = await open(path);
+    await p.waitForSelector(path.startsWith('/?') ? 'tr[data-sid]' : 'canvas.stage[data-url]');
+    await p.waitForTimeout(300);
+    assert.equal(await p.evaluate(() => window.__pwned), undefined, 'no recorded string executed');
+    assert.equal(await p.$$eval('#app img, #app script', (e) => e.length), 0, 'no element made from recorded text');
+    assert.equal(await p.$$eval('a[href^="javascript:"]', (a) => a.length), 0, 'no javascript: link');
+    if (!path.startsWith('/?')) {
+      assert.equal(await p.textContent('.meta .title'), HOSTILE_TITLE);
+      assert.equal(await p.textContent('.meta .url'), HOSTILE_URL);
+    } else {
+      assert.ok((await p.textContent('tr[data-sid=ui_sess_evil]')).includes(HOSTILE_URL));
+    }
+    const csp = (await p.request.get(spoor.base + '/')).headers()['content-security-policy'];
+    assert.ok(csp.includes("script-src 'self'"), csp);
+    assert.deepEqual(errors, []);
+    await ctx.close();
+  }
+});
+
+test('the heatmap view draws the clicks of a page', async () => {
+  const { ctx, p } = await open(`/heatmap?site=e2e&url=${encodeURIComponent('https://shop.example/c')}&token=${TOKEN}`);
+  await p.waitForSelector('canvas.heat[data-points]');
+  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.points), '3');
+  const pixel = await p.$eval('canvas.heat', (c) => Array.from(c.getContext('2d').getImageData(50, 50, 1, 1).data));
+  assert.ok(pixel[1] < 200, `a hot spot at the clicks: ${pixel}`);
+  await ctx.close();
+});
+
+test('a wrong token brings the token prompt back', async () => {
+  const { ctx, p } = await open('/?token=rt_wrong');
+  await p.waitForSelector('form.token');
+  assert.match(await p.textContent('form.token'), /not accepted/);
+  await p.fill('form.token input', TOKEN);
+  await p.click('form.token button');
+  await p.waitForSelector('tr[data-sid]');
+  await ctx.close();
+});
