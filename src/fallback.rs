@@ -73,7 +73,7 @@ pub async fn ingest(
     let mut tracker = Tracker::new(&meta.hello);
     let mut submitted = 0u64;
     for b in decoded {
-        let signals = tracker.observe(b.t0, &b.stats);
+        let signals = tracker.observe(b.t0, &b.stats, &b.ev);
         if b.seq as i64 <= acked {
             app.metrics.duplicates.inc();
             continue;

@@ -250,7 +250,7 @@ async fn drive(
                     Some(ClientFrame::Batch(b)) => b,
                 };
                 // Resends too: they move the tracker's page and scroll along.
-                let signals = tracker.observe(batch.t0, &batch.stats);
+                let signals = tracker.observe(batch.t0, &batch.stats, &batch.ev);
                 if batch.seq as i64 <= state.acked() {
                     // A resend of something already durable: ack it again, store nothing.
                     app.metrics.duplicates.inc();

@@ -292,9 +292,18 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                 let points = app.store.heatmap(&site, url, MAX_HEATMAP_POINTS + 1).await?;
                 let truncated = points.len() > MAX_HEATMAP_POINTS;
                 let points = &points[..points.len().min(MAX_HEATMAP_POINTS)];
-                Ok::<_, ApiError>(json_reply(
-                    &serde_json::json!({ "url": url, "points": points, "truncated": truncated }),
-                ))
+                // The page's newest wireframe, `[10, DT, docWidth, docHeight, boxes]`.
+                let layout = match app.store.page_layout(&site, url).await? {
+                    Some((t, row)) => {
+                        let row: serde_json::Value = rmp_serde::from_slice(&row)
+                            .map_err(|e| ApiError::Store(crate::error::StoreError::Corrupt(e.to_string())))?;
+                        serde_json::json!({"t": t, "doc_width": row[2], "doc_height": row[3], "boxes": row[4]})
+                    }
+                    None => serde_json::Value::Null,
+                };
+                Ok::<_, ApiError>(json_reply(&serde_json::json!({
+                    "url": url, "points": points, "truncated": truncated, "layout": layout
+                })))
             }
             .await;
                 result.unwrap_or_else(|e| error_response(&e))

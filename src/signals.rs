@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::events::{CLICK, PAGE, RESIZE, SCROLL};
+use bytes::Bytes;
+
+use crate::protocol::events::{CLICK, LAYOUT, PAGE, RESIZE, SCROLL};
 use crate::protocol::{ChunkStats, Hello};
 
 pub const RAGE_CLICKS: usize = 3;
@@ -46,6 +48,8 @@ pub struct Signals {
     pub rage_rows: Vec<u32>,
     /// Rage bursts that started in this chunk.
     pub rage_bursts: u32,
+    /// Layout snapshots, filed under their page: (url, time, the row's MessagePack bytes).
+    pub layouts: Vec<(String, i64, Bytes)>,
 }
 
 #[derive(Debug)]
@@ -77,8 +81,8 @@ impl Tracker {
         }
     }
 
-    /// Walks a chunk's marks in row order.
-    pub fn observe(&mut self, t0: i64, stats: &ChunkStats) -> Signals {
+    /// Walks a chunk's marks in row order; `ev` is the chunk's rows.
+    pub fn observe(&mut self, t0: i64, stats: &ChunkStats, ev: &Bytes) -> Signals {
         let mut out = Signals::default();
         for m in &stats.marks {
             let t = t0 + m.dt;
@@ -92,6 +96,10 @@ impl Tracker {
                     self.in_burst = false;
                 }
                 SCROLL => self.scroll = (m.a, m.b),
+                LAYOUT if !self.url.is_empty() && m.span.1 <= ev.len() => {
+                    out.layouts
+                        .push((self.url.clone(), t, ev.slice(m.span.0..m.span.1)));
+                }
                 RESIZE => self.viewport = (m.a, m.b),
                 CLICK => {
                     let rage = self.click(t, m.a, m.b);
@@ -146,6 +154,7 @@ mod tests {
             a,
             b,
             url: url.map(Into::into),
+            span: (0, 0),
         }
     }
 
@@ -176,6 +185,7 @@ mod tests {
                 mark(2, 400, CLICK, 110.0, 102.0, None),
                 mark(3, 500, CLICK, 102.0, 101.0, None),
             ]),
+            &Bytes::new(),
         );
         assert_eq!(s.rage_rows, vec![2, 3]);
         assert_eq!(s.rage_bursts, 1);
@@ -192,6 +202,7 @@ mod tests {
                 mark(1, 600, CLICK, 100.0, 100.0, None),
                 mark(2, 1200, CLICK, 100.0, 100.0, None),
             ]),
+            &Bytes::new(),
         );
         assert_eq!(slow.rage_bursts, 0, "three clicks over 1.2 s");
         let mut t = tracker();
@@ -202,6 +213,7 @@ mod tests {
                 mark(1, 100, CLICK, 200.0, 100.0, None),
                 mark(2, 200, CLICK, 300.0, 100.0, None),
             ]),
+            &Bytes::new(),
         );
         assert_eq!(scattered.rage_bursts, 0);
     }
@@ -209,7 +221,11 @@ mod tests {
     #[test]
     fn a_burst_across_two_batches_counts_once() {
         let mut t = tracker();
-        let a = t.observe(0, &stats(vec![mark(0, 900, CLICK, 50.0, 50.0, None)]));
+        let a = t.observe(
+            0,
+            &stats(vec![mark(0, 900, CLICK, 50.0, 50.0, None)]),
+            &Bytes::new(),
+        );
         let b = t.observe(
             1000,
             &stats(vec![
@@ -217,6 +233,7 @@ mod tests {
                 mark(1, 100, CLICK, 51.0, 49.0, None),
                 mark(2, 200, CLICK, 50.0, 51.0, None),
             ]),
+            &Bytes::new(),
         );
         assert_eq!(a.rage_bursts + b.rage_bursts, 1);
         assert_eq!(b.rage_rows, vec![1, 2]);
@@ -235,6 +252,7 @@ mod tests {
                 mark(4, 8, RESIZE, 800.0, 600.0, None),
                 mark(5, 9, CLICK, 30.0, 40.0, None),
             ]),
+            &Bytes::new(),
         );
         let p: Vec<_> = s
             .clicks

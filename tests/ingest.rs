@@ -369,3 +369,42 @@ async fn rage_clicks_are_counted_marked_and_heatmapped() {
     assert_eq!(status, 400);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_newest_layout_of_a_page_comes_with_its_heatmap() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_layout1").await;
+    let boxes = json!([
+        [0, 0, 0, 1280, 80, "#234"],
+        [4, 100, 300, 120, 40],
+        [2, 20, 120, 600, 18]
+    ]);
+    let ev = json!([
+        [10, 0, 1280, 2400, [[0, 0, 0, 10, 10]]],
+        [2, 5, 110, 310, 0, "#buy", "Buy"],
+        [10, 50, 1280, 2400, boxes],
+        [0, 60, "https://shop.example/other", "Other"],
+        [10, 70, 800, 600, [[1, 0, 0, 100, 20]]]
+    ]);
+    ws.send(pack(&batch(0, ev))).await.unwrap();
+    await_ack(&mut ws, 0).await;
+    let heat = s
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F")
+        .await;
+    assert_eq!(heat["layout"]["doc_width"], 1280);
+    assert_eq!(heat["layout"]["doc_height"], 2400);
+    assert_eq!(
+        heat["layout"]["boxes"], boxes,
+        "the newest snapshot of that page, as sent"
+    );
+    let other = s
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2Fother")
+        .await;
+    assert_eq!(other["layout"]["boxes"], json!([[1, 0, 0, 100, 20]]));
+    let none = s
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fnope%2F")
+        .await;
+    assert_eq!(none["layout"], Value::Null);
+    s.stop().await;
+}

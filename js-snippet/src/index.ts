@@ -4,6 +4,7 @@
 
 import { gps } from './collectors/gps';
 import { inputs } from './collectors/input';
+import { layouts } from './collectors/layout';
 import { pages } from './collectors/page';
 import { pointer } from './collectors/pointer';
 import { Emit } from './collectors/types';
@@ -61,11 +62,15 @@ function start(): void {
     lang: navigator.language,
   });
   const t = new Transport(cfg.endpoint, cfg.key, hello, box, persist);
+  let layout: ReturnType<typeof layouts> | undefined;
   const emit: Emit = (kind, ...fields) => {
     box.add(kind, fields, now());
+    if (kind === 0) layout?.page();
     if (box.pending >= cfg.batchEvents) t.flush(now());
   };
+  layout = layouts(emit);
   const offs: Teardown[] = [
+    layout.stop,
     pages(emit),
     pointer(emit, cfg),
     viewport(emit, 100),

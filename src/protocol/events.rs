@@ -28,7 +28,7 @@ const MAX_EXTRA_FIELDS: usize = 8;
 pub const MAX_LAYOUT_BOXES: usize = 2_000;
 /// Distinct page URLs one chunk reports to the session summary.
 const MAX_PAGES_PER_CHUNK: usize = 16;
-/// Page/click/scroll/resize rows one chunk reports to the signals (moves are not marks).
+/// Page/click/scroll/resize/layout rows one chunk reports to the signals (moves are not).
 const MAX_MARKS_PER_CHUNK: usize = 1_024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -136,6 +136,8 @@ pub struct Mark {
     pub b: f64,
     /// The URL of a page row.
     pub url: Option<Box<str>>,
+    /// Where the whole row lies in `ev` (bytes), for rows kept as they are (layouts).
+    pub span: (usize, usize),
 }
 
 fn bad(row: usize, field: &str, reason: impl Into<String>) -> IngestError {
@@ -182,6 +184,7 @@ fn validate_row(
     row: usize,
     stats: &mut ChunkStats,
 ) -> Result<(), IngestError> {
+    let start = c.pos();
     let len = match c.token().map_err(malformed)? {
         Token::Array(n) if n >= 2 => n,
         other => {
@@ -231,6 +234,7 @@ fn validate_row(
         a: 0.0,
         b: 0.0,
         url: None,
+        span: (0, 0),
     };
     for i in 0..given {
         let t = c.token().map_err(malformed)?;
@@ -301,7 +305,10 @@ fn validate_row(
         GPS if stats.gps.as_ref().is_none_or(|g| g.ts <= gps.ts) => stats.gps = Some(gps),
         _ => {}
     }
-    if matches!(kind, PAGE | CLICK | SCROLL | RESIZE) && stats.marks.len() < MAX_MARKS_PER_CHUNK {
+    if matches!(kind, PAGE | CLICK | SCROLL | RESIZE | LAYOUT)
+        && stats.marks.len() < MAX_MARKS_PER_CHUNK
+    {
+        mark.span = (start, c.pos());
         stats.marks.push(mark);
     }
     Ok(())

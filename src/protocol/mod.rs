@@ -264,6 +264,10 @@ fn decode_frame(
             if let Some(g) = stats.gps.as_mut() {
                 g.ts += t0;
             }
+            // Row spans were taken in the frame; make them relative to `ev`.
+            for m in &mut stats.marks {
+                m.span = (m.span.0 - start, m.span.1 - start);
+            }
             Ok(ClientFrame::Batch(Batch {
                 seq: seq as u64,
                 t0,

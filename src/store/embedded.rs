@@ -5,7 +5,8 @@
 //! - `sessions`: (site, sid) → the summary (MessagePack);
 //! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
 //! - `devices`: (site, did) → the latest position (MessagePack);
-//! - `clicks`: (site, url, t, sid, seq, n) → a heatmap point (document x, y, viewport, rage).
+//! - `clicks`: (site, url, t, sid, seq, n) → a heatmap point (document x, y, viewport, rage);
+//! - `layouts`: (site, url) → the newest layout snapshot of the page (time, row bytes).
 //!
 //! redb runs one write transaction at a time and fsyncs on commit, which is why the batcher
 //! hands it whole groups. Every call runs on the blocking pool.
@@ -32,6 +33,7 @@ const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devi
 /// (site, url, time, sid, seq, n): a page's clicks in time order.
 type ClickKey<'a> = (&'a str, &'a str, u64, &'a str, u64, u32);
 const CLICKS: TableDefinition<ClickKey<'static>, &[u8]> = TableDefinition::new("clicks");
+const LAYOUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("layouts");
 
 /// Index entries one sessions-list request examines at most, so a filter that matches
 /// nothing cannot turn one request into a full scan; the answer's cursor continues there.
@@ -74,6 +76,7 @@ impl EmbeddedStore {
             txn.open_table(BY_LAST).map_err(unavailable)?;
             txn.open_table(DEVICES).map_err(unavailable)?;
             txn.open_table(CLICKS).map_err(unavailable)?;
+            txn.open_table(LAYOUTS).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
@@ -187,6 +190,7 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
         let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
         let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
         let mut click_t = txn.open_table(CLICKS).map_err(unavailable)?;
+        let mut layout_t = txn.open_table(LAYOUTS).map_err(unavailable)?;
         let mut devices: HashMap<(&str, &str), Device> = HashMap::new();
 
         for c in chunks {
@@ -221,6 +225,20 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
             };
             if is_new {
                 t.summary.apply(c);
+                for (url, t, row) in &c.signals.layouts {
+                    let newer = match layout_t.get((site, url.as_str())).map_err(unavailable)? {
+                        Some(v) => le_i64(v.value(), 0).is_none_or(|old| old <= *t),
+                        None => true,
+                    };
+                    if newer {
+                        let mut v = Vec::with_capacity(8 + row.len());
+                        v.extend_from_slice(&t.to_le_bytes());
+                        v.extend_from_slice(row);
+                        layout_t
+                            .insert((site, url.as_str()), v.as_slice())
+                            .map_err(unavailable)?;
+                    }
+                }
                 for (n, p) in c.signals.clicks.iter().enumerate() {
                     let key = (
                         site,
@@ -422,6 +440,21 @@ impl Store for EmbeddedStore {
                 out.push(rmp_serde::from_slice(v.value()).map_err(corrupt)?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
+        let (site, url) = (site.to_owned(), url.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(LAYOUTS).map_err(unavailable)?;
+            let Some(v) = t.get((site.as_str(), url.as_str())).map_err(unavailable)? else {
+                return Ok(None);
+            };
+            let v = v.value();
+            let at = le_i64(v, 0).ok_or_else(|| corrupt("layout"))?;
+            Ok(Some((at, Bytes::copy_from_slice(&v[8..]))))
         })
         .await
     }

@@ -167,6 +167,10 @@ pub trait Store: Send + Sync + 'static {
     /// The latest position of every device (of one site, or all).
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError>;
 
+    /// The newest layout snapshot recorded on this page URL: its time and its row
+    /// (`[10, DT, docWidth, docHeight, boxes]`, MessagePack).
+    async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError>;
+
     /// Up to `limit` click points recorded on exactly this page URL, oldest first.
     async fn heatmap(
         &self,

@@ -365,6 +365,9 @@ impl Store for ControlledStore {
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError> {
         self.inner.devices(site).await
     }
+    async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
+        self.inner.page_layout(site, url).await
+    }
     async fn heatmap(
         &self,
         site: &str,
