@@ -7,6 +7,7 @@
 
 import { Chunk, json, live, stream } from './api';
 import { h, link } from './dom';
+import { drawWireframe } from './wireframe';
 import { advance, clock, Timeline } from './timeline';
 
 interface Ev {
@@ -58,6 +59,7 @@ class Recording {
   resizes: Ev[] = [];
   pages: Ev[] = [];
   vis: Ev[] = [];
+  layouts: Ev[] = [];
   seen = new Set<number>();
   maxScroll = 0;
 
@@ -77,6 +79,7 @@ class Recording {
       if (e.k === 4) insert(this.resizes, e);
       if (e.k === 0) insert(this.pages, e);
       if (e.k === 5) insert(this.vis, e);
+      if (e.k === 10) insert(this.layouts, e);
     });
     return true;
   }
@@ -220,6 +223,18 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     canvas.dataset.scroll = String(sy);
     const X = (x: unknown) => ox + Number(x) * s;
     const Y = (y: unknown) => oy + Number(y) * s;
+    // The page's wireframe under everything else: the newest snapshot since this page began.
+    const layout = last(rec.layouts, real);
+    if (layout && (!page || layout.t >= page.t)) {
+      const sx = Number(scroll?.f[0] ?? 0);
+      g.save();
+      g.beginPath();
+      g.rect(ox, oy, vw * s - 8, vh * s);
+      g.clip();
+      drawWireframe(g, layout.f[2] as unknown[][], (x) => ox + (x - sx) * s, (y) => oy + (y - sy) * s, s);
+      g.restore();
+      canvas.dataset.wireframe = String((layout.f[2] as unknown[]).length);
+    } else delete canvas.dataset.wireframe;
     // Trail: the last second of pointer positions, fading with age.
     const end = upto(rec.pointer, real);
     let i = end - 1;

@@ -28,7 +28,7 @@ before(async () => {
     { seq: 1, t0: T + 10_000, ev: [[1, 0, 500, 300], [0, 100, 'https://shop.example/b', 'Shop B'], [2, 200, 500, 300, 0, '#next', 'Next']] },
   ]);
   await seed({ sid: 'ui_sess_rage', url: 'https://shop.example/c', vw: 800, vh: 600 }, [
-    { seq: 0, t0: T + 1000, ev: [[2, 0, 50, 50, 0, '#pay', 'Pay'], [2, 100, 51, 50, 0, '#pay', 'Pay'], [2, 200, 50, 51, 0, '#pay', 'Pay']] },
+    { seq: 0, t0: T + 1000, ev: [[10, 0, 800, 900, [[0, 0, 0, 800, 40, '#234'], [4, 30, 30, 80, 40], [2, 20, 120, 500, 20]]], [2, 0, 50, 50, 0, '#pay', 'Pay'], [2, 100, 51, 50, 0, '#pay', 'Pay'], [2, 200, 50, 51, 0, '#pay', 'Pay']] },
   ]);
   await seed({ sid: 'ui_sess_evil', url: HOSTILE_URL, title: HOSTILE_TITLE, vw: 800, vh: 600 }, [
     { seq: 0, t0: T + 2000, ev: [[0, 0, HOSTILE_URL, HOSTILE_TITLE], [2, 10, 10, 10, 0, HOSTILE_TEXT, HOSTILE_TEXT], [9, 20, HOSTILE_TEXT, { html: HOSTILE_TITLE }]] },
@@ -137,6 +137,10 @@ test('the heatmap view draws the clicks of a page', async () => {
   const { ctx, p } = await open(`/heatmap?site=e2e&url=${encodeURIComponent('https://shop.example/c')}&token=${TOKEN}`);
   await p.waitForSelector('canvas.heat[data-points]');
   assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.points), '3');
+  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.wireframe), '3', 'the clicks are drawn over the page wireframe');
+  const text = await p.$eval('canvas.heat', (c) => Array.from(c.getContext('2d').getImageData(300, 130, 1, 1).data));
+  assert.deepEqual(text.slice(0, 3), [0xdf, 0xe4, 0xea], 'a text bar of the wireframe');
+  await p.screenshot({ path: shots + 'heatmap.png' });
   const pixel = await p.$eval('canvas.heat', (c) => Array.from(c.getContext('2d').getImageData(50, 50, 1, 1).data));
   assert.ok(pixel[1] < 200, `a hot spot at the clicks: ${pixel}`);
   await ctx.close();
