@@ -29,7 +29,9 @@ fn frame(fields: &[(&str, Result<i64, &str>)]) -> Message {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18090".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18090".into());
     let listener = TcpListener::bind(&addr).await?;
     println!("bare_ack listening on {addr}");
     loop {
@@ -39,7 +41,8 @@ async fn main() -> std::io::Result<()> {
             let config = WebSocketConfig::default()
                 .read_buffer_size(4096)
                 .write_buffer_size(0);
-            let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await else {
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+            else {
                 return;
             };
             let (mut tx, mut rx) = ws.split();
@@ -50,7 +53,8 @@ async fn main() -> std::io::Result<()> {
                 }
                 if batches < 0 {
                     batches = 0;
-                    let welcome = frame(&[("t", Err("welcome")), ("sid", Err("")), ("acked", Ok(-1))]);
+                    let welcome =
+                        frame(&[("t", Err("welcome")), ("sid", Err("")), ("acked", Ok(-1))]);
                     if tx.send(welcome).await.is_err() {
                         return;
                     }
@@ -65,7 +69,11 @@ async fn main() -> std::io::Result<()> {
                     }
                     more = futures_util::FutureExt::now_or_never(rx.next());
                 }
-                if tx.send(frame(&[("t", Err("ack")), ("seq", Ok(batches - 1))])).await.is_err() {
+                if tx
+                    .send(frame(&[("t", Err("ack")), ("seq", Ok(batches - 1))]))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -22,11 +22,9 @@ pub const RAGE_RADIUS_PX: f64 = 30.0;
 /// Longest URL a heatmap point is filed under.
 const MAX_URL: usize = 2_048;
 
-/// A click for the heatmap: where on which page, in document CSS pixels.
+/// A click for the heatmap: where on its page, in document CSS pixels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClickPoint {
-    #[serde(skip)]
-    pub url: String,
     /// Epoch ms.
     pub t: i64,
     /// Document coordinates (viewport position plus scroll).
@@ -43,7 +41,8 @@ pub struct ClickPoint {
 /// What one chunk contributes.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Signals {
-    pub clicks: Vec<ClickPoint>,
+    /// Heatmap points, grouped by the page they happened on (in order).
+    pub clicks: Vec<(String, Vec<ClickPoint>)>,
     /// Rows of `ev` that are rage clicks.
     pub rage_rows: Vec<u32>,
     /// Rage bursts that started in this chunk.
@@ -111,8 +110,13 @@ impl Tracker {
                     }
                     self.in_burst = rage;
                     if !self.url.is_empty() {
-                        out.clicks.push(ClickPoint {
-                            url: self.url.clone(),
+                        if out.clicks.last().is_none_or(|(u, _)| *u != self.url) {
+                            out.clicks.push((self.url.clone(), Vec::new()));
+                        }
+                        let Some((_, points)) = out.clicks.last_mut() else {
+                            continue;
+                        };
+                        points.push(ClickPoint {
                             t,
                             x: m.a + self.scroll.0,
                             y: m.b + self.scroll.1,
@@ -189,7 +193,8 @@ mod tests {
         );
         assert_eq!(s.rage_rows, vec![2, 3]);
         assert_eq!(s.rage_bursts, 1);
-        assert!(s.clicks[2].rage && !s.clicks[0].rage);
+        let points = &s.clicks[0].1;
+        assert!(points[2].rage && !points[0].rage);
     }
 
     #[test]
@@ -257,7 +262,7 @@ mod tests {
         let p: Vec<_> = s
             .clicks
             .iter()
-            .map(|c| (c.url.as_str(), c.x, c.y, c.vw))
+            .flat_map(|(url, ps)| ps.iter().map(move |c| (url.as_str(), c.x, c.y, c.vw)))
             .collect();
         assert_eq!(
             p,
