@@ -56,6 +56,9 @@ pub struct BenchArgs {
     /// Send JSON text frames instead of MessagePack.
     #[arg(long)]
     pub json: bool,
+    /// Stop each session after this many batches (0: no limit), e.g. to build a long session.
+    #[arg(long, default_value_t = 0)]
+    pub batches: u64,
 }
 
 /// The last line of output.
@@ -292,7 +295,7 @@ async fn session(
     let started = Instant::now();
     loop {
         let now = Instant::now();
-        let sending = now < load_end;
+        let sending = now < load_end && (args.batches == 0 || next_seq < args.batches);
         if !sending && inflight.is_empty() {
             break;
         }

@@ -76,8 +76,9 @@ pub struct Limits {
     /// A socket that sends nothing for this many ms is closed (DESIGN.md: 5 minutes).
     pub idle_timeout_ms: u64,
     /// tungstenite's read buffer, allocated eagerly per connection: its 128 KiB default costs
-    /// ~138 KB of RSS per idle socket; 4 KiB costs ~7 KB and still reads a typical batch in
-    /// one or two syscalls.
+    /// ~138 KB of RSS per idle socket. It grows by itself for a larger frame, so 1 KiB (a
+    /// hello, a typical batch) measured the same full-load throughput as 4 KiB and 4 KB less
+    /// per idle session (docs/benchmarks.md).
     pub ws_read_buffer_bytes: usize,
     /// Bytes buffered before tungstenite writes; acks are tiny, so small is fine.
     pub ws_write_buffer_bytes: usize,
@@ -103,7 +104,7 @@ impl Default for Limits {
             max_past_ms: 30 * 24 * 3_600_000,
             hello_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
-            ws_read_buffer_bytes: 4 * 1024,
+            ws_read_buffer_bytes: 1024,
             ws_write_buffer_bytes: 0,
             ws_max_write_buffer_bytes: 1024 * 1024,
             live_viewer_buffer: 256,

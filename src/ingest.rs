@@ -103,9 +103,11 @@ pub async fn serve_socket(
             close = e.close_code(),
             "Closing ingest socket."
         );
-        conn.close_with(&e).await;
+        // Boxed: the close path (with its 4 KiB linger buffer) would otherwise sit inside
+        // every open session's future.
+        Box::pin(conn.close_with(&e)).await;
         if let Ok(ws) = conn.sink.reunite(stream) {
-            linger(ws.into_inner()).await;
+            Box::pin(linger(ws.into_inner())).await;
         }
     }
     app.metrics.sessions_open.dec();
@@ -167,17 +169,16 @@ async fn next_frame(
     }))
 }
 
-async fn drive(
+/// Hello and welcome: the session this socket records into, and its `acked` mark.
+async fn handshake(
     app: &Arc<App>,
     conn: &mut Conn,
     stream: &mut SplitStream<WsStream>,
     site: Result<Arc<Site>, IngestError>,
     ua: Option<String>,
-) -> Result<(), End> {
+) -> Result<(Arc<SessionMeta>, i64), End> {
     let site = site?;
-    let limits = &app.config.limits;
-
-    let hello_deadline = tokio::time::Instant::now() + limits.hello_timeout();
+    let hello_deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout();
     let hello = loop {
         let frame = tokio::select! {
             r = tokio::time::timeout_at(hello_deadline, next_frame(app, conn, stream)) => {
@@ -191,7 +192,6 @@ async fn drive(
             None => continue,
         }
     };
-
     let meta = Arc::new(SessionMeta {
         site: site.id.as_str().into(),
         sid: hello.sid.as_str().into(),
@@ -216,7 +216,23 @@ async fn drive(
         acked,
     })
     .await?;
+    Ok((meta, acked))
+}
 
+/// The socket's life after the welcome.
+///
+/// Memory: an idle session is mostly this future, and a future is as large as its largest
+/// await. The hello phase, the pipeline submit (which holds a whole batch) and the goodbye
+/// are therefore boxed: an allocation per batch buys ~4 KB less per idle session.
+async fn drive(
+    app: &Arc<App>,
+    conn: &mut Conn,
+    stream: &mut SplitStream<WsStream>,
+    site: Result<Arc<Site>, IngestError>,
+    ua: Option<String>,
+) -> Result<(), End> {
+    let limits = &app.config.limits;
+    let (meta, acked) = Box::pin(handshake(app, conn, stream, site, ua)).await?;
     let state = AckState::new(acked);
     let mut tracker = Tracker::new(&meta.hello);
     let mut sent = acked;
@@ -234,12 +250,12 @@ async fn drive(
                 }
                 let a = state.acked();
                 if a > sent {
-                    conn.send(ServerFrame::Ack { seq: a }).await?;
+                    Box::pin(conn.send(ServerFrame::Ack { seq: a })).await?;
                     sent = a;
                 }
             }
             _ = app.shutdown.cancelled() => {
-                return goodbye(app, conn, &state, submitted, sent).await;
+                return Box::pin(goodbye(app, conn, &state, submitted, sent)).await;
             }
             _ = &mut idle => return Err(IngestError::IdleTimeout.into()),
             frame = next_frame(app, conn, stream) => {
@@ -255,7 +271,7 @@ async fn drive(
                     // A resend of something already durable: ack it again, store nothing.
                     app.metrics.duplicates.inc();
                     sent = sent.max(state.acked());
-                    conn.send(ServerFrame::Ack { seq: state.acked() }).await?;
+                    Box::pin(conn.send(ServerFrame::Ack { seq: state.acked() })).await?;
                     continue;
                 }
                 let chunk = ChunkWrite {
@@ -267,7 +283,7 @@ async fn drive(
                     stats: batch.stats,
                     signals,
                 };
-                app.pipeline.submit(chunk, &state).await?;
+                Box::pin(app.pipeline.submit(chunk, &state)).await?;
                 submitted += 1;
             }
         }

@@ -5,7 +5,7 @@
 //! - `sessions`: (site, sid) → the summary (MessagePack);
 //! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
 //! - `devices`: (site, did) → the latest position (MessagePack);
-//! - `clicks`: (site, url, t, sid, seq, n) → a heatmap point (document x, y, viewport, rage);
+//! - `page_clicks`: (site, url, t, sid, seq) → one chunk's heatmap points on a page;
 //! - `layouts`: (site, url) → the newest layout snapshot of the page (time, row bytes).
 //!
 //! redb runs one write transaction at a time and fsyncs on commit, which is why the batcher
@@ -34,7 +34,7 @@ const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devi
 /// (one record per chunk and page, not per click: a B-tree insert per click cost a tenth of
 /// the ingest CPU at full load).
 type ClickKey<'a> = (&'a str, &'a str, u64, &'a str, u64);
-const CLICKS: TableDefinition<ClickKey<'static>, &[u8]> = TableDefinition::new("clicks");
+const CLICKS: TableDefinition<ClickKey<'static>, &[u8]> = TableDefinition::new("page_clicks");
 const LAYOUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("layouts");
 
 /// Index entries one sessions-list request examines at most, so a filter that matches
