@@ -6,6 +6,12 @@
 //! still one rage click. A rage click is 3 or more clicks within 1 s and 30 px; the click
 //! that completes the burst, and every further click in it, are marked, and each burst
 //! counts once in the session summary.
+//!
+//! A dead click is one the page visibly did not react to: within 1 s after it came no page
+//! view, scroll, input focus, layout change or custom event. That is only decidable once
+//! something later arrives on the same socket, so a click whose page navigated away (its
+//! socket closed) is never called dead; dead clicks are counted, not marked, because the
+//! verdict usually comes in a later batch than the click.
 
 use std::collections::VecDeque;
 
@@ -13,12 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use bytes::Bytes;
 
-use crate::protocol::events::{CLICK, LAYOUT, PAGE, RESIZE, SCROLL};
+use crate::protocol::events::{CLICK, CUSTOM, INPUT, LAYOUT, PAGE, RESIZE, SCROLL};
 use crate::protocol::{ChunkStats, Hello};
 
 pub const RAGE_CLICKS: usize = 3;
 pub const RAGE_WINDOW_MS: i64 = 1_000;
 pub const RAGE_RADIUS_PX: f64 = 30.0;
+/// A click with no reaction within this long is dead.
+pub const DEAD_CLICK_MS: i64 = 1_000;
 /// Longest URL a heatmap point is filed under.
 const MAX_URL: usize = 2_048;
 
@@ -47,6 +55,8 @@ pub struct Signals {
     pub rage_rows: Vec<u32>,
     /// Rage bursts that started in this chunk.
     pub rage_bursts: u32,
+    /// Clicks found dead while walking this chunk (they may belong to an earlier one).
+    pub dead_clicks: u32,
     /// Layout snapshots, filed under their page: (url, time, the row's MessagePack bytes).
     pub layouts: Vec<(String, i64, Bytes)>,
 }
@@ -59,6 +69,8 @@ pub struct Tracker {
     /// Recent clicks: (time, x, y) in viewport coordinates.
     recent: VecDeque<(i64, f64, f64)>,
     in_burst: bool,
+    /// Times of clicks still waiting for a reaction (at most 16).
+    waiting: VecDeque<i64>,
 }
 
 fn clip(url: &str) -> String {
@@ -77,6 +89,7 @@ impl Tracker {
             viewport: (hello.vw.unwrap_or(0.0), hello.vh.unwrap_or(0.0)),
             recent: VecDeque::new(),
             in_burst: false,
+            waiting: VecDeque::new(),
         }
     }
 
@@ -85,7 +98,17 @@ impl Tracker {
         let mut out = Signals::default();
         for m in &stats.marks {
             let t = t0 + m.dt;
-            match i64::from(m.kind) {
+            let kind = i64::from(m.kind);
+            // Clicks that waited more than a second with nothing in between are dead; a
+            // reaction now answers the ones still within their second.
+            while self.waiting.front().is_some_and(|&c| t - c > DEAD_CLICK_MS) {
+                self.waiting.pop_front();
+                out.dead_clicks += 1;
+            }
+            if matches!(kind, PAGE | SCROLL | INPUT | LAYOUT | CUSTOM) {
+                self.waiting.clear();
+            }
+            match kind {
                 PAGE => {
                     if let Some(u) = &m.url {
                         self.url = clip(u);
@@ -101,6 +124,10 @@ impl Tracker {
                 }
                 RESIZE => self.viewport = (m.a, m.b),
                 CLICK => {
+                    self.waiting.push_back(t);
+                    if self.waiting.len() > 16 {
+                        self.waiting.pop_front();
+                    }
                     let rage = self.click(t, m.a, m.b);
                     if rage {
                         out.rage_rows.push(m.row);
@@ -221,6 +248,33 @@ mod tests {
             &Bytes::new(),
         );
         assert_eq!(scattered.rage_bursts, 0);
+    }
+
+    #[test]
+    fn clicks_without_a_reaction_within_a_second_are_dead() {
+        let mut t = tracker();
+        let a = t.observe(
+            0,
+            &stats(vec![
+                mark(0, 0, CLICK, 10.0, 10.0, None), // answered by the scroll
+                mark(1, 300, SCROLL, 0.0, 100.0, None),
+                mark(2, 2000, CLICK, 500.0, 10.0, None), // nothing follows within 1 s
+            ]),
+            &Bytes::new(),
+        );
+        assert_eq!(a.dead_clicks, 0, "undecided until something later arrives");
+        let b = t.observe(
+            4000,
+            &stats(vec![
+                mark(0, 0, CLICK, 200.0, 10.0, None),
+                mark(1, 100, INPUT, 0.0, 0.0, None),
+            ]),
+            &Bytes::new(),
+        );
+        assert_eq!(
+            b.dead_clicks, 1,
+            "the click at 2000 got no reaction by 4000"
+        );
     }
 
     #[test]

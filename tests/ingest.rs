@@ -335,6 +335,10 @@ async fn rage_clicks_are_counted_marked_and_heatmapped() {
     let summary = s.get_json("/api/sessions/sess_rage_01?site=test").await;
     assert_eq!(summary["rage_clicks"], 1);
     assert_eq!(summary["clicks"], 5);
+    assert_eq!(
+        summary["dead_clicks"], 0,
+        "no verdict before anything later arrives"
+    );
     let events = s.events("test", "sess_rage_01").await;
     assert_eq!(
         events[0]["rage"],
@@ -342,6 +346,16 @@ async fn rage_clicks_are_counted_marked_and_heatmapped() {
         "the clicks completing the burst are marked"
     );
     assert_eq!(events[0]["ev"], ev, "ev itself is untouched");
+
+    // Three seconds later a scroll: the four "Pay" clicks got no reaction within 1 s.
+    let later = json!({"t":"batch","seq":1,"t0":t0 + 5000,"ev":[[3, 0, 0, 0]]});
+    ws.send(pack(&later)).await.unwrap();
+    await_ack(&mut ws, 1).await;
+    let summary = s.get_json("/api/sessions/sess_rage_01?site=test").await;
+    assert_eq!(
+        summary["dead_clicks"], 4,
+        "the calm click was answered by its scroll"
+    );
 
     let rage = s.get_json("/api/sessions?site=test&has_rage=true").await;
     assert_eq!(rage["sessions"][0]["sid"], "sess_rage_01");

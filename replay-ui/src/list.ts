@@ -13,6 +13,7 @@ interface Summary {
   events: number;
   clicks: number;
   rage_clicks: number;
+  dead_clicks?: number;
   pages: string[];
   url: string | null;
   ua: string | null;
@@ -78,7 +79,7 @@ export async function list(root: HTMLElement, go: (p: string) => void): Promise<
       h('td', {}, link(path, new Date(s.started).toLocaleString(), go), liveNow && h('span', { class: 'badge live' }, 'live')),
       h('td', {}, duration(s.duration_ms)),
       h('td', { class: 'pages', title: s.pages.join('\n') }, `${s.pages.length} `, h('span', { class: 'url' }, s.url || '')),
-      h('td', { class: 'num' }, s.clicks),
+      h('td', { class: 'num' }, s.clicks, s.dead_clicks ? h('span', { class: 'dead', title: 'no visible reaction within 1 s' }, ` · ${s.dead_clicks} dead`) : ''),
       h('td', { class: 'num' + (s.rage_clicks ? ' rage' : '') }, s.rage_clicks),
       h('td', {}, s.did || ''),
       h('td', { class: 'ua', title: s.ua || '' }, shortUa(s.ua)),

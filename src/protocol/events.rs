@@ -305,8 +305,10 @@ fn validate_row(
         GPS if stats.gps.as_ref().is_none_or(|g| g.ts <= gps.ts) => stats.gps = Some(gps),
         _ => {}
     }
-    if matches!(kind, PAGE | CLICK | SCROLL | RESIZE | LAYOUT)
-        && stats.marks.len() < MAX_MARKS_PER_CHUNK
+    if matches!(
+        kind,
+        PAGE | CLICK | SCROLL | RESIZE | INPUT | CUSTOM | LAYOUT
+    ) && stats.marks.len() < MAX_MARKS_PER_CHUNK
     {
         mark.span = (start, c.pos());
         stats.marks.push(mark);

@@ -27,6 +27,9 @@ pub struct SessionSummary {
     /// Rage-click bursts (3+ clicks within 1 s and 30 px).
     #[serde(default)]
     pub rage_clicks: u64,
+    /// Clicks the page did not visibly react to within 1 s.
+    #[serde(default)]
+    pub dead_clicks: u64,
     /// Distinct URLs, in the order first visited (at most [`MAX_SUMMARY_PAGES`]).
     pub pages: Vec<String>,
     /// The first page's URL.
@@ -59,6 +62,7 @@ impl SessionSummary {
             batches: 0,
             clicks: 0,
             rage_clicks: 0,
+            dead_clicks: 0,
             pages: Vec::new(),
             url: h.url.clone(),
             ua: meta.ua.clone(),
@@ -80,6 +84,7 @@ impl SessionSummary {
         self.events += u64::from(s.events);
         self.clicks += u64::from(s.clicks);
         self.rage_clicks += u64::from(chunk.signals.rage_bursts);
+        self.dead_clicks += u64::from(chunk.signals.dead_clicks);
         if s.events > 0 {
             self.started = self.started.min(chunk.t0 + s.first_dt);
             self.last = self.last.max(chunk.t0 + s.last_dt);
