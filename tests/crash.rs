@@ -1,0 +1,188 @@
+//! Crash safety: the real `spoor` binary is SIGKILLed at random moments while a client
+//! streams batches and resends whatever was not acked. Afterwards every batch is stored
+//! exactly once and no batch that was ever acked is missing.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use spoor::store::Store;
+
+const BATCHES: u64 = 12_000;
+const IN_FLIGHT: u64 = 32;
+const KILLS: usize = 8;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Child {
+    let cfg = dir.join("spoor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nstore = \"embedded:{}\"\nread_token = \"rt_crash\"\n\
+             [[site]]\nid = \"test\"\nwrite_key = \"{}\"\n",
+            dir.join("data").display(),
+            common::KEY
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_spoor"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A batch whose content names its seq, so the store's copy can be checked.
+fn batch(seq: u64) -> tokio_tungstenite::tungstenite::Message {
+    common::pack(&json!({"t":"batch","seq":seq,"t0":common::now_ms(),
+        "ev":[[1, 0, seq, 1], [9, 1, "crash", {"seq": seq}]]}))
+}
+
+/// The resending client: returns the highest ack it ever saw once everything is acked.
+async fn client(port: u16) -> i64 {
+    let url = format!("ws://127.0.0.1:{port}/v1/ingest?key={}", common::KEY);
+    let mut acked: i64 = -1;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked < BATCHES as i64 - 1 {
+        assert!(Instant::now() < deadline, "the client finishes");
+        let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (mut tx, mut rx) = ws.split();
+        if tx
+            .send(common::pack(&common::hello("crash_sess_01")))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        // Resend from welcome.acked, then keep a window of batches in flight.
+        let mut next = match rx.next().await {
+            Some(Ok(m)) => {
+                let w: serde_json::Value = rmp_serde::from_slice(&m.into_data()).unwrap();
+                let welcome = w["acked"].as_i64().unwrap();
+                assert!(
+                    welcome >= acked,
+                    "welcome {welcome} never forgets ack {acked}"
+                );
+                acked = welcome;
+                (welcome + 1) as u64
+            }
+            _ => continue,
+        };
+        loop {
+            while next < BATCHES && next < (acked + 1) as u64 + IN_FLIGHT {
+                if tx.send(batch(next)).await.is_err() {
+                    break;
+                }
+                next += 1;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
+                Ok(Some(Ok(m))) if m.is_binary() => {
+                    let f: serde_json::Value = rmp_serde::from_slice(&m.into_data()).unwrap();
+                    if f["t"] == "ack" {
+                        acked = acked.max(f["seq"].as_i64().unwrap());
+                        if acked == BATCHES as i64 - 1 {
+                            return acked;
+                        }
+                    } else {
+                        break;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break, // killed, closed or stuck: reconnect and resend
+            }
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start(tmp.path(), port);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("crash test seed {seed}");
+    let mut rng = seed;
+    let mut rand = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let load = tokio::spawn(client(port));
+    let mut kills = 0;
+    for kill in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(100 + rand(400))).await;
+        if load.is_finished() {
+            break;
+        }
+        kills += 1;
+        server.kill().unwrap(); // SIGKILL
+        server.wait().unwrap();
+        println!("killed the server ({kill})");
+        tokio::time::sleep(Duration::from_millis(rand(200))).await;
+        server = start(tmp.path(), port);
+    }
+    let acked = tokio::time::timeout(Duration::from_secs(150), load)
+        .await
+        .expect("the client finishes")
+        .unwrap();
+    assert_eq!(acked, BATCHES as i64 - 1);
+    assert!(kills >= 3, "only {kills} kills landed during the load");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // Read the store directly: every batch exactly once, with its own content.
+    let store = spoor::store::embedded::EmbeddedStore::open(&tmp.path().join("data")).unwrap();
+    let mut seen = 0u64;
+    let mut from = 0;
+    loop {
+        let page = store
+            .read_chunks("test", "crash_sess_01", from, 500)
+            .await
+            .unwrap();
+        for c in &page {
+            assert_eq!(c.seq, seen, "seqs are contiguous and unique");
+            let ev: serde_json::Value = rmp_serde::from_slice(&c.ev).unwrap();
+            assert_eq!(
+                ev[1][3]["seq"], c.seq,
+                "batch {} holds its own events",
+                c.seq
+            );
+            seen += 1;
+        }
+        match page.last() {
+            Some(l) if page.len() == 500 => from = l.seq + 1,
+            _ => break,
+        }
+    }
+    assert_eq!(seen, BATCHES, "every batch is stored");
+    let summary = store
+        .session("test", "crash_sess_01")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.batches, BATCHES, "no batch counted twice");
+    assert_eq!(summary.events, 2 * BATCHES);
+    assert_eq!(summary.acked, BATCHES as i64 - 1);
+}
