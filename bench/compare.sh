@@ -43,6 +43,10 @@ read_token = "rt_bench"
 id = "bench"
 write_key = "$KEY"
 origins = ["*"]
+[limits]
+max_batches_per_second_per_session = 0
+max_batches_per_second_per_key = 0
+max_sessions_per_ip = 0
 $extra
 TOML
   case $1 in

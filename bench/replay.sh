@@ -18,6 +18,10 @@ read_token = "rt_bench"
 [[site]]
 id = "bench"
 write_key = "$KEY"
+[limits]
+max_batches_per_second_per_session = 0
+max_batches_per_second_per_key = 0
+max_sessions_per_ip = 0
 TOML
 RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
 server=$!

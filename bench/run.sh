@@ -6,8 +6,10 @@
 #   bench/run.sh throughput      # one of: throughput latency idle
 #   DURATION=30 bench/run.sh     # longer runs
 #
-# Extra settings for the server can be passed as TOML in SPOOR_BENCH_TOML, e.g.
+# Extra settings for the server can be passed as TOML in SPOOR_BENCH_TOML (other tables) and
+# SPOOR_BENCH_LIMITS (keys of [limits]), e.g.
 #   SPOOR_BENCH_TOML=$'[pipeline]\ngroup_commit = false' bench/run.sh throughput
+#   SPOOR_BENCH_LIMITS='ws_read_buffer_bytes = 4096' bench/run.sh idle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +34,12 @@ read_token = "rt_bench"
 id = "bench"
 write_key = "$KEY"
 origins = ["*"]
+# The load is deliberately far beyond what the rate limits allow one site or host.
+[limits]
+max_batches_per_second_per_session = 0
+max_batches_per_second_per_key = 0
+max_sessions_per_ip = 0
+${SPOOR_BENCH_LIMITS:-}
 ${SPOOR_BENCH_TOML:-}
 TOML
   RUST_LOG=warn "$BIN" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &

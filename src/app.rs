@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::ratelimit::{IpSessions, KeyLimits};
 use crate::site::Sites;
 use crate::store::Store;
 
@@ -25,6 +26,10 @@ pub struct App {
     /// Every socket task, so shutdown can wait for them.
     pub tracker: TaskTracker,
     pub ws_config: WebSocketConfig,
+    /// Batches a second per site key.
+    pub key_limits: KeyLimits,
+    /// Open sockets per client IP.
+    pub ip_sessions: Arc<IpSessions>,
 }
 
 /// Epoch milliseconds now.

@@ -84,6 +84,18 @@ pub struct Limits {
     pub ws_write_buffer_bytes: usize,
     /// Most bytes a socket may have waiting to be written before it counts as stuck.
     pub ws_max_write_buffer_bytes: usize,
+    /// Batches a second one session may send (0: unlimited). A page sends a few a second;
+    /// a reconnecting one resends its backlog at once, hence the larger burst.
+    pub max_batches_per_second_per_session: u32,
+    pub session_batch_burst: u32,
+    /// Batches a second all sessions of one site key may send together (0: unlimited): the
+    /// key is public, so this is what caps what any page can push in its name. 20,000 a
+    /// second is ten thousand pages recording at once.
+    pub max_batches_per_second_per_key: u32,
+    pub key_batch_burst: u32,
+    /// Open ingest sockets from one client IP (0: unlimited). Offices and carrier NATs put
+    /// many visitors behind one address; 256 tabs still stops one host from holding thousands.
+    pub max_sessions_per_ip: u32,
     /// Chunks a live viewer may fall behind before it is dropped (never grows memory).
     pub live_viewer_buffer: usize,
     /// Sessions returned by one page of `GET /api/sessions` at most.
@@ -107,6 +119,11 @@ impl Default for Limits {
             ws_read_buffer_bytes: 1024,
             ws_write_buffer_bytes: 0,
             ws_max_write_buffer_bytes: 1024 * 1024,
+            max_batches_per_second_per_session: 200,
+            session_batch_burst: 1_000,
+            max_batches_per_second_per_key: 20_000,
+            key_batch_burst: 40_000,
+            max_sessions_per_ip: 256,
             live_viewer_buffer: 256,
             max_list_limit: 500,
             shutdown_grace_ms: 10_000,

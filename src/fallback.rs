@@ -45,6 +45,9 @@ pub async fn ingest(
         Bytes::from(protocol::json_to_msgpack(&body)?)
     };
     let (hello, batches) = protocol::split_fallback_body(&body, limits)?;
+    if !app.key_limits.take(&site.id, batches.len() as u32) {
+        return Err(IngestError::RateLimited);
+    }
     let now = now_ms();
     let ClientFrame::Hello(hello) = protocol::decode_msgpack_as(&hello, "hello", limits, now)?
     else {

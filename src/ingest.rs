@@ -18,6 +18,7 @@ use crate::app::{now_ms, App};
 use crate::error::IngestError;
 use crate::pipeline::AckState;
 use crate::protocol::{self, ClientFrame, Encoding, ServerFrame};
+use crate::ratelimit::{Bucket, IpSlot};
 use crate::signals::Tracker;
 use crate::site::Site;
 use crate::store::{ChunkWrite, SessionMeta};
@@ -89,7 +90,14 @@ pub async fn serve_socket(
     app: Arc<App>,
     site: Result<Arc<Site>, IngestError>,
     ua: Option<String>,
+    slot: Option<IpSlot>,
 ) {
+    // Over the per-IP socket limit: the socket is told why and closed.
+    let site = if slot.is_none() {
+        Err(IngestError::RateLimited)
+    } else {
+        site
+    };
     app.metrics.sessions_open.inc();
     let (sink, mut stream) = ws.split();
     let mut conn = Conn {
@@ -111,6 +119,7 @@ pub async fn serve_socket(
         }
     }
     app.metrics.sessions_open.dec();
+    drop(slot);
 }
 
 /// A lingering close: reads and discards what the client still sends (up to a time and byte
@@ -235,6 +244,10 @@ async fn drive(
     let (meta, acked) = Box::pin(handshake(app, conn, stream, site, ua)).await?;
     let state = AckState::new(acked);
     let mut tracker = Tracker::new(&meta.hello);
+    let mut bucket = Bucket::new(
+        limits.max_batches_per_second_per_session,
+        limits.session_batch_burst,
+    );
     let mut sent = acked;
     let mut submitted = 0u64;
     let idle = tokio::time::sleep(limits.idle_timeout());
@@ -265,6 +278,9 @@ async fn drive(
                     Some(ClientFrame::Hello(_)) => return Err(IngestError::UnexpectedHello.into()),
                     Some(ClientFrame::Batch(b)) => b,
                 };
+                if !bucket.take(1, std::time::Instant::now()) || !app.key_limits.take(&meta.site, 1) {
+                    return Err(IngestError::RateLimited.into());
+                }
                 // Resends too: they move the tracker's page and scroll along.
                 let signals = tracker.observe(batch.t0, &batch.stats, &batch.ev);
                 if batch.seq as i64 <= state.acked() {

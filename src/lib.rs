@@ -34,6 +34,7 @@ pub mod live;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;
+pub mod ratelimit;
 pub mod replay;
 pub mod routes;
 pub mod signals;
@@ -97,7 +98,16 @@ pub async fn serve(
     };
     let batcher = tokio::spawn(batcher.run(drain.clone()));
     let grace = config.limits.shutdown_grace();
+    let limits = &config.limits;
+    let key_limits = ratelimit::KeyLimits::new(
+        config.sites.iter().map(|s| s.id.as_str()),
+        limits.max_batches_per_second_per_key,
+        limits.key_batch_burst,
+    );
+    let ip_sessions = ratelimit::IpSessions::new(limits.max_sessions_per_ip);
     let app = Arc::new(App {
+        key_limits,
+        ip_sessions,
         sites: Sites::new(&config.sites),
         pipeline: Pipeline::new(tx, config.pipeline.max_inflight_bytes),
         ws_config: ws::config(&config.limits),

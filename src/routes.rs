@@ -93,12 +93,14 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(query())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("user-agent"))
+        .and(warp::addr::remote())
         .map(
             |up: ws::Upgrade,
              app: Arc<App>,
              q: Query,
              origin: Option<String>,
-             ua: Option<String>| {
+             ua: Option<String>,
+             peer: Option<std::net::SocketAddr>| {
                 let site = q
                     .get("key")
                     .and_then(|k| app.sites.by_key(k))
@@ -110,10 +112,12 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                         return error_response(&ApiError::Ingest(IngestError::OriginNotAllowed));
                     }
                 }
+                let ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.ip());
+                let slot = app.ip_sessions.enter(ip);
                 let config = app.ws_config;
                 let tracker = app.tracker.clone();
                 up.respond(config, &tracker, move |ws| {
-                    ingest::serve_socket(ws, app, site, ua)
+                    ingest::serve_socket(ws, app, site, ua, slot)
                 })
             },
         );

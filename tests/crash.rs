@@ -29,6 +29,7 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         &cfg,
         format!(
             "listen = \"127.0.0.1:{port}\"\nstore = \"embedded:{}\"\nread_token = \"rt_crash\"\n\
+             [limits]\nmax_batches_per_second_per_session = 0\n\
              [[site]]\nid = \"test\"\nwrite_key = \"{}\"\n",
             dir.join("data").display(),
             common::KEY

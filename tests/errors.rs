@@ -315,3 +315,61 @@ async fn http_fallback_stores_once_and_answers_when_durable() {
     assert_eq!(st, 413);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_flood_from_one_socket_is_rate_limited_and_others_keep_their_acks() {
+    let s = TestServer::start().await;
+    let mut calm = s.connect(KEY).await;
+    open(&mut calm, "sess_calm_01").await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_flood_1").await;
+    // 10,000 frames as fast as the socket takes them: past the burst of 1,000 at 200/s.
+    let flood = tokio::spawn(async move {
+        for seq in 0..10_000u64 {
+            if ws
+                .send(pack(&batch(seq, json!([[1, 0, 1, 1]]))))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        ws
+    });
+    let mut ws = flood.await.unwrap();
+    let mut saw = None;
+    while let Some(f) = recv(&mut ws).await {
+        if f["t"] == "error" {
+            saw = Some(f["code"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(saw.as_deref(), Some("rate_limited"));
+    // The calm session on the same key is unaffected.
+    for seq in 0..5 {
+        calm.send(pack(&batch(seq, moves(seq)))).await.unwrap();
+    }
+    assert_eq!(await_ack(&mut calm, 4).await, 4);
+    assert!(
+        s.metric("spoor_ingest_errors_total{code=\"rate_limited\"}")
+            .await
+            >= 1.0
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn one_host_cannot_hold_more_sockets_than_its_limit() {
+    let s = TestServer::start_with(|c| c.limits.max_sessions_per_ip = 2).await;
+    let mut a = s.connect(KEY).await;
+    open(&mut a, "sess_ip_0001").await;
+    let mut b = s.connect(KEY).await;
+    open(&mut b, "sess_ip_0002").await;
+    let mut c = s.connect(KEY).await;
+    expect_error(&mut c, "rate_limited", 1008).await;
+    drop(a);
+    // The place is given back when a socket ends.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut d = s.connect(KEY).await;
+    open(&mut d, "sess_ip_0003").await;
+    s.stop().await;
+}

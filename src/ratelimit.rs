@@ -1,0 +1,164 @@
+//! Rate limits: batches per second per session and per site key (token buckets), and open
+//! sockets per client IP. A write key is public, so these are what keep one abusive page or
+//! script from taking the pipeline from everyone else; a client over its rate gets
+//! `rate_limited` (close 1008) and others are unaffected.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A token bucket: `rate` tokens a second, holding at most `burst`. A rate of 0 is unlimited.
+#[derive(Debug)]
+pub struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    pub fn new(rate: u32, burst: u32) -> Self {
+        Bucket {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes `n` tokens if there are enough.
+    pub fn take(&mut self, n: u32, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= f64::from(n) {
+            self.tokens -= f64::from(n);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One bucket per site key, shared by all its sessions.
+#[derive(Debug, Default)]
+pub struct KeyLimits {
+    buckets: HashMap<String, Mutex<Bucket>>,
+}
+
+impl KeyLimits {
+    pub fn new<'a>(sites: impl Iterator<Item = &'a str>, rate: u32, burst: u32) -> Self {
+        KeyLimits {
+            buckets: sites
+                .map(|s| (s.to_owned(), Mutex::new(Bucket::new(rate, burst))))
+                .collect(),
+        }
+    }
+
+    pub fn take(&self, site: &str, n: u32) -> bool {
+        match self.buckets.get(site) {
+            // The lock is held for a few arithmetic operations; nothing awaits under it.
+            Some(b) => b
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(n, Instant::now()),
+            None => true,
+        }
+    }
+}
+
+/// Open sockets per client IP.
+#[derive(Debug, Default)]
+pub struct IpSessions {
+    max: u32,
+    open: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// Holds one socket's place; gives it back when dropped.
+#[derive(Debug)]
+pub struct IpSlot {
+    sessions: Arc<IpSessions>,
+    ip: IpAddr,
+}
+
+impl IpSessions {
+    /// `max` 0 is unlimited.
+    pub fn new(max: u32) -> Arc<Self> {
+        Arc::new(IpSessions {
+            max,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for one more socket from `ip`, if it has fewer than the maximum open.
+    pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        if self.max == 0 {
+            return Some(IpSlot {
+                sessions: self.clone(),
+                ip,
+            });
+        }
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            sessions: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if self.sessions.max == 0 {
+            return;
+        }
+        let mut open = self.sessions.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let t = Instant::now();
+        let mut b = Bucket::new(10, 5);
+        assert!((0..5).all(|_| b.take(1, t)));
+        assert!(!b.take(1, t), "burst spent");
+        assert!(
+            b.take(1, t + Duration::from_millis(100)),
+            "0.1 s refills one"
+        );
+        assert!(!b.take(1, t + Duration::from_millis(100)));
+        assert!(Bucket::new(0, 0).take(1_000_000, t), "rate 0 is unlimited");
+    }
+
+    #[test]
+    fn ip_slots_are_counted_and_given_back() {
+        let s = IpSessions::new(2);
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let a = s.enter(ip).unwrap();
+        let _b = s.enter(ip).unwrap();
+        assert!(s.enter(ip).is_none());
+        assert!(s.enter("10.1.2.4".parse().unwrap()).is_some(), "per IP");
+        drop(a);
+        assert!(s.enter(ip).is_some());
+    }
+}
