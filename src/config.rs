@@ -98,6 +98,9 @@ pub struct Limits {
     pub max_sessions_per_ip: u32,
     /// Chunks a live viewer may fall behind before it is dropped (never grows memory).
     pub live_viewer_buffer: usize,
+    /// How long one message to a live viewer may take to go out before the viewer counts as
+    /// stuck and is dropped (a viewer that stops reading would otherwise never notice it lags).
+    pub live_send_timeout_ms: u64,
     /// Sessions returned by one page of `GET /api/sessions` at most.
     pub max_list_limit: usize,
     /// How long shutdown waits for open sockets to receive their last acks, in ms.
@@ -125,6 +128,7 @@ impl Default for Limits {
             key_batch_burst: 40_000,
             max_sessions_per_ip: 256,
             live_viewer_buffer: 256,
+            live_send_timeout_ms: 5_000,
             max_list_limit: 500,
             shutdown_grace_ms: 10_000,
         }

@@ -145,12 +145,41 @@ fn chunk_message(c: &StoredChunk, format: Format) -> Result<Message, StoreError>
 
 /// Live follow over a WebSocket: the stored chunks, then each new one once it is durable.
 /// A viewer that falls more than the live buffer behind is closed (1008, `viewer_too_slow`).
+/// Why a live viewer's socket ended on our side.
+enum ViewerEnd {
+    /// The viewer left (or its socket failed): nothing to say.
+    Gone,
+    /// A send did not complete within the timeout: the viewer stopped reading.
+    Stuck,
+}
+
+type ViewerSink = futures_util::stream::SplitSink<WsStream, Message>;
+
+async fn send_chunk(
+    sink: &mut ViewerSink,
+    c: &StoredChunk,
+    format: Format,
+    timeout: std::time::Duration,
+) -> Result<(), ViewerEnd> {
+    let msg = chunk_message(c, format).map_err(|_| ViewerEnd::Gone)?;
+    match tokio::time::timeout(timeout, sink.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(ViewerEnd::Gone),
+        Err(_) => Err(ViewerEnd::Stuck),
+    }
+}
+
+/// Live follow over a WebSocket: the stored chunks, then each new one once it is durable.
+/// A viewer that falls more than the live buffer behind, or stops reading so that a send
+/// takes longer than `live_send_timeout_ms`, is dropped (1008 `viewer_too_slow`): it never
+/// grows the server's memory.
 pub async fn follow(ws: WsStream, app: Arc<App>, site: String, sid: String, format: Format) {
     app.metrics.live_viewers.inc();
     let (mut sink, mut incoming) = ws.split();
     // Subscribe before reading the store, so nothing committed in between is missed.
     let mut live = app.live.subscribe(&site, &sid);
-    let result: Result<Option<(u16, &'static str)>, ()> = async {
+    let timeout = std::time::Duration::from_millis(app.config.limits.live_send_timeout_ms);
+    let result: Result<(u16, &'static str), ViewerEnd> = async {
         let mut from = 0u64;
         let mut sent_max: Option<u64> = None;
         loop {
@@ -158,11 +187,9 @@ pub async fn follow(ws: WsStream, app: Arc<App>, site: String, sid: String, form
                 .store
                 .read_chunks(&site, &sid, from, PAGE_CHUNKS)
                 .await
-                .map_err(|_| ())?;
+                .map_err(|_| ViewerEnd::Gone)?;
             for c in &page {
-                sink.send(chunk_message(c, format).map_err(|_| ())?)
-                    .await
-                    .map_err(|_| ())?;
+                send_chunk(&mut sink, c, format, timeout).await?;
                 sent_max = Some(c.seq);
             }
             match page.last() {
@@ -177,32 +204,40 @@ pub async fn follow(ws: WsStream, app: Arc<App>, site: String, sid: String, form
                     // ones at or below what was sent are skipped.
                     Ok(c) if sent_max.is_some_and(|m| c.seq <= m) => {}
                     Ok(c) => {
-                        sink.send(chunk_message(&c, format).map_err(|_| ())?)
-                            .await
-                            .map_err(|_| ())?;
+                        send_chunk(&mut sink, &c, format, timeout).await?;
                         sent_max = Some(sent_max.map_or(c.seq, |m| m.max(c.seq)));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        app.metrics.viewers_dropped.inc();
-                        return Ok(Some((1008, "viewer_too_slow")));
+                        return Ok((1008, "viewer_too_slow"));
                     }
-                    Err(broadcast::error::RecvError::Closed) => return Ok(Some((1001, "closed"))),
+                    Err(broadcast::error::RecvError::Closed) => return Ok((1001, "closed")),
                 },
                 msg = incoming.next() => match msg {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(None),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        return Err(ViewerEnd::Gone)
+                    }
                     Some(Ok(_)) => {}
                 },
-                _ = app.shutdown.cancelled() => return Ok(Some((1001, "shutting_down"))),
+                _ = app.shutdown.cancelled() => return Ok((1001, "shutting_down")),
             }
         }
     }
     .await;
-    if let Ok(Some((code, reason))) = result {
-        let close = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        };
-        let _ = sink.send(Message::Close(Some(close))).await;
+    match result {
+        Ok((code, reason)) => {
+            if code == 1008 {
+                app.metrics.viewers_dropped.inc();
+            }
+            let close = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            };
+            let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+        }
+        Err(ViewerEnd::Stuck) => {
+            app.metrics.viewers_dropped.inc();
+        }
+        Err(ViewerEnd::Gone) => {}
     }
     drop(live);
     app.metrics.live_viewers.dec();

@@ -152,3 +152,45 @@ async fn graceful_shutdown_acks_what_it_wrote_and_closes_with_1001() {
     assert_eq!(acked, last_ack, "the last ack matches what is durable");
     assert!(acked >= 0);
 }
+
+#[tokio::test]
+async fn a_viewer_that_stops_reading_is_dropped_and_ingest_goes_on() {
+    let s = TestServer::start_with(|c| {
+        c.limits.live_viewer_buffer = 4;
+        c.limits.live_send_timeout_ms = 300;
+    })
+    .await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_slowview").await;
+    ws.send(pack(&batch(0, moves(0)))).await.unwrap();
+    await_ack(&mut ws, 0).await;
+    // A viewer that never reads (its TCP buffers fill up, then sends stall).
+    let url = format!(
+        "ws://{}/api/sessions/sess_slowview/live?site=test&token={TOKEN}",
+        s.addr
+    );
+    let (viewer, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(s.metric("spoor_live_viewers").await, 1.0);
+    let big: Vec<_> = (0..1500).map(|i| serde_json::json!([1, 0, i, i])).collect();
+    let big = serde_json::json!(big);
+    let mut seq = 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while s.metric("spoor_live_viewers_dropped_total").await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slow viewer is dropped"
+        );
+        for _ in 0..20 {
+            ws.send(pack(&batch(seq, big.clone()))).await.unwrap();
+            seq += 1;
+        }
+        assert_eq!(
+            await_ack(&mut ws, seq as i64 - 1).await,
+            seq as i64 - 1,
+            "ingest keeps acking"
+        );
+    }
+    assert_eq!(s.metric("spoor_live_viewers").await, 0.0);
+    drop(viewer);
+    s.stop().await;
+}
