@@ -214,6 +214,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub store: Option<String>,
     pub read_token: Option<String>,
+    /// Days a session or device position is kept after its last activity (0: forever).
+    pub retention_days: Option<u32>,
     #[serde(default)]
     pub site: Vec<Site>,
     #[serde(default)]
@@ -264,6 +266,8 @@ pub struct Config {
     pub limits: Limits,
     pub pipeline: PipelineConfig,
     pub embedded: EmbeddedConfig,
+    /// Days a session or device is kept after its last activity; 0 keeps everything.
+    pub retention_days: u32,
 }
 
 impl Config {
@@ -277,6 +281,7 @@ impl Config {
             limits: Limits::default(),
             pipeline: PipelineConfig::default(),
             embedded: EmbeddedConfig::default(),
+            retention_days: 0,
         }
     }
 
@@ -316,6 +321,7 @@ impl Config {
                 limits: file.limits.unwrap_or_default(),
                 pipeline: file.pipeline.unwrap_or_default(),
                 embedded: file.embedded.unwrap_or_default(),
+                retention_days: file.retention_days.unwrap_or(0),
             },
             generated,
         ))

@@ -58,6 +58,30 @@ use crate::pipeline::Pipeline;
 use crate::site::Sites;
 use crate::store::Store;
 
+/// How often retention runs.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes what is older than the retention period: a minute after start, then hourly.
+async fn retention(store: Arc<dyn Store>, days: u32, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+        RETENTION_EVERY,
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let cutoff = app::now_ms() - i64::from(days) * 86_400_000;
+        match store.purge_before(cutoff).await {
+            Ok((sessions, devices)) => {
+                tracing::info!(sessions, devices, days, "Retention removed expired data.")
+            }
+            Err(e) => tracing::warn!(error = %e, "Retention failed; it runs again in an hour."),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("opening the store: {0}")]
@@ -119,6 +143,13 @@ pub async fn serve(
         tracker: TaskTracker::new(),
     });
     let tracker = app.tracker.clone();
+    if app.config.retention_days > 0 {
+        tokio::spawn(retention(
+            app.store.clone(),
+            app.config.retention_days,
+            shutdown.clone(),
+        ));
+    }
     let filter = routes::routes(app.clone());
     drop(app);
     warp::serve(filter)

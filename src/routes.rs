@@ -271,6 +271,36 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             })
         });
 
+    let delete_session = warp::path!("api" / "sessions" / String)
+        .and(warp::delete())
+        .and(authorized(app.clone()))
+        .then(|sid: String, app: Arc<App>, q: Query| async move {
+            let result = async {
+                let site = site_param(&app, &q)?;
+                match app.store.delete_session(&site, &sid).await? {
+                    true => Ok(StatusCode::NO_CONTENT.into_response()),
+                    false => Err(ApiError::NotFound),
+                }
+            }
+            .await;
+            result.unwrap_or_else(|e| error_response(&e))
+        });
+
+    let delete_device = warp::path!("api" / "devices" / String)
+        .and(warp::delete())
+        .and(authorized(app.clone()))
+        .then(|did: String, app: Arc<App>, q: Query| async move {
+            let result = async {
+                let site = site_param(&app, &q)?;
+                match app.store.delete_device(&site, &did).await? {
+                    true => Ok(StatusCode::NO_CONTENT.into_response()),
+                    false => Err(ApiError::NotFound),
+                }
+            }
+            .await;
+            result.unwrap_or_else(|e| error_response(&e))
+        });
+
     let devices = warp::path!("api" / "devices")
         .and(warp::get())
         .and(authorized(app.clone()))
@@ -380,7 +410,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
 
     // Each route is boxed: it keeps the composed type shallow enough for the compiler and
     // costs one dynamic call per route tried.
-    let routes: [BoxedFilter<(Response,)>; 16] = [
+    let routes: [BoxedFilter<(Response,)>; 18] = [
+        delete_session.boxed(),
+        delete_device.boxed(),
         ui_js.boxed(),
         ui_css.boxed(),
         snippet.boxed(),

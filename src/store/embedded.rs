@@ -316,6 +316,42 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
         .collect())
 }
 
+/// Sessions removed per purge transaction, so retention never holds the writer for long.
+const PURGE_BATCH: usize = 500;
+
+/// Removes one session inside a write transaction; `false` if it did not exist.
+fn delete_in(txn: &redb::WriteTransaction, site: &str, sid: &str) -> Result<bool, StoreError> {
+    let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
+    let Some(summary) = sess_t
+        .remove((site, sid))
+        .map_err(unavailable)?
+        .map(|v| decode_summary(v.value()))
+        .transpose()?
+    else {
+        return Ok(false);
+    };
+    let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
+    order_t
+        .remove((summary.order_key(), site, sid))
+        .map_err(unavailable)?;
+    let mut chunk_t = txn.open_table(CHUNKS).map_err(unavailable)?;
+    chunk_t
+        .retain_in((site, sid, 0)..=(site, sid, u64::MAX), |_, _| false)
+        .map_err(unavailable)?;
+    // Heatmap points are filed by page: look on every page the session visited.
+    let mut click_t = txn.open_table(CLICKS).map_err(unavailable)?;
+    for url in summary.pages.iter().chain(summary.url.iter()) {
+        let u = url.as_str();
+        click_t
+            .retain_in(
+                (site, u, 0, "", 0)..=(site, u, u64::MAX, "\u{7f}", u64::MAX),
+                |k, _| k.3 != sid,
+            )
+            .map_err(unavailable)?;
+    }
+    Ok(true)
+}
+
 fn list(db: &Database, q: &SessionQuery, limit: usize) -> Result<SessionPage, StoreError> {
     let txn = db.begin_read().map_err(unavailable)?;
     let order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
@@ -497,6 +533,90 @@ impl Store for EmbeddedStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
+        let (site, sid) = (site.to_owned(), sid.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let found = delete_in(&txn, &site, &sid)?;
+            txn.commit().map_err(unavailable)?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn delete_device(&self, site: &str, did: &str) -> Result<bool, StoreError> {
+        let (site, did) = (site.to_owned(), did.to_owned());
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let found = {
+                let mut t = txn.open_table(DEVICES).map_err(unavailable)?;
+                let removed = t
+                    .remove((site.as_str(), did.as_str()))
+                    .map_err(unavailable)?;
+                removed.is_some()
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError> {
+        let cutoff_key = u64::try_from(cutoff).unwrap_or(0);
+        let mut sessions = 0u64;
+        loop {
+            // A bounded batch per transaction.
+            let expired: Vec<(String, String)> = self
+                .blocking(move |db| {
+                    let txn = db.begin_read().map_err(unavailable)?;
+                    let t = txn.open_table(BY_LAST).map_err(unavailable)?;
+                    let mut out = Vec::new();
+                    for entry in t
+                        .range(..(cutoff_key, "", ""))
+                        .map_err(unavailable)?
+                        .take(PURGE_BATCH)
+                    {
+                        let (k, _) = entry.map_err(unavailable)?;
+                        let (_, site, sid) = k.value();
+                        out.push((site.to_owned(), sid.to_owned()));
+                    }
+                    Ok(out)
+                })
+                .await?;
+            if expired.is_empty() {
+                break;
+            }
+            let n = expired.len();
+            self.blocking(move |db| {
+                let txn = db.begin_write().map_err(unavailable)?;
+                for (site, sid) in &expired {
+                    delete_in(&txn, site, sid)?;
+                }
+                txn.commit().map_err(unavailable)
+            })
+            .await?;
+            sessions += n as u64;
+        }
+        let devices = self
+            .blocking(move |db| {
+                let txn = db.begin_write().map_err(unavailable)?;
+                let mut gone = 0u64;
+                {
+                    let mut t = txn.open_table(DEVICES).map_err(unavailable)?;
+                    t.retain(|_, v| {
+                        let old = rmp_serde::from_slice::<Device>(v).is_ok_and(|d| d.ts < cutoff);
+                        gone += u64::from(old);
+                        !old
+                    })
+                    .map_err(unavailable)?;
+                }
+                txn.commit().map_err(unavailable)?;
+                Ok(gone)
+            })
+            .await?;
+        Ok((sessions, devices))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -179,6 +179,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ClickPoint>, StoreError>;
 
+    /// Removes every record of a session: its chunks, summary, list entry and heatmap points.
+    /// `false` if there was no such session.
+    async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError>;
+
+    /// Removes a device's position. `false` if there was no such device.
+    async fn delete_device(&self, site: &str, did: &str) -> Result<bool, StoreError>;
+
+    /// Retention: removes sessions whose last activity, and devices whose last fix, is older
+    /// than `cutoff` (epoch ms). Returns how many sessions and devices went.
+    async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError>;
+
     /// Whether the store is reachable and answering.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -376,6 +376,15 @@ impl Store for ControlledStore {
     ) -> Result<Vec<spoor::signals::ClickPoint>, StoreError> {
         self.inner.heatmap(site, url, limit).await
     }
+    async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
+        self.inner.delete_session(site, sid).await
+    }
+    async fn delete_device(&self, site: &str, did: &str) -> Result<bool, StoreError> {
+        self.inner.delete_device(site, did).await
+    }
+    async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError> {
+        self.inner.purge_before(cutoff).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected failure".into()));
