@@ -71,6 +71,12 @@ pub struct Limits {
     pub max_future_ms: i64,
     /// How far a batch's `t0` may lie in the past (long-offline clients resending), in ms.
     pub max_past_ms: i64,
+    /// Time a client has to send a request's headers, in ms: a slow-headers client cannot
+    /// hold a connection open indefinitely.
+    pub header_read_timeout_ms: u64,
+    /// Open TCP connections at most (HTTP and WebSocket alike). Past it new connections are
+    /// closed at once: the limit is met before the process runs out of descriptors.
+    pub max_connections: usize,
     /// A socket must say hello within this many ms (DESIGN.md: 10 s).
     pub hello_timeout_ms: u64,
     /// A socket that sends nothing for this many ms is closed (DESIGN.md: 5 minutes).
@@ -117,6 +123,8 @@ impl Default for Limits {
             max_seq: (1 << 31) - 1,
             max_future_ms: 24 * 3_600_000,
             max_past_ms: 30 * 24 * 3_600_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: 50_000,
             hello_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
             ws_read_buffer_bytes: 1024,

@@ -37,6 +37,7 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod replay;
 pub mod routes;
+pub mod server;
 pub mod signals;
 pub mod site;
 pub mod store;
@@ -143,6 +144,7 @@ pub async fn serve(
         tracker: TaskTracker::new(),
     });
     let tracker = app.tracker.clone();
+    let app_limits = app.config.limits.clone();
     if app.config.retention_days > 0 {
         tokio::spawn(retention(
             app.store.clone(),
@@ -152,11 +154,8 @@ pub async fn serve(
     }
     let filter = routes::routes(app.clone());
     drop(app);
-    warp::serve(filter)
-        .incoming(listener)
-        .graceful(shutdown.cancelled_owned())
-        .run()
-        .await;
+    let limits = app_limits;
+    server::accept_loop(listener, filter, &limits, shutdown.clone()).await;
     tracker.close();
     if tokio::time::timeout(grace + std::time::Duration::from_secs(1), tracker.wait())
         .await

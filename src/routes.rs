@@ -93,14 +93,14 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(query())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("user-agent"))
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<crate::server::Peer>())
         .map(
             |up: ws::Upgrade,
              app: Arc<App>,
              q: Query,
              origin: Option<String>,
              ua: Option<String>,
-             peer: Option<std::net::SocketAddr>| {
+             peer: Option<crate::server::Peer>| {
                 let site = q
                     .get("key")
                     .and_then(|k| app.sites.by_key(k))
@@ -112,7 +112,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                         return error_response(&ApiError::Ingest(IngestError::OriginNotAllowed));
                     }
                 }
-                let ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.ip());
+                let ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.0.ip());
                 let slot = app.ip_sessions.enter(ip);
                 let config = app.ws_config;
                 let tracker = app.tracker.clone();

@@ -41,6 +41,8 @@ pub fn config(limits: &Limits) -> WebSocketConfig {
 pub struct Upgrade {
     accept: String,
     on_upgrade: OnUpgrade,
+    /// Held by the socket's task: an upgraded socket still counts as a connection.
+    slot: Option<crate::server::ConnSlot>,
 }
 
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -57,8 +59,11 @@ pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = warp::Rejection> +
     warp::get()
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
+        .and(warp::ext::optional::<crate::server::ConnSlot>())
         .and_then(
-            |headers: HeaderMap, on_upgrade: Option<OnUpgrade>| async move {
+            |headers: HeaderMap,
+             on_upgrade: Option<OnUpgrade>,
+             slot: Option<crate::server::ConnSlot>| async move {
                 let is_ws = header_has_token(&headers, header::CONNECTION, "upgrade")
                     && header_has_token(&headers, header::UPGRADE, "websocket")
                     && headers
@@ -70,6 +75,7 @@ pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = warp::Rejection> +
                     (true, Some(key), Some(on_upgrade)) => Ok(Upgrade {
                         accept: derive_accept_key(key.as_bytes()),
                         on_upgrade,
+                        slot,
                     }),
                     _ => Err(warp::reject::custom(ApiError::BadRequest(
                         "expected a WebSocket upgrade (version 13)".into(),
@@ -93,7 +99,9 @@ impl Upgrade {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
+        let slot = self.slot;
         tracker.spawn(async move {
+            let _slot = slot;
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let ws = WebSocketStream::from_raw_socket(

@@ -373,3 +373,48 @@ async fn one_host_cannot_hold_more_sockets_than_its_limit() {
     open(&mut d, "sess_ip_0003").await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_connections_are_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| {
+        c.limits.header_read_timeout_ms = 300;
+        c.limits.max_connections = 3;
+    })
+    .await;
+    // Half a request, then silence: the server closes the connection.
+    let mut slow = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(WAIT, slow.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)) || String::from_utf8_lossy(&buf).contains("408"));
+    drop(slow);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Three open connections fill the cap; a fourth is closed at once.
+    let mut held = Vec::new();
+    for sid in ["cap_sess_0001", "cap_sess_0002", "cap_sess_0003"] {
+        let mut ws = s.connect(KEY).await;
+        open(&mut ws, sid).await;
+        held.push(ws);
+    }
+    let mut fourth = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let _ = fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let n = tokio::time::timeout(WAIT, fourth.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(n, Ok(0) | Err(_)),
+        "the fourth connection is refused"
+    );
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _, _) = http(s.addr, "GET", "/healthz", &[], Bytes::new()).await;
+    assert_eq!(status, 200, "places are given back");
+    s.stop().await;
+}
