@@ -25,6 +25,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --quiet --bin spoor --example bare_ack
 (cd bench/peers/node-ws && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+. bench/lib.sh
 
 work=$(mktemp -d)
 results="$work/results.jsonl"
@@ -35,31 +36,14 @@ start() { # peer
   rm -rf "$work/data"
   local extra=""
   [ "$1" = spoor-1by1 ] && extra=$'[pipeline]\ngroup_commit = false'
-  cat > "$work/spoor.toml" <<TOML
-listen = "127.0.0.1:$PORT"
-store = "embedded:$work/data"
-read_token = "rt_bench"
-[[site]]
-id = "bench"
-write_key = "$KEY"
-origins = ["*"]
-[limits]
-max_batches_per_second_per_session = 0
-max_batches_per_second_per_key = 0
-max_sessions_per_ip = 0
-$extra
-TOML
+  bench_config "$extra"
   case $1 in
     spoor|spoor-1by1) RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 & ;;
     node-ws) node bench/peers/node-ws/server.mjs "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
     bare) target/release/examples/bare_ack "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
   esac
   server=$!
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return
-    sleep 0.1
-  done
-  echo "$1 did not start" >&2; cat "$work/server.log" >&2; exit 1
+  wait_port
 }
 
 stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; }

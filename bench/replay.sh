@@ -11,21 +11,11 @@ KEY=wk_bench_key_0001
 cargo build --release --quiet --bin spoor
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-cat > "$work/spoor.toml" <<TOML
-listen = "127.0.0.1:$PORT"
-store = "embedded:$work/data"
-read_token = "rt_bench"
-[[site]]
-id = "bench"
-write_key = "$KEY"
-[limits]
-max_batches_per_second_per_session = 0
-max_batches_per_second_per_key = 0
-max_sessions_per_ip = 0
-TOML
+. bench/lib.sh
+bench_config
 RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
 server=$!
-sleep 1
+wait_port
 target/release/spoor bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --connections 1 \
   --batch-events 500 --interval-ms 0 --batches 2000 --duration 120 | tail -n 1 >&2
 auth=(-H "Authorization: Bearer rt_bench")

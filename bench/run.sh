@@ -20,35 +20,18 @@ BIN=target/release/spoor
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --quiet
+. bench/lib.sh
 
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start_server() {
   rm -rf "$work/data"
-  cat > "$work/spoor.toml" <<TOML
-listen = "127.0.0.1:$PORT"
-store = "embedded:$work/data"
-read_token = "rt_bench"
-[[site]]
-id = "bench"
-write_key = "$KEY"
-origins = ["*"]
-# The load is deliberately far beyond what the rate limits allow one site or host.
-[limits]
-max_batches_per_second_per_session = 0
-max_batches_per_second_per_key = 0
-max_sessions_per_ip = 0
-${SPOOR_BENCH_LIMITS:-}
-${SPOOR_BENCH_TOML:-}
-TOML
+  bench_config "${SPOOR_BENCH_LIMITS:-}
+${SPOOR_BENCH_TOML:-}"
   RUST_LOG=warn "$BIN" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
   server=$!
-  for _ in $(seq 100); do
-    curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return
-    sleep 0.1
-  done
-  echo "server did not start" >&2; cat "$work/server.log" >&2; exit 1
+  wait_port
 }
 
 stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; }

@@ -1,0 +1,32 @@
+# Shared by the bench scripts: a spoor config for benchmarking, and waiting for a port.
+# Source it; it expects $work (a scratch directory), $PORT and $KEY.
+
+# Writes $work/spoor.toml: a fresh embedded store, one site, and the rate limits lifted (the
+# load is deliberately far beyond what they allow one site or host). Extra TOML in $1.
+bench_config() {
+  cat > "$work/spoor.toml" <<TOML
+listen = "127.0.0.1:$PORT"
+store = "embedded:$work/data"
+read_token = "rt_bench"
+[[site]]
+id = "bench"
+write_key = "$KEY"
+origins = ["*"]
+[limits]
+max_batches_per_second_per_session = 0
+max_batches_per_second_per_key = 0
+max_sessions_per_ip = 0
+${1:-}
+TOML
+}
+
+# Waits until something listens on $PORT (10 s at most).
+wait_port() {
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $PORT" >&2
+  cat "$work/server.log" >&2 2>/dev/null || true
+  return 1
+}
