@@ -79,6 +79,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// A socket must say hello within this many ms (DESIGN.md: 10 s).
     pub hello_timeout_ms: u64,
+    /// The server pings every ingest socket this often (ms; 0: never) and closes one whose
+    /// previous ping is still unanswered: dead peers go in about two intervals.
+    pub ping_interval_ms: u64,
     /// A socket that sends nothing for this many ms is closed (DESIGN.md: 5 minutes).
     pub idle_timeout_ms: u64,
     /// tungstenite's read buffer, allocated eagerly per connection: its 128 KiB default costs
@@ -127,6 +130,7 @@ impl Default for Limits {
             max_connections: 50_000,
             hello_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
+            ping_interval_ms: 30_000,
             ws_read_buffer_bytes: 1024,
             ws_write_buffer_bytes: 0,
             ws_max_write_buffer_bytes: 1024 * 1024,

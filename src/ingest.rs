@@ -151,20 +151,29 @@ fn ws_error(e: tungstenite::Error, limit: usize) -> End {
     }
 }
 
-/// The next frame: `Some` for a data frame (decoded and validated), `None` for a control
-/// frame (tungstenite answers pings itself). Cancel-safe: its only await is the read.
+/// What the client sent.
+enum Received {
+    /// A data frame, decoded and validated.
+    Frame(ClientFrame),
+    /// An answer to our ping: proof of life, not activity.
+    Pong,
+    /// A ping of the client's (tungstenite answers it) or a raw frame.
+    Control,
+}
+
+/// The next thing the client sent. Cancel-safe: its only await is the read.
 async fn next_frame(
     app: &App,
     conn: &mut Conn,
     stream: &mut SplitStream<WsStream>,
-) -> Result<Option<ClientFrame>, End> {
+) -> Result<Received, End> {
     let limits = &app.config.limits;
     let msg = match stream.next().await {
         None => return Err(End::Closed),
         Some(Err(e)) => return Err(ws_error(e, limits.max_message_bytes)),
         Some(Ok(m)) => m,
     };
-    Ok(Some(match msg {
+    Ok(Received::Frame(match msg {
         Message::Binary(b) => {
             conn.enc = Encoding::MsgPack;
             protocol::decode_msgpack(&b, limits, now_ms())?
@@ -174,7 +183,8 @@ async fn next_frame(
             protocol::decode_json(t.as_bytes(), limits, now_ms())?
         }
         Message::Close(_) => return Err(End::Closed),
-        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(None),
+        Message::Pong(_) => return Ok(Received::Pong),
+        Message::Ping(_) | Message::Frame(_) => return Ok(Received::Control),
     }))
 }
 
@@ -196,9 +206,9 @@ async fn handshake(
             _ = app.shutdown.cancelled() => return Err(IngestError::ShuttingDown.into()),
         };
         match frame {
-            Some(ClientFrame::Hello(h)) => break h,
-            Some(ClientFrame::Batch(_)) => return Err(IngestError::HelloRequired.into()),
-            None => continue,
+            Received::Frame(ClientFrame::Hello(h)) => break h,
+            Received::Frame(ClientFrame::Batch(_)) => return Err(IngestError::HelloRequired.into()),
+            Received::Pong | Received::Control => continue,
         }
     };
     let meta = Arc::new(SessionMeta {
@@ -252,6 +262,11 @@ async fn drive(
     let mut submitted = 0u64;
     let idle = tokio::time::sleep(limits.idle_timeout());
     tokio::pin!(idle);
+    // Pings find dead peers (a vanished laptop, a dropped NAT mapping) long before the idle
+    // timeout would; a ping still unanswered at the next tick ends the socket.
+    let ping_every = std::time::Duration::from_millis(limits.ping_interval_ms.max(1));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut unanswered = false;
     loop {
         tokio::select! {
             // Acks before new input: they free the client's buffer, and a failed commit
@@ -271,13 +286,33 @@ async fn drive(
                 return Box::pin(goodbye(app, conn, &state, submitted, sent)).await;
             }
             _ = &mut idle => return Err(IngestError::IdleTimeout.into()),
+            _ = ping.tick(), if limits.ping_interval_ms > 0 => {
+                if unanswered {
+                    tracing::debug!("No answer to a ping; closing the socket.");
+                    return Err(End::Closed);
+                }
+                unanswered = true;
+                Box::pin(conn.sink.send(Message::Ping(Default::default())))
+                    .await
+                    .map_err(|_| End::Closed)?;
+            }
             frame = next_frame(app, conn, stream) => {
-                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout());
-                let batch = match frame? {
-                    None => continue,
-                    Some(ClientFrame::Hello(_)) => return Err(IngestError::UnexpectedHello.into()),
-                    Some(ClientFrame::Batch(b)) => b,
+                let frame = frame?;
+                unanswered = false;
+                let batch = match frame {
+                    // A pong proves the peer lives, but is not activity: a browser answers
+                    // pings by itself, and an idle tab must still time out.
+                    Received::Pong => continue,
+                    Received::Control => {
+                        idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout());
+                        continue;
+                    }
+                    Received::Frame(ClientFrame::Hello(_)) => {
+                        return Err(IngestError::UnexpectedHello.into())
+                    }
+                    Received::Frame(ClientFrame::Batch(b)) => b,
                 };
+                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout());
                 if !bucket.take(1, std::time::Instant::now()) || !app.key_limits.take(&meta.site, 1) {
                     return Err(IngestError::RateLimited.into());
                 }

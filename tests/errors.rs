@@ -418,3 +418,35 @@ async fn slow_headers_are_cut_off_and_connections_are_capped() {
     assert_eq!(status, 200, "places are given back");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn pings_close_dead_peers_and_pongs_do_not_keep_idle_sessions_open() {
+    use futures_util::StreamExt;
+    let s = TestServer::start_with(|c| {
+        c.limits.ping_interval_ms = 200;
+        c.limits.idle_timeout_ms = 1_500;
+    })
+    .await;
+    let mut live = s.connect(KEY).await;
+    open(&mut live, "ping_live_01").await;
+    let mut dead = s.connect(KEY).await;
+    open(&mut dead, "ping_dead_01").await;
+    // The live client reads (tungstenite answers every ping) through several pings.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(800);
+    let mut pings = 0;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(until, live.next()).await {
+        pings += u32::from(m.is_ping());
+    }
+    assert!(pings >= 2, "{pings} pings seen");
+    live.send(pack(&batch(0, moves(0)))).await.unwrap();
+    assert_eq!(
+        await_ack(&mut live, 0).await,
+        0,
+        "answering pings keeps it alive"
+    );
+    // The dead client never read, so never answered: it was closed.
+    assert!(recv(&mut dead).await.is_none(), "the silent peer is gone");
+    // Pongs are not activity: with no data, the live session still times out.
+    expect_error(&mut live, "idle_timeout", 1000).await;
+    s.stop().await;
+}
