@@ -144,8 +144,13 @@ export class Transport {
 
   /** Page hide: the unacked tail by sendBeacon, in bodies under 64 KiB. */
   beacon(now: number): void {
-    if (this.stopped || !navigator.sendBeacon) return;
-    this.box.cut(now);
+    if (this.stopped) return;
+    // The batch cut here also goes on the socket: if the page stays (a tab switch) and the
+    // beacon was refused, a batch sent only by beacon would leave a gap that stalls the
+    // cumulative ack until the next reconnect. The server stores whichever copy comes first.
+    const cut = this.box.cut(now);
+    if (cut) this.send(cut);
+    if (!navigator.sendBeacon) return;
     let group: Batch[] = [];
     let size = 0;
     const go = (): void => {

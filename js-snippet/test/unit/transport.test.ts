@@ -102,6 +102,20 @@ test('a fatal error stops the transport for good', async () => {
   assert.equal(FakeWS.all.length, 1, 'no reconnect after bad_key');
 });
 
+test('a batch cut for a beacon also goes on the open socket', () => {
+  const { box, t } = setup();
+  box.add(1, [1, 1], 0);
+  t.flush(1);
+  const ws = FakeWS.all[0];
+  ws.open();
+  ws.server({ t: 'welcome', sid: 'sid12345', acked: -1 });
+  box.add(2, [5, 5, 0, '#b', 'B'], 10);
+  t.beacon(20);
+  const seqs = ws.sent.filter((f: any) => f.t === 'batch').map((f: any) => f.seq);
+  assert.deepEqual(seqs, [0, 1], 'seq 1 went by beacon and by socket');
+  t.stop();
+});
+
 test('beacons split the unacked tail into bodies under 64 KiB', () => {
   const { box, t } = setup();
   beacons.length = 0;
