@@ -11,18 +11,12 @@ use crate::config::Config;
 pub const SNIPPET: &str = include_str!("../js-snippet/dist/spoor.js");
 
 pub fn snippet() -> Response {
-    let mut res = SNIPPET.into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/javascript; charset=utf-8"),
-    );
-    // Short: a new server version reaches pages within minutes.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    res
+    // Cached briefly: a new server version reaches pages within minutes.
+    with_headers(
+        SNIPPET.into_response(),
+        "application/javascript; charset=utf-8",
+        "public, max-age=300",
+    )
 }
 
 const UI_INDEX: &str = include_str!("../replay-ui/dist/index.html");

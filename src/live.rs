@@ -71,10 +71,4 @@ impl LiveHub {
             !sessions.is_empty()
         });
     }
-
-    /// Sessions with at least one viewer.
-    pub fn followed(&self) -> usize {
-        let map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        map.values().map(HashMap::len).sum()
-    }
 }

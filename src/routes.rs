@@ -82,6 +82,13 @@ fn parse_opt<T: std::str::FromStr>(q: &Query, name: &str) -> Result<Option<T>, A
         .transpose()
 }
 
+/// A deletion's answer: 204 when something was removed, 404 when there was nothing.
+fn no_content(found: bool) -> Result<Response, ApiError> {
+    found
+        .then(|| StatusCode::NO_CONTENT.into_response())
+        .ok_or(ApiError::NotFound)
+}
+
 fn json_reply<T: serde::Serialize>(v: &T) -> Response {
     warp::reply::json(v).into_response()
 }
@@ -277,13 +284,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .then(|sid: String, app: Arc<App>, q: Query| async move {
             let result = async {
                 let site = site_param(&app, &q)?;
-                match app.store.delete_session(&site, &sid).await? {
-                    true => Ok(StatusCode::NO_CONTENT.into_response()),
-                    false => Err(ApiError::NotFound),
-                }
-            }
-            .await;
-            result.unwrap_or_else(|e| error_response(&e))
+                no_content(app.store.delete_session(&site, &sid).await?)
+            };
+            result.await.unwrap_or_else(|e| error_response(&e))
         });
 
     let delete_device = warp::path!("api" / "devices" / String)
@@ -292,13 +295,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .then(|did: String, app: Arc<App>, q: Query| async move {
             let result = async {
                 let site = site_param(&app, &q)?;
-                match app.store.delete_device(&site, &did).await? {
-                    true => Ok(StatusCode::NO_CONTENT.into_response()),
-                    false => Err(ApiError::NotFound),
-                }
-            }
-            .await;
-            result.unwrap_or_else(|e| error_response(&e))
+                no_content(app.store.delete_device(&site, &did).await?)
+            };
+            result.await.unwrap_or_else(|e| error_response(&e))
         });
 
     let devices = warp::path!("api" / "devices")

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::protocol::{ChunkStats, Hello};
@@ -72,7 +72,7 @@ pub struct StoredChunk {
 }
 
 /// Filters of `GET /api/sessions`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionQuery {
     pub site: Option<String>,
     /// Sessions active at or after this epoch ms.
