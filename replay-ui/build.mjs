@@ -1,18 +1,21 @@
-// Builds dist/ (app.js, app.css, index.html) for the binary to embed.
+// Builds dist/ for the binary to embed: the viewer (app.js, app.css, index.html) and the
+// location dashboard (map.js, map.css with Leaflet's styles, map.html).
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
 
 mkdirSync('dist', { recursive: true });
-await build({
-  entryPoints: ['src/main.ts'],
-  outfile: 'dist/app.js',
+const common = {
   bundle: true,
   minify: true,
-  format: 'iife',
   target: 'es2020',
   legalComments: 'none',
   logLevel: 'warning',
-});
+};
+await build({ ...common, entryPoints: ['src/main.ts'], outfile: 'dist/app.js', format: 'iife' });
+await build({ ...common, entryPoints: ['src/map/main.ts'], outfile: 'dist/map.js', format: 'iife' });
+// Leaflet's stylesheet names a few images; they are inlined so the page needs no other file.
+await build({ ...common, entryPoints: ['src/map/map.css'], outfile: 'dist/map.css', loader: { '.png': 'dataurl', '.svg': 'dataurl' } });
 copyFileSync('static/index.html', 'dist/index.html');
+copyFileSync('static/map.html', 'dist/map.html');
 copyFileSync('static/app.css', 'dist/app.css');
 console.log('replay-ui/dist built');

@@ -75,6 +75,54 @@ pub fn ui_css() -> Response {
     )
 }
 
+const MAP_HTML: &str = include_str!("../replay-ui/dist/map.html");
+const MAP_JS: &str = include_str!("../replay-ui/dist/map.js");
+const MAP_CSS: &str = include_str!("../replay-ui/dist/map.css");
+
+/// The location dashboard: the viewer's policy, plus images from the configured tile
+/// server. The tile URL and attribution reach the page as escaped attributes.
+pub fn map_page(map: &crate::config::MapConfig) -> Response {
+    let origin = map.tile_origin();
+    let tiles = if origin.is_some() {
+        map.tile_url.as_str()
+    } else {
+        ""
+    };
+    let html = MAP_HTML
+        .replace("{TILE_URL}", &attr(tiles))
+        .replace("{ATTRIBUTION}", &attr(&map.attribution));
+    let csp = UI_CSP.replace(
+        "img-src 'self' data:",
+        &format!("img-src 'self' data: {}", origin.unwrap_or_default()),
+    );
+    let mut res = with_headers(html.into_response(), "text/html; charset=utf-8", "no-cache");
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+pub fn map_js() -> Response {
+    with_headers(
+        MAP_JS.into_response(),
+        "application/javascript; charset=utf-8",
+        "no-cache",
+    )
+}
+
+pub fn map_css() -> Response {
+    with_headers(
+        MAP_CSS.into_response(),
+        "text/css; charset=utf-8",
+        "no-cache",
+    )
+}
+
 /// The site the demo page records into: `demo` if configured, else the first site.
 pub fn demo_key(config: &Config) -> Option<&str> {
     config

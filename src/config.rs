@@ -236,6 +236,48 @@ pub struct FileConfig {
     pub pipeline: Option<PipelineConfig>,
     #[serde(default)]
     pub embedded: Option<EmbeddedConfig>,
+    #[serde(default)]
+    pub gps: Option<crate::gps::GpsConfig>,
+    #[serde(default)]
+    pub map: Option<MapConfig>,
+}
+
+/// `[map]`: the location dashboard's background.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MapConfig {
+    /// A Leaflet tile URL template (`{z}`, `{x}`, `{y}`, optional `{s}`); empty for none.
+    /// Without tiles, or when they cannot load, the map draws on a plain grid.
+    pub tile_url: String,
+    /// The tiles' attribution, shown as text.
+    pub attribution: String,
+}
+
+impl Default for MapConfig {
+    fn default() -> Self {
+        MapConfig {
+            tile_url: "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into(),
+            attribution: "© OpenStreetMap contributors".into(),
+        }
+    }
+}
+
+impl MapConfig {
+    /// The tiles' origin (`https://host:port`), for the page's Content-Security-Policy;
+    /// `None` for an empty or unusable URL.
+    pub fn tile_origin(&self) -> Option<String> {
+        let (scheme, rest) = self.tile_url.split_once("://")?;
+        if scheme != "https" && scheme != "http" {
+            return None;
+        }
+        let host = rest.split('/').next()?;
+        let host = host.replace("{s}", "*");
+        let ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:*".contains(&b));
+        ok.then(|| format!("{scheme}://{host}"))
+    }
 }
 
 impl FileConfig {
@@ -280,6 +322,8 @@ pub struct Config {
     pub embedded: EmbeddedConfig,
     /// Days a session or device is kept after its last activity; 0 keeps everything.
     pub retention_days: u32,
+    pub gps: crate::gps::GpsConfig,
+    pub map: MapConfig,
 }
 
 impl Config {
@@ -294,6 +338,8 @@ impl Config {
             pipeline: PipelineConfig::default(),
             embedded: EmbeddedConfig::default(),
             retention_days: 0,
+            gps: Default::default(),
+            map: MapConfig::default(),
         }
     }
 
@@ -334,6 +380,8 @@ impl Config {
                 pipeline: file.pipeline.unwrap_or_default(),
                 embedded: file.embedded.unwrap_or_default(),
                 retention_days: file.retention_days.unwrap_or(0),
+                gps: file.gps.unwrap_or_default(),
+                map: file.map.unwrap_or_default(),
             },
             generated,
         ))
@@ -495,5 +543,42 @@ mod tests {
         assert_eq!(cfg.site[0].id, "shop");
         assert_eq!(cfg.limits.unwrap().max_events_per_batch, 10);
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn gps_and_map_sections() {
+        let cfg: FileConfig = toml::from_str(
+            r#"
+            [gps]
+            osmand_speed_unit = "mps"
+            device_speed_units = { "old-phone" = "knots" }
+            [map]
+            tile_url = "https://{s}.tile.example.org:8443/{z}/{x}/{y}.png"
+            attribution = "tiles"
+            "#,
+        )
+        .unwrap();
+        let gps = cfg.gps.unwrap();
+        assert_eq!(gps.osmand_unit("x"), crate::gps::SpeedUnit::Mps);
+        assert_eq!(gps.osmand_unit("old-phone"), crate::gps::SpeedUnit::Knots);
+        let map = cfg.map.unwrap();
+        assert_eq!(
+            map.tile_origin().as_deref(),
+            Some("https://*.tile.example.org:8443")
+        );
+        let none = MapConfig {
+            tile_url: String::new(),
+            ..MapConfig::default()
+        };
+        assert_eq!(none.tile_origin(), None);
+        let evil = MapConfig {
+            tile_url: "https://a.org'; script-src *;/{z}".into(),
+            ..MapConfig::default()
+        };
+        assert_eq!(evil.tile_origin(), None);
+        assert_eq!(
+            MapConfig::default().tile_origin().as_deref(),
+            Some("https://tile.openstreetmap.org")
+        );
     }
 }

@@ -140,6 +140,8 @@ pub enum ApiError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
     #[error("the store failed")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -152,6 +154,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Ingest(e) => e.status(),
         }
@@ -162,6 +165,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound => "not_found",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::TooLarge(_) => "frame_too_large",
             ApiError::Store(_) => "store_unavailable",
             ApiError::Ingest(e) => e.code(),
         }

@@ -29,8 +29,10 @@ pub mod bench;
 pub mod config;
 pub mod error;
 pub mod fallback;
+pub mod gps;
 pub mod ingest;
 pub mod live;
+pub mod live_map;
 pub mod metrics;
 pub mod pipeline;
 pub mod protocol;
@@ -41,6 +43,7 @@ pub mod server;
 pub mod signals;
 pub mod site;
 pub mod store;
+pub mod trackers;
 pub mod ws;
 
 use std::sync::Arc;

@@ -4,19 +4,23 @@
 //! follows have a channel, so publishing costs one map lookup per chunk and nothing when
 //! nobody watches. Channels are bounded `broadcast`s: a viewer that falls behind by more than
 //! the buffer is told it lagged and is dropped, instead of growing the server's memory.
+//!
+//! Positions go on one more channel that every `/api/live` viewer subscribes to: each new
+//! position once it is durable, from the snippet and from tracker apps alike.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::store::{ChunkWrite, CommitOutcome, StoredChunk};
+use crate::store::{ChunkWrite, CommitOutcome, Device, StoredChunk};
 
 type Followed = HashMap<Arc<str>, HashMap<Arc<str>, broadcast::Sender<Arc<StoredChunk>>>>;
 
 pub struct LiveHub {
     sessions: Mutex<Followed>,
     capacity: usize,
+    positions: broadcast::Sender<Arc<Device>>,
 }
 
 impl LiveHub {
@@ -24,6 +28,23 @@ impl LiveHub {
         LiveHub {
             sessions: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            positions: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+
+    /// Every new position from now on.
+    pub fn subscribe_positions(&self) -> broadcast::Receiver<Arc<Device>> {
+        self.positions.subscribe()
+    }
+
+    /// Sends durable positions to the live map viewers (nothing when nobody watches).
+    pub fn publish_positions<'a>(&self, positions: impl IntoIterator<Item = &'a Device>) {
+        if self.positions.receiver_count() == 0 {
+            return;
+        }
+        for p in positions {
+            // An error only means every viewer left meanwhile.
+            let _ = self.positions.send(Arc::new(p.clone()));
         }
     }
 
@@ -41,6 +62,18 @@ impl LiveHub {
     /// Sends newly stored chunks to their sessions' viewers, and forgets sessions nobody
     /// follows any more.
     pub fn publish(&self, chunks: &[ChunkWrite], outcomes: &[CommitOutcome]) {
+        if self.positions.receiver_count() > 0 {
+            for (c, o) in chunks.iter().zip(outcomes) {
+                if o.stored && !c.stats.fixes.is_empty() {
+                    let did = c.meta.device_id();
+                    let fixes = c.stats.fixes.iter();
+                    let ps: Vec<Device> = fixes
+                        .map(|f| Device::from_fix(&c.meta.site, did, f, "snippet"))
+                        .collect();
+                    self.publish_positions(&ps);
+                }
+            }
+        }
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if map.is_empty() {
             return;

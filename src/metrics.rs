@@ -27,6 +27,8 @@ pub struct Metrics {
     pub group_batches: Histogram,
     /// Ingest errors by their protocol code.
     pub errors: Family<CodeLabel, Counter>,
+    /// Positions newly stored, by source (`snippet`, `osmand`, `owntracks`, `overland`).
+    pub positions: Family<[(&'static str, &'static str); 1], Counter>,
     /// Live viewers connected now.
     pub live_viewers: Gauge,
     /// Live viewers dropped for falling behind.
@@ -55,6 +57,7 @@ impl Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             group_batches: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             errors: Family::default(),
+            positions: Family::default(),
             live_viewers: Gauge::default(),
             viewers_dropped: Counter::default(),
             pipeline_queued: Gauge::default(),
@@ -75,6 +78,11 @@ impl Metrics {
             "events_ingested",
             "Events in newly stored batches",
             m.events.clone(),
+        );
+        registry.register(
+            "positions_ingested",
+            "Positions newly stored, by source",
+            m.positions.clone(),
         );
         registry.register(
             "batches_duplicate",

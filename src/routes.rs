@@ -17,12 +17,101 @@ use crate::error::{ApiError, IngestError};
 use crate::replay::{self, Format};
 use crate::site::valid_id;
 use crate::store::SessionQuery;
-use crate::{fallback, ingest, ws};
+use crate::{fallback, ingest, trackers, ws};
 
 type Query = HashMap<String, String>;
 
 /// Click points one heatmap answer carries at most (the oldest first; `truncated` says so).
 const MAX_HEATMAP_POINTS: usize = 20_000;
+/// Positions per track page: the default and the most a `limit` may ask for.
+const TRACK_PAGE: usize = 1_000;
+const MAX_TRACK_PAGE: usize = 10_000;
+
+/// The request body, read up to `limit` bytes whether or not it has a Content-Length
+/// (tracker apps send empty POSTs without one); longer bodies are refused with 413.
+fn bounded_body(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and_then(move |len: Option<u64>| async move {
+            match len {
+                Some(n) if n > limit as u64 => Err(warp::reject::custom(ApiError::TooLarge(limit))),
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
+        .and(warp::body::stream())
+        .and_then(move |s| collect_limited(s, limit))
+}
+
+async fn collect_limited<S, B>(body: S, limit: usize) -> Result<Bytes, Rejection>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: warp::Buf,
+{
+    use futures_util::TryStreamExt;
+    let mut out = bytes::BytesMut::new();
+    let mut body = std::pin::pin!(body);
+    while let Some(mut chunk) = body
+        .try_next()
+        .await
+        .map_err(|_| warp::reject::custom(ApiError::BadRequest("body: read failed".into())))?
+    {
+        if out.len() + chunk.remaining() > limit {
+            return Err(warp::reject::custom(ApiError::TooLarge(limit)));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            let n = part.len();
+            out.extend_from_slice(part);
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// The routes of one tracker protocol: `/v1/{name}` and `/v1/{name}/{key}`, GET (OsmAnd
+/// only, no body) and POST.
+fn tracker_routes(app: Arc<App>, protocol: trackers::Protocol) -> BoxedFilter<(Response,)> {
+    let name = protocol.name();
+    let path = warp::path("v1").and(warp::path(name)).and(
+        warp::path::end()
+            .map(|| None)
+            .or(warp::path::param::<String>()
+                .and(warp::path::end())
+                .map(Some))
+            .unify(),
+    );
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let handle = move |app: Arc<App>, key: Option<String>, query: String, headers, body| {
+        trackers::handle(
+            app,
+            trackers::Request {
+                protocol,
+                path_key: key,
+                query,
+                headers,
+                body,
+            },
+        )
+    };
+    let post = with_app(app.clone())
+        .and(path)
+        .and(warp::post())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(bounded_body(app.config.limits.max_message_bytes))
+        .then(handle);
+    if protocol != trackers::Protocol::OsmAnd {
+        return post.boxed();
+    }
+    let get = with_app(app)
+        .and(path)
+        .and(warp::get())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::any().map(Bytes::new))
+        .then(handle);
+    get.or(post).unify().boxed()
+}
 
 fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
     warp::any().map(move || app.clone())
@@ -311,6 +400,62 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             }
         });
 
+    let track = warp::path!("api" / "devices" / String / "track")
+        .and(warp::get())
+        .and(authorized(app.clone()))
+        .then(|did: String, app: Arc<App>, q: Query| async move {
+            let result = async {
+                let site = site_param(&app, &q)?;
+                let since = parse_opt::<i64>(&q, "since")?.unwrap_or(0);
+                let until = parse_opt::<i64>(&q, "until")?.unwrap_or(i64::MAX);
+                // `after` is the previous page's `next`: the fix time to continue from.
+                let since = parse_opt::<i64>(&q, "after")?.map_or(since, |a| a.max(since));
+                let limit = parse_opt::<usize>(&q, "limit")?
+                    .unwrap_or(TRACK_PAGE)
+                    .clamp(1, MAX_TRACK_PAGE);
+                let simplify = parse_opt::<f64>(&q, "simplify")?;
+                if simplify.is_some_and(|m| !(0.0..=100_000.0).contains(&m)) {
+                    return Err(ApiError::BadRequest("simplify: metres, 0..100000".into()));
+                }
+                let positions = app.store.track(&site, &did, since, until, limit).await?;
+                let next = (positions.len() == limit)
+                    .then(|| positions.last().map(|p| p.ts + 1))
+                    .flatten();
+                if positions.is_empty() && since == 0 && until == i64::MAX {
+                    let known = app.store.devices(Some(&site)).await?;
+                    if !known.iter().any(|d| d.did == did) {
+                        return Err(ApiError::NotFound);
+                    }
+                }
+                let positions = match simplify {
+                    Some(m) => crate::gps::track::simplify(positions, m),
+                    None => positions,
+                };
+                Ok::<_, ApiError>(json_reply(&serde_json::json!({
+                    "did": did, "positions": positions, "next": next
+                })))
+            }
+            .await;
+            result.unwrap_or_else(|e| error_response(&e))
+        });
+
+    let live_positions = warp::path!("api" / "live")
+        .and(ws::upgrade())
+        .and(authorized(app.clone()))
+        .map(|up: ws::Upgrade, app: Arc<App>, q: Query| {
+            let site = match q.get("site") {
+                Some(s) if !valid_id(s, 1, 64) => {
+                    return error_response(&ApiError::BadRequest("site: not a site id".into()))
+                }
+                s => s.cloned(),
+            };
+            let config = app.ws_config;
+            let tracker = app.tracker.clone();
+            up.respond(config, &tracker, move |ws| {
+                crate::live_map::follow_positions(ws, app, site)
+            })
+        });
+
     let heatmap =
         warp::path!("api" / "heatmap")
             .and(warp::get())
@@ -395,11 +540,19 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                     .untuple_one())
                 .unify()
                 .or(warp::path!("heatmap"))
-                .unify()
-                .or(warp::path!("map"))
                 .unify(),
         )
         .map(crate::assets::ui_index);
+    let map_page = warp::path!("map")
+        .and(warp::get())
+        .and(with_app(app.clone()))
+        .map(|app: Arc<App>| crate::assets::map_page(&app.config.map));
+    let map_js = warp::path!("ui" / "map.js")
+        .and(warp::get())
+        .map(crate::assets::map_js);
+    let map_css = warp::path!("ui" / "map.css")
+        .and(warp::get())
+        .map(crate::assets::map_css);
     let ui_js = warp::path!("ui" / "app.js")
         .and(warp::get())
         .map(crate::assets::ui_js);
@@ -409,7 +562,15 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
 
     // Each route is boxed: it keeps the composed type shallow enough for the compiler and
     // costs one dynamic call per route tried.
-    let routes: [BoxedFilter<(Response,)>; 18] = [
+    let routes: [BoxedFilter<(Response,)>; 26] = [
+        map_page.boxed(),
+        map_js.boxed(),
+        map_css.boxed(),
+        track.boxed(),
+        live_positions.boxed(),
+        tracker_routes(app.clone(), trackers::Protocol::OsmAnd),
+        tracker_routes(app.clone(), trackers::Protocol::OwnTracks),
+        tracker_routes(app.clone(), trackers::Protocol::Overland),
         delete_session.boxed(),
         delete_device.boxed(),
         ui_js.boxed(),

@@ -1,5 +1,5 @@
 // The replay viewer's entry: a tiny router over the routes DESIGN.md fixes (`/` sessions,
-// `/sessions/{sid}?site=` player, `/map` dashboard) plus `/heatmap?site=&url=`, and the
+// `/sessions/{sid}?site=` player; `/map` is its own page) plus `/heatmap?site=&url=`, and the
 // read-token prompt shown once, or again after a 401.
 
 import { setToken, token, Unauthorized } from './api';
@@ -46,7 +46,8 @@ async function route(): Promise<void> {
   const path = location.pathname;
   nav.replaceChildren(
     link('/', 'Sessions', go),
-    link('/map', 'Map', go),
+    // The dashboard is its own page (it bundles Leaflet): a plain link.
+    h('a', { href: '/map' }, 'Map'),
   );
   for (const a of nav.querySelectorAll('a')) if (a.getAttribute('href') === path) a.classList.add('here');
   if (!token()) return askToken('spoor printed the viewer URL with its token when it started; paste the token here.');
@@ -55,11 +56,6 @@ async function route(): Promise<void> {
     const m = path.match(/^\/sessions\/([\w-]+)$/);
     if (m) cleanup = await player(root, m[1], site, go);
     else if (path === '/heatmap') await heatmap(root, site, new URLSearchParams(location.search).get('url') || '');
-    else if (path === '/map')
-      root.replaceChildren(
-        h('h2', {}, 'Map'),
-        h('p', {}, 'The live location dashboard is not built yet. Latest device positions are at /api/devices.'),
-      );
     else await list(root, go);
   } catch (e) {
     if (e instanceof Unauthorized) {

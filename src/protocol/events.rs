@@ -117,8 +117,9 @@ pub struct ChunkStats {
     pub last_dt: i64,
     /// URLs of page events, in order, consecutive repeats folded.
     pub pages: Vec<String>,
-    /// The latest GPS fix in the chunk.
-    pub gps: Option<GpsFix>,
+    /// The chunk's GPS fixes, in row order (at most one per event, so bounded by the
+    /// batch's event limit).
+    pub fixes: Vec<GpsFix>,
     /// Page, click, scroll and resize rows in order: what the signals (rage clicks, heatmap
     /// points) are computed from.
     pub marks: Vec<Mark>,
@@ -302,7 +303,7 @@ fn validate_row(
     }
     match kind {
         CLICK => stats.clicks += 1,
-        GPS if stats.gps.as_ref().is_none_or(|g| g.ts <= gps.ts) => stats.gps = Some(gps),
+        GPS => stats.fixes.push(gps),
         _ => {}
     }
     if matches!(

@@ -261,7 +261,7 @@ fn decode_frame(
             }
             let (start, end, mut stats) =
                 ev.ok_or_else(|| IngestError::invalid("ev", "missing"))?;
-            if let Some(g) = stats.gps.as_mut() {
+            for g in &mut stats.fixes {
                 g.ts += t0;
             }
             // Row spans were taken in the frame; make them relative to `ev`.

@@ -64,7 +64,8 @@ fn every_event_kind_is_accepted_and_counted() {
     assert_eq!(b.stats.clicks, 2);
     assert_eq!(b.stats.pages, vec!["https://x/a", "https://x/b"]);
     assert_eq!((b.stats.first_dt, b.stats.last_dt), (0, 19));
-    let gps = b.stats.gps.unwrap();
+    assert_eq!(b.stats.fixes.len(), 1);
+    let gps = b.stats.fixes[0].clone();
     assert_eq!((gps.lat, gps.lon, gps.ts), (52.5, 13.4, NOW + 16));
     assert_eq!(gps.altitude_m, None);
     assert_eq!(gps.speed_mps, Some(1.5));

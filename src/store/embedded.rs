@@ -5,6 +5,7 @@
 //! - `sessions`: (site, sid) → the summary (MessagePack);
 //! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
 //! - `devices`: (site, did) → the latest position (MessagePack);
+//! - `positions`: (site, did, fix time) → one position (MessagePack), a device's track;
 //! - `page_clicks`: (site, url, t, sid, seq) → one chunk's heatmap points on a page;
 //! - `layouts`: (site, url) → the newest layout snapshot of the page (time, row bytes).
 //!
@@ -30,6 +31,8 @@ const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 const BY_LAST: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("sessions_by_last");
 const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devices");
+type PositionKey<'a> = (&'a str, &'a str, u64);
+const POSITIONS: TableDefinition<PositionKey<'static>, &[u8]> = TableDefinition::new("positions");
 /// (site, url, time of the first click, sid, seq): one chunk's clicks on a page, packed
 /// (one record per chunk and page, not per click: a B-tree insert per click cost a tenth of
 /// the ingest CPU at full load).
@@ -77,6 +80,7 @@ impl EmbeddedStore {
             txn.open_table(SESSIONS).map_err(unavailable)?;
             txn.open_table(BY_LAST).map_err(unavailable)?;
             txn.open_table(DEVICES).map_err(unavailable)?;
+            txn.open_table(POSITIONS).map_err(unavailable)?;
             txn.open_table(CLICKS).map_err(unavailable)?;
             txn.open_table(LAYOUTS).map_err(unavailable)?;
         }
@@ -205,6 +209,7 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
         let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
         let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
         let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
+        let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
         let mut click_t = txn.open_table(CLICKS).map_err(unavailable)?;
         let mut layout_t = txn.open_table(LAYOUTS).map_err(unavailable)?;
         let mut devices: HashMap<(&str, &str), Device> = HashMap::new();
@@ -264,9 +269,10 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
                         .insert(key, encode_points(points).as_slice())
                         .map_err(unavailable)?;
                 }
-                if let Some(fix) = &c.stats.gps {
+                for fix in &c.stats.fixes {
                     let did = c.meta.device_id();
                     let d = Device::from_fix(site, did, fix, "snippet");
+                    put_position(&mut pos_t, &d)?;
                     let prev = devices.remove(&(site, did));
                     devices.insert((site, did), d.newer(prev));
                 }
@@ -294,15 +300,8 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
                 .map_err(unavailable)?;
         }
 
-        for ((site, did), d) in devices {
-            let prev = match dev_t.get((site, did)).map_err(unavailable)? {
-                Some(v) => Some(rmp_serde::from_slice::<Device>(v.value()).map_err(corrupt)?),
-                None => None,
-            };
-            let d = d.newer(prev);
-            dev_t
-                .insert((site, did), encode(&d)?.as_slice())
-                .map_err(unavailable)?;
+        for d in devices.into_values() {
+            save_latest(&mut dev_t, d)?;
         }
     }
     txn.commit().map_err(unavailable)?;
@@ -314,6 +313,79 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
             acked: touched[&(&*c.meta.site, &*c.meta.sid)].summary.acked,
         })
         .collect())
+}
+
+/// Stores a position unless one with its (site, device, fix time) is stored; `true` if new.
+fn put_position(
+    t: &mut redb::Table<PositionKey<'static>, &[u8]>,
+    d: &Device,
+) -> Result<bool, StoreError> {
+    let key = (
+        d.site.as_str(),
+        d.did.as_str(),
+        u64::try_from(d.ts).unwrap_or(0),
+    );
+    if t.get(key).map_err(unavailable)?.is_some() {
+        return Ok(false);
+    }
+    t.insert(key, encode(d)?.as_slice()).map_err(unavailable)?;
+    Ok(true)
+}
+
+/// Makes `d` the device's record unless the stored one is newer.
+fn save_latest(t: &mut redb::Table<(&str, &str), &[u8]>, d: Device) -> Result<(), StoreError> {
+    let key = (d.site.as_str(), d.did.as_str());
+    let prev = match t.get(key).map_err(unavailable)? {
+        Some(v) => Some(rmp_serde::from_slice::<Device>(v.value()).map_err(corrupt)?),
+        None => None,
+    };
+    let d = d.newer(prev);
+    t.insert((d.site.as_str(), d.did.as_str()), encode(&d)?.as_slice())
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn commit_positions(db: &Database, positions: &[Device]) -> Result<Vec<bool>, StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    let mut stored = Vec::with_capacity(positions.len());
+    {
+        let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
+        let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
+        let mut latest: HashMap<(&str, &str), &Device> = HashMap::new();
+        for p in positions {
+            stored.push(put_position(&mut pos_t, p)?);
+            let e = latest.entry((&p.site, &p.did)).or_insert(p);
+            if p.ts > e.ts {
+                *e = p;
+            }
+        }
+        for d in latest.into_values() {
+            save_latest(&mut dev_t, d.clone())?;
+        }
+    }
+    txn.commit().map_err(unavailable)?;
+    Ok(stored)
+}
+
+/// Removes a device's positions with fix times in `range` inside a write transaction;
+/// returns how many went.
+fn drop_positions(
+    txn: &redb::WriteTransaction,
+    site: &str,
+    did: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, StoreError> {
+    let mut t = txn.open_table(POSITIONS).map_err(unavailable)?;
+    let mut gone = 0u64;
+    t.retain_in(
+        (site, did, *range.start())..=(site, did, *range.end()),
+        |_, _| {
+            gone += 1;
+            false
+        },
+    )
+    .map_err(unavailable)?;
+    Ok(gone)
 }
 
 /// Sessions removed per purge transaction, so retention never holds the writer for long.
@@ -492,6 +564,42 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn commit_positions(&self, positions: Arc<Vec<Device>>) -> Result<Vec<bool>, StoreError> {
+        self.blocking(move |db| commit_positions(db, &positions))
+            .await
+    }
+
+    async fn track(
+        &self,
+        site: &str,
+        did: &str,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<Device>, StoreError> {
+        let (site, did) = (site.to_owned(), did.to_owned());
+        let since = u64::try_from(since).unwrap_or(0);
+        let Ok(until) = u64::try_from(until) else {
+            return Ok(Vec::new());
+        };
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(POSITIONS).map_err(unavailable)?;
+            let (s, d) = (site.as_str(), did.as_str());
+            let mut out = Vec::with_capacity(limit.min(4096));
+            for entry in t
+                .range((s, d, since)..=(s, d, until))
+                .map_err(unavailable)?
+                .take(limit)
+            {
+                let (_, v) = entry.map_err(unavailable)?;
+                out.push(rmp_serde::from_slice(v.value()).map_err(corrupt)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
         let (site, url) = (site.to_owned(), url.to_owned());
         self.blocking(move |db| {
@@ -557,6 +665,8 @@ impl Store for EmbeddedStore {
                     .map_err(unavailable)?;
                 removed.is_some()
             };
+            let positions = drop_positions(&txn, &site, &did, 0..=u64::MAX)?;
+            let found = found || positions > 0;
             txn.commit().map_err(unavailable)?;
             Ok(found)
         })
@@ -599,23 +709,55 @@ impl Store for EmbeddedStore {
             .await?;
             sessions += n as u64;
         }
-        let devices = self
-            .blocking(move |db| {
-                let txn = db.begin_write().map_err(unavailable)?;
-                let mut gone = 0u64;
-                {
-                    let mut t = txn.open_table(DEVICES).map_err(unavailable)?;
-                    t.retain(|_, v| {
-                        let old = rmp_serde::from_slice::<Device>(v).is_ok_and(|d| d.ts < cutoff);
-                        gone += u64::from(old);
-                        !old
-                    })
-                    .map_err(unavailable)?;
-                }
-                txn.commit().map_err(unavailable)?;
-                Ok(gone)
-            })
-            .await?;
+        // Positions older than the cutoff go from every track; devices whose latest fix is
+        // older go whole. A bounded batch of devices per transaction.
+        let mut devices = 0u64;
+        let mut from: Option<(String, String)> = None;
+        loop {
+            let start = from.take();
+            let (next, gone) = self
+                .blocking(move |db| {
+                    let txn = db.begin_write().map_err(unavailable)?;
+                    let mut batch: Vec<(String, String, bool)> = Vec::new();
+                    {
+                        let t = txn.open_table(DEVICES).map_err(unavailable)?;
+                        let range = match &start {
+                            Some((s, d)) => t.range((s.as_str(), d.as_str())..),
+                            None => t.range::<(&str, &str)>(..),
+                        }
+                        .map_err(unavailable)?;
+                        for entry in range.skip(usize::from(start.is_some())).take(PURGE_BATCH) {
+                            let (k, v) = entry.map_err(unavailable)?;
+                            let (site, did) = k.value();
+                            let old = rmp_serde::from_slice::<Device>(v.value())
+                                .is_ok_and(|d| d.ts < cutoff);
+                            batch.push((site.to_owned(), did.to_owned(), old));
+                        }
+                    }
+                    let mut gone = 0u64;
+                    for (site, did, old) in &batch {
+                        drop_positions(&txn, site, did, 0..=cutoff_key.saturating_sub(1))?;
+                        if *old {
+                            let mut t = txn.open_table(DEVICES).map_err(unavailable)?;
+                            t.remove((site.as_str(), did.as_str()))
+                                .map_err(unavailable)?;
+                            drop_positions(&txn, site, did, 0..=u64::MAX)?;
+                            gone += 1;
+                        }
+                    }
+                    txn.commit().map_err(unavailable)?;
+                    let next = (batch.len() == PURGE_BATCH)
+                        .then(|| batch.pop().map(|(s, d, _)| (s, d)))
+                        .flatten();
+                    Ok((next, gone))
+                })
+                .await?;
+            devices += gone;
+            match next {
+                Some(n) => from = Some(n),
+                None => break,
+            }
+        }
         Ok((sessions, devices))
     }
 

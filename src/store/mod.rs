@@ -164,6 +164,21 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<StoredChunk>, StoreError>;
 
+    /// Stores positions from tracker apps, skipping any whose (site, device, fix time) is
+    /// stored already, and keeps each device's latest position current, in one durable
+    /// transaction. Returns, per position, whether it was new.
+    async fn commit_positions(&self, positions: Arc<Vec<Device>>) -> Result<Vec<bool>, StoreError>;
+
+    /// Up to `limit` positions of a device with `since <= ts <= until`, oldest first.
+    async fn track(
+        &self,
+        site: &str,
+        did: &str,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<Device>, StoreError>;
+
     /// The latest position of every device (of one site, or all).
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError>;
 
@@ -183,11 +198,13 @@ pub trait Store: Send + Sync + 'static {
     /// `false` if there was no such session.
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError>;
 
-    /// Removes a device's position. `false` if there was no such device.
+    /// Removes a device's latest position and its whole track. `false` if there was no such
+    /// device.
     async fn delete_device(&self, site: &str, did: &str) -> Result<bool, StoreError>;
 
-    /// Retention: removes sessions whose last activity, and devices whose last fix, is older
-    /// than `cutoff` (epoch ms). Returns how many sessions and devices went.
+    /// Retention: removes sessions whose last activity is older than `cutoff` (epoch ms),
+    /// positions older than it, and devices whose last fix is. Returns how many sessions and
+    /// devices went.
     async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError>;
 
     /// Whether the store is reachable and answering.

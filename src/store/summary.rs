@@ -129,7 +129,7 @@ pub fn advance_acked<E>(
     Ok(acked)
 }
 
-/// The latest known position of a device.
+/// A device's position: one fix of its track, and the latest one is the device's record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub did: String,
@@ -145,6 +145,9 @@ pub struct Device {
     pub battery: Option<f64>,
     /// `snippet`, `osmand`, `owntracks` or `overland`.
     pub source: String,
+    /// What the tracker app sent for this fix, as it sent it (clipped to 2 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
 }
 
 impl Device {
@@ -161,14 +164,20 @@ impl Device {
             altitude_m: fix.altitude_m,
             battery: None,
             source: source.to_owned(),
+            raw: None,
         }
     }
 
-    /// Keeps whichever position is newer (by fix time).
+    /// Keeps whichever position is newer (by fix time); a newer fix without a battery level
+    /// keeps the older one's (apps send it only now and then).
     pub fn newer(self, other: Option<Device>) -> Device {
         match other {
             Some(o) if o.ts > self.ts => o,
-            _ => self,
+            Some(o) => Device {
+                battery: self.battery.or(o.battery),
+                ..self
+            },
+            None => self,
         }
     }
 }
@@ -212,7 +221,7 @@ mod tests {
                 first_dt: 5,
                 last_dt: 50,
                 pages: vec!["https://x/a".into(), "https://x/b".into()],
-                gps: None,
+                fixes: Vec::new(),
                 marks: vec![],
             },
         );
@@ -225,7 +234,7 @@ mod tests {
                 first_dt: 0,
                 last_dt: 10,
                 pages: vec!["https://x/a".into()],
-                gps: None,
+                fixes: Vec::new(),
                 marks: vec![],
             },
         );

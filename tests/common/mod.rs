@@ -365,6 +365,22 @@ impl Store for ControlledStore {
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError> {
         self.inner.devices(site).await
     }
+    async fn commit_positions(&self, p: Arc<Vec<Device>>) -> Result<Vec<bool>, StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected failure".into()));
+        }
+        self.inner.commit_positions(p).await
+    }
+    async fn track(
+        &self,
+        site: &str,
+        did: &str,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<Device>, StoreError> {
+        self.inner.track(site, did, since, until, limit).await
+    }
     async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
         self.inner.page_layout(site, url).await
     }

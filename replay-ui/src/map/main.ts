@@ -1,0 +1,335 @@
+// The location dashboard at `/map`: live device markers (clustered), a device list with last
+// seen and speed, a chosen device's track for a time range with stop markers, and route
+// replay at 1–60× over the real time gaps with a follow camera.
+//
+// The map never depends on the internet: a grid layer is always drawn beneath the tiles, so
+// tracks and markers stay readable when the configured tile server cannot be reached.
+
+import { L } from './leaflet';
+import 'leaflet.markercluster';
+import { json, setToken, token, Unauthorized } from '../api';
+import { h } from '../dom';
+import { ago, Clock, findStops, Fix, positionAt } from './route';
+
+const root = document.getElementById('app')!;
+const meta = document.querySelector('meta[name="spoor-tiles"]');
+const TILE_URL = meta?.getAttribute('content') || '';
+const ATTRIBUTION = meta?.getAttribute('data-attribution') || '';
+const site = new URLSearchParams(location.search).get('site') || '';
+const MAX_TRACK = 100_000;
+
+/** Grid tiles drawn locally: the background when no tile server answers. */
+const Grid = L.GridLayer.extend({
+  createTile(coords: L.Coords): HTMLElement {
+    const size = this.getTileSize();
+    const c = document.createElement('canvas');
+    c.width = size.x;
+    c.height = size.y;
+    const g = c.getContext('2d')!;
+    g.fillStyle = '#eef1f4';
+    g.fillRect(0, 0, size.x, size.y);
+    g.strokeStyle = '#d3dae1';
+    g.lineWidth = 1;
+    for (let i = 0; i <= 4; i++) {
+      const p = (i * size.x) / 4 + 0.5;
+      g.beginPath();
+      g.moveTo(p, 0);
+      g.lineTo(p, size.y);
+      g.moveTo(0, p);
+      g.lineTo(size.x, p);
+      g.stroke();
+    }
+    g.fillStyle = '#a9b4bf';
+    g.font = '10px system-ui, sans-serif';
+    g.fillText(`${coords.z}/${coords.x}/${coords.y}`, 4, 12);
+    return c;
+  },
+}) as unknown as new (options?: L.GridLayerOptions) => L.GridLayer;
+
+function speedText(d: Fix): string {
+  return d.speed_mps == null ? '–' : `${(d.speed_mps * 3.6).toFixed(1)} km/h`;
+}
+
+function q(params: Record<string, string | number>, siteId = site): string {
+  const u = new URLSearchParams();
+  if (siteId) u.set('site', siteId);
+  for (const [k, v] of Object.entries(params)) u.set(k, String(v));
+  return u.toString();
+}
+
+function icon(label: string, cls: string): L.DivIcon {
+  const el = h('div', { class: `dev-icon ${cls}` }, h('span', {}, label));
+  return L.divIcon({ html: el, className: 'dev-marker', iconSize: [14, 14], iconAnchor: [7, 7] });
+}
+
+async function loadTrack(siteId: string, did: string, since: number, until: number): Promise<Fix[]> {
+  const out: Fix[] = [];
+  let after: number | null = null;
+  for (;;) {
+    const params: Record<string, string | number> = { since, until, limit: 10000 };
+    if (after !== null) params.after = after;
+    const page = await json<{ positions: Fix[]; next: number | null }>(
+      `/api/devices/${encodeURIComponent(did)}/track?${q(params, siteId)}`,
+    );
+    out.push(...page.positions);
+    if (page.next == null || out.length >= MAX_TRACK) return out;
+    after = page.next;
+  }
+}
+
+function askToken(message: string): void {
+  const input = h('input', { type: 'password', name: 'token', placeholder: 'rt_…', size: 40, autocomplete: 'off' });
+  root.replaceChildren(
+    h(
+      'form',
+      {
+        class: 'token',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          setToken(input.value.trim());
+          void start();
+        },
+      },
+      h('h2', {}, 'Read token'),
+      h('p', {}, message),
+      input,
+      ' ',
+      h('button', { type: 'submit' }, 'Open'),
+    ),
+  );
+}
+
+async function start(): Promise<void> {
+  if (!token()) return askToken('Paste the read token spoor printed when it started.');
+  let initial: { devices: Fix[] };
+  const pending: Fix[] = [];
+  // Subscribe before loading the devices, so no position in between is missed.
+  const ws = openLive((p) => pending.push(p));
+  try {
+    initial = await json<{ devices: Fix[] }>(`/api/devices?${q({})}`);
+  } catch (e) {
+    ws.close();
+    if (e instanceof Unauthorized) {
+      setToken(null);
+      return askToken('That token was not accepted. Paste the read token again.');
+    }
+    root.replaceChildren(h('p', { class: 'error' }, String(e)));
+    return;
+  }
+  dashboard(initial.devices, pending, ws);
+}
+
+let onLive: (p: Fix) => void = () => {};
+
+function openLive(early: (p: Fix) => void): WebSocket {
+  const u = new URL('/api/live', location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (site) u.searchParams.set('site', site);
+  u.searchParams.set('token', token() || '');
+  const ws = new WebSocket(u.href);
+  onLive = early;
+  ws.onmessage = (m) => onLive(JSON.parse(m.data));
+  return ws;
+}
+
+function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
+  const mapEl = h('div', { id: 'map', class: 'map' });
+  const list = h('ul', { class: 'devices' });
+  const status = h('span', { class: 'status' }, '');
+  const tileNote = h('div', { class: 'tile-note', hidden: true }, 'Map tiles unavailable: drawing on a grid.');
+  const attribution = h('div', { class: 'attribution' }, ATTRIBUTION && TILE_URL ? ATTRIBUTION : '');
+  const range = h(
+    'select',
+    { name: 'range' },
+    h('option', { value: '3600000' }, 'last hour'),
+    h('option', { value: '86400000', selected: true }, 'last 24 h'),
+    h('option', { value: '604800000' }, 'last 7 days'),
+    h('option', { value: '2592000000' }, 'last 30 days'),
+    h('option', { value: '0' }, 'everything'),
+  );
+  const playBtn = h('button', { type: 'button', class: 'play', disabled: true }, 'Play');
+  const speed = h(
+    'select',
+    { name: 'speed' },
+    ...[1, 2, 5, 10, 30, 60].map((s) => h('option', { value: String(s), selected: s === 10 }, `${s}×`)),
+  );
+  const follow = h('input', { type: 'checkbox', name: 'follow', checked: true });
+  const slider = h('input', { type: 'range', name: 'at', min: 0, max: 1000, value: 0, disabled: true });
+  const clockText = h('span', { class: 'clock' }, '');
+  const trackInfo = h('div', { class: 'track-info' }, 'Pick a device to see its track.');
+  const panel = h(
+    'aside',
+    { class: 'side' },
+    h('h2', {}, 'Devices'),
+    list,
+    h('div', { class: 'track-controls' },
+      h('label', {}, 'Range ', range),
+      trackInfo,
+      h('div', { class: 'replay' }, playBtn, ' ', h('label', {}, 'Speed ', speed), ' ',
+        h('label', {}, follow, ' follow')),
+      slider,
+      clockText,
+    ),
+    status,
+  );
+  root.replaceChildren(h('div', { class: 'map-layout' }, panel, h('div', { class: 'map-wrap' }, mapEl, tileNote, attribution)));
+
+  const map = L.map(mapEl, { attributionControl: false, zoomControl: true, worldCopyJump: true }).setView([20, 0], 2);
+  new Grid({ maxZoom: 22 }).addTo(map);
+  if (TILE_URL) {
+    let failures = 0;
+    L.tileLayer(TILE_URL, { maxZoom: 19 })
+      .on('tileerror', () => {
+        if (++failures >= 2) tileNote.hidden = false;
+      })
+      .on('tileload', () => {
+        failures = 0;
+        tileNote.hidden = true;
+      })
+      .addTo(map);
+  } else tileNote.hidden = false;
+
+  const cluster = L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false });
+  map.addLayer(cluster);
+  const devices = new Map<string, { fix: Fix; marker: L.Marker; row: HTMLLIElement }>();
+  let selected: string | null = null;
+  let trackLayer: L.LayerGroup | null = null;
+  let track: Fix[] = [];
+  let clock: Clock | null = null;
+  let replayMarker: L.Marker | null = null;
+  let frame = 0;
+
+  function renderRow(d: Fix, row: HTMLLIElement): void {
+    row.replaceChildren(
+      h('span', { class: 'did' }, d.did),
+      h('span', { class: 'src' }, d.source || ''),
+      h('span', { class: 'seen' }, ago(d.ts)),
+      h('span', { class: 'speed' }, speedText(d)),
+      d.battery == null ? '' : h('span', { class: 'batt' }, `${Math.round(d.battery)} %`),
+    );
+    row.classList.toggle('selected', d.did === selected);
+  }
+
+  function upsert(d: Fix): void {
+    const known = devices.get(d.did);
+    if (known && known.fix.ts > d.ts) return;
+    if (known) {
+      known.fix = { ...d, battery: d.battery ?? known.fix.battery };
+      known.marker.setLatLng([d.lat, d.lon]);
+      renderRow(known.fix, known.row);
+      return;
+    }
+    const marker = L.marker([d.lat, d.lon], { icon: icon(d.did, 'live'), title: d.did });
+    marker.on('click', () => void select(d.did));
+    cluster.addLayer(marker);
+    const row = h('li', { 'data-did': d.did, onclick: () => void select(d.did) });
+    devices.set(d.did, { fix: d, marker, row });
+    renderRow(d, row);
+    const rows = [...devices.values()].sort((a, b) => b.fix.ts - a.fix.ts).map((x) => x.row);
+    list.replaceChildren(...rows);
+  }
+
+  function stopReplay(): void {
+    cancelAnimationFrame(frame);
+    clock?.pause();
+    playBtn.textContent = 'Play';
+  }
+
+  function tick(): void {
+    if (!clock || !replayMarker) return;
+    const t = clock.time();
+    const p = positionAt(track, t);
+    if (p) {
+      replayMarker.setLatLng([p.lat, p.lon]);
+      if (follow.checked) map.panTo([p.lat, p.lon], { animate: false });
+    }
+    slider.value = String(Math.round(((t - clock.start) / Math.max(1, clock.end - clock.start)) * 1000));
+    clockText.textContent = new Date(t).toLocaleString();
+    if (clock.done()) stopReplay();
+    else if (clock.playing) frame = requestAnimationFrame(tick);
+  }
+
+  async function select(did: string): Promise<void> {
+    selected = did;
+    stopReplay();
+    for (const d of devices.values()) renderRow(d.fix, d.row);
+    const now = Date.now();
+    const span = Number(range.value);
+    const since = span ? now - span : 0;
+    trackInfo.textContent = 'Loading track…';
+    try {
+      track = await loadTrack(devices.get(did)?.fix.site || site, did, since, now + 86_400_000);
+    } catch (e) {
+      trackInfo.textContent = `${did}: ${e}`;
+      return;
+    }
+    trackLayer?.remove();
+    trackLayer = L.layerGroup().addTo(map);
+    replayMarker = null;
+    clock = null;
+    if (track.length === 0) {
+      trackInfo.textContent = `${did}: no positions in this range.`;
+      playBtn.disabled = slider.disabled = true;
+      return;
+    }
+    const line = L.polyline(track.map((p) => [p.lat, p.lon] as [number, number]), { color: '#2a6fdb', weight: 4, className: 'track-line' });
+    trackLayer.addLayer(line);
+    const stops = findStops(track);
+    for (const s of stops) {
+      const m = L.circleMarker([s.lat, s.lon], { radius: 7, color: '#b3261e', fillColor: '#f2b8b5', fillOpacity: 0.9, className: 'stop-marker' });
+      m.bindTooltip(`stopped ${Math.round((s.until - s.from) / 60000)} min, from ${new Date(s.from).toLocaleTimeString()}`);
+      trackLayer.addLayer(m);
+    }
+    replayMarker = L.marker([track[0].lat, track[0].lon], { icon: icon('', 'replay'), zIndexOffset: 1000 });
+    trackLayer.addLayer(replayMarker);
+    clock = new Clock(track[0].ts, track[track.length - 1].ts);
+    clock.setSpeed(Number(speed.value));
+    map.fitBounds(line.getBounds(), { padding: [30, 30], maxZoom: 17 });
+    trackInfo.textContent = `${did}: ${track.length} positions, ${stops.length} stop${stops.length === 1 ? '' : 's'}`;
+    playBtn.disabled = slider.disabled = false;
+    slider.value = '0';
+    clockText.textContent = new Date(track[0].ts).toLocaleString();
+  }
+
+  playBtn.addEventListener('click', () => {
+    if (!clock) return;
+    if (clock.playing) return stopReplay();
+    clock.play();
+    playBtn.textContent = 'Pause';
+    frame = requestAnimationFrame(tick);
+  });
+  speed.addEventListener('change', () => clock?.setSpeed(Number(speed.value)));
+  slider.addEventListener('input', () => {
+    if (!clock) return;
+    clock.seek(clock.start + ((clock.end - clock.start) * Number(slider.value)) / 1000);
+    tick();
+  });
+  range.addEventListener('change', () => {
+    if (selected) void select(selected);
+  });
+
+  for (const d of initial) upsert(d);
+  for (const d of pending) upsert(d);
+  onLive = (p) => {
+    upsert(p);
+    if (p.did === selected && trackLayer && clock && !clock.playing && p.ts > clock.end) {
+      track.push(p);
+      clock.end = p.ts;
+      trackLayer.eachLayer((l) => {
+        if (l instanceof L.Polyline && !(l instanceof L.CircleMarker)) l.addLatLng([p.lat, p.lon]);
+      });
+    }
+  };
+  ws.onclose = () => {
+    status.textContent = 'Live updates stopped; reload to reconnect.';
+  };
+  if (devices.size > 0) {
+    const b = L.latLngBounds([...devices.values()].map((d) => [d.fix.lat, d.fix.lon] as [number, number]));
+    map.fitBounds(b, { padding: [40, 40], maxZoom: 14 });
+  } else status.textContent = 'No devices yet: positions appear here as they arrive.';
+  setInterval(() => {
+    for (const d of devices.values()) renderRow(d.fix, d.row);
+  }, 15_000);
+}
+
+void start();

@@ -1,0 +1,90 @@
+// The location dashboard in headless Chromium against the real server: devices seeded
+// through the tracker endpoints appear, a track draws with its stop, replay moves the
+// marker, and a new live position shows up without a reload. The machine has no internet,
+// so this also shows the grid drawn when tiles cannot load.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { KEY, TOKEN, browser, startSpoor, stop, tempDir, waitFor } from '../../../js-snippet/test/e2e/harness.mjs';
+
+let spoor, chrome;
+const shots = new URL('../../../docs/img/', import.meta.url).pathname;
+const START = Date.now() - 40 * 60_000;
+
+async function osmand(params) {
+  const r = await fetch(`${spoor.base}/v1/osmand?key=${KEY}&${new URLSearchParams(params)}`);
+  assert.equal(r.status, 200, await r.text());
+}
+
+before(async () => {
+  spoor = await startSpoor({ dir: tempDir(), pageOrigin: 'http://localhost:1' });
+  chrome = await browser();
+  mkdirSync(shots, { recursive: true });
+  // A courier: 10 minutes north-east, 8 minutes parked, 10 minutes east.
+  let t = START;
+  const fixes = [];
+  for (let i = 0; i < 10; i++, t += 60_000) fixes.push([52.50 + i * 0.002, 13.38 + i * 0.002, t, 9]);
+  for (let i = 0; i < 8; i++, t += 60_000) fixes.push([52.518 + (i % 2) * 0.00005, 13.398, t, 0]);
+  for (let i = 0; i < 10; i++, t += 60_000) fixes.push([52.518, 13.40 + i * 0.003, t, 12]);
+  for (const [lat, lon, ts, kn] of fixes) await osmand({ id: 'courier-7', lat, lon, timestamp: ts, speed: kn, batt: 64 });
+  // A second device through OwnTracks, nearby.
+  const r = await fetch(`${spoor.base}/v1/owntracks/${KEY}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-limit-u': 'jane', 'x-limit-d': 'phone' },
+    body: JSON.stringify({ _type: 'location', lat: 52.51, lon: 13.42, tst: Math.floor(Date.now() / 1000) - 120, vel: 18, batt: 90 }),
+  });
+  assert.equal(r.status, 200);
+});
+
+after(async () => {
+  await chrome?.close();
+  await stop(spoor);
+});
+
+test('devices appear, a track draws, replay moves the marker, live positions arrive', async () => {
+  const ctx = await chrome.newContext({ viewport: { width: 1280, height: 800 } });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  p.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/.test(m.text())) errors.push(m.text());
+  });
+  await p.goto(`${spoor.base}/map?token=${TOKEN}`);
+  await p.waitForSelector('ul.devices li[data-did="courier-7"]');
+  const rows = await p.$$eval('ul.devices li', (ls) => ls.map((l) => l.dataset.did));
+  assert.deepEqual(rows.sort(), ['courier-7', 'jane:phone']);
+  const courier = await p.textContent('li[data-did="courier-7"]');
+  assert.match(courier, /osmand/);
+  assert.match(courier, /22\.2 km\/h/, 'the last speed, 12 kn, in km/h');
+  assert.match(courier, /64 %/);
+  // Markers are on the map (one each, or a cluster of both).
+  await waitFor('markers', () => p.$$eval('.dev-marker, .marker-cluster', (m) => m.length >= 1));
+  // No internet here: the grid shows and says so.
+  await waitFor('the tile note', () => p.isVisible('.tile-note'), 30_000);
+  await p.screenshot({ path: shots + 'map.png' });
+
+  await p.click('li[data-did="courier-7"]');
+  await p.waitForSelector('path.track-line');
+  await waitFor('track info', async () => /28 positions, 1 stop/.test(await p.textContent('.track-info')));
+  assert.equal(await p.$$eval('path.stop-marker', (m) => m.length), 1);
+  // Two straight legs with a corner: Leaflet draws them as (at least) two segments.
+  await waitFor('the track shape', () => p.$eval('path.track-line', (el) => (el.getAttribute('d').match(/L/g) || []).length >= 2));
+  const where = () => p.$eval('.dev-icon.replay', (el) => el.parentElement.style.transform);
+  const before = await where();
+  await p.selectOption('select[name=speed]', '60');
+  await p.click('button.play');
+  await waitFor('the replay marker to move', async () => (await where()) !== before, 10_000);
+  await waitFor('the slider to advance', async () => Number(await p.inputValue('input[name=at]')) > 0);
+  await p.waitForTimeout(1500);
+  await p.screenshot({ path: shots + 'map-replay.png' });
+  await p.click('button.play'); // pause
+  const paused = Number(await p.inputValue('input[name=at]'));
+  await p.waitForTimeout(500);
+  assert.equal(Number(await p.inputValue('input[name=at]')), paused, 'pause stops the clock');
+
+  // A new device reports: it appears without a reload.
+  await osmand({ id: 'bike-9', lat: 52.52, lon: 13.41, timestamp: Date.now(), speed: 5 });
+  await p.waitForSelector('li[data-did="bike-9"]', { timeout: 10_000 });
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});

@@ -1,0 +1,60 @@
+//! `GET /api/live` (WebSocket): every new position, of one site or all, once it is durable,
+//! as a JSON text frame shaped like a `/api/devices` entry. The live map subscribes here
+//! before it loads `/api/devices`, so nothing between the two is missed.
+//!
+//! Viewers that fall more than the live buffer behind, or stop reading, are dropped with
+//! 1008 `viewer_too_slow`, as session viewers are.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::app::App;
+use crate::ws::WsStream;
+
+pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>) {
+    app.metrics.live_viewers.inc();
+    let (mut sink, mut incoming) = ws.split();
+    let mut live = app.live.subscribe_positions();
+    let timeout = std::time::Duration::from_millis(app.config.limits.live_send_timeout_ms);
+    let end: Option<(u16, &'static str)> = loop {
+        tokio::select! {
+            r = live.recv() => match r {
+                Ok(p) if site.as_deref().is_some_and(|s| s != p.site) => {}
+                Ok(p) => {
+                    let Ok(text) = serde_json::to_string(&*p) else { continue };
+                    match tokio::time::timeout(timeout, sink.send(Message::text(text))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => {
+                            app.metrics.viewers_dropped.inc();
+                            break None;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    app.metrics.viewers_dropped.inc();
+                    break Some((1008, "viewer_too_slow"));
+                }
+                Err(broadcast::error::RecvError::Closed) => break Some((1001, "closed")),
+            },
+            msg = incoming.next() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                Some(Ok(_)) => {}
+            },
+            _ = app.shutdown.cancelled() => break Some((1001, "shutting_down")),
+        }
+    };
+    if let Some((code, reason)) = end {
+        let close = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+    }
+    app.metrics.live_viewers.dec();
+}
