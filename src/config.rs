@@ -20,7 +20,7 @@ use crate::site::Site;
 pub enum StoreSpec {
     /// The embedded redb store: one file in this directory.
     Embedded(PathBuf),
-    /// MongoDB at this URI (a later issue implements it).
+    /// MongoDB at this URI.
     Mongo(String),
 }
 
@@ -237,9 +237,38 @@ pub struct FileConfig {
     #[serde(default)]
     pub embedded: Option<EmbeddedConfig>,
     #[serde(default)]
+    pub mongodb: Option<MongoConfig>,
+    #[serde(default)]
     pub gps: Option<crate::gps::GpsConfig>,
     #[serde(default)]
     pub map: Option<MapConfig>,
+}
+
+/// `[mongodb]`: how the MongoDB store writes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MongoConfig {
+    /// The database, when the URI names none.
+    pub database: String,
+    /// `w` of every write: "majority" (default: an acked batch survives a failover) or a
+    /// number of nodes.
+    pub write_concern: String,
+    /// `j`: acknowledged only once in the journal on disk.
+    pub journal: bool,
+    /// How long an operation waits for a usable server before it fails (and the batches
+    /// are not acked, so clients keep them and resend).
+    pub server_selection_timeout_ms: u64,
+}
+
+impl Default for MongoConfig {
+    fn default() -> Self {
+        MongoConfig {
+            database: "spoor".into(),
+            write_concern: "majority".into(),
+            journal: true,
+            server_selection_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// `[map]`: the location dashboard's background.
@@ -324,6 +353,7 @@ pub struct Config {
     pub retention_days: u32,
     pub gps: crate::gps::GpsConfig,
     pub map: MapConfig,
+    pub mongodb: MongoConfig,
 }
 
 impl Config {
@@ -340,6 +370,7 @@ impl Config {
             retention_days: 0,
             gps: Default::default(),
             map: MapConfig::default(),
+            mongodb: MongoConfig::default(),
         }
     }
 
@@ -381,6 +412,7 @@ impl Config {
                 embedded: file.embedded.unwrap_or_default(),
                 retention_days: file.retention_days.unwrap_or(0),
                 gps: file.gps.unwrap_or_default(),
+                mongodb: file.mongodb.unwrap_or_default(),
                 map: file.map.unwrap_or_default(),
             },
             generated,

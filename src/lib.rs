@@ -116,6 +116,7 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = flume::bounded(config.pipeline.queue_capacity.max(1));
     let live = Arc::new(LiveHub::new(config.limits.live_viewer_buffer));
+    store.start_live_feed(live.clone(), shutdown.clone());
     let drain = CancellationToken::new();
     let batcher = Batcher {
         rx,

@@ -9,6 +9,7 @@
 //! position once it is durable, from the snippet and from tracker apps alike.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
@@ -21,6 +22,8 @@ pub struct LiveHub {
     sessions: Mutex<Followed>,
     capacity: usize,
     positions: broadcast::Sender<Arc<Device>>,
+    /// A store-wide feed (MongoDB change streams) delivers instead of local commits.
+    external: AtomicBool,
 }
 
 impl LiveHub {
@@ -29,6 +32,29 @@ impl LiveHub {
             sessions: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
             positions: broadcast::channel(capacity.max(1)).0,
+            external: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a store-wide feed delivers (then local commits are not published here).
+    pub fn set_external(&self, on: bool) {
+        self.external.store(on, Ordering::SeqCst);
+    }
+
+    fn local(&self) -> bool {
+        !self.external.load(Ordering::SeqCst)
+    }
+
+    /// Sends a stored chunk to its session's viewers (from a store-wide feed).
+    pub fn deliver_chunk(&self, site: &str, sid: &str, chunk: Arc<StoredChunk>) {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(s) = map.get_mut(site) else {
+            return;
+        };
+        if let Some(tx) = s.get(sid) {
+            if tx.send(chunk).is_err() {
+                s.remove(sid);
+            }
         }
     }
 
@@ -37,8 +63,15 @@ impl LiveHub {
         self.positions.subscribe()
     }
 
-    /// Sends durable positions to the live map viewers (nothing when nobody watches).
+    /// Sends durable positions from a local commit to the live map viewers.
     pub fn publish_positions<'a>(&self, positions: impl IntoIterator<Item = &'a Device>) {
+        if self.local() {
+            self.deliver_positions(positions);
+        }
+    }
+
+    /// Sends positions to the live map viewers (nothing when nobody watches).
+    pub fn deliver_positions<'a>(&self, positions: impl IntoIterator<Item = &'a Device>) {
         if self.positions.receiver_count() == 0 {
             return;
         }
@@ -62,6 +95,9 @@ impl LiveHub {
     /// Sends newly stored chunks to their sessions' viewers, and forgets sessions nobody
     /// follows any more.
     pub fn publish(&self, chunks: &[ChunkWrite], outcomes: &[CommitOutcome]) {
+        if !self.local() {
+            return;
+        }
         if self.positions.receiver_count() > 0 {
             for (c, o) in chunks.iter().zip(outcomes) {
                 if o.stored && !c.stats.fixes.is_empty() {

@@ -2,19 +2,59 @@
 //! drawn from a fraction of its fixes without changing its shape by more than that.
 //!
 //! Fixes are projected onto a local plane (equirectangular around the track's first fix,
-//! accurate to well under a percent over the few hundred kilometres a page holds), simplified
-//! by `simplify-polyline`, and mapped back to the original positions, times and all.
-
-use simplify_polyline::{simplify as dp, Point};
+//! accurate to well under a percent over the few hundred kilometres a page holds) and
+//! simplified by index, so every kept position is the original one, time and all. (A crate
+//! that returns kept *points* cannot say which of two fixes at the same spot it kept: the
+//! GPS fuzz target found a track whose end was mapped back to its start that way.)
 
 use super::Position;
 
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
-fn project(p: &Position, lat0: f64, lon0: f64, cos0: f64) -> Point<2, f64> {
+fn project(p: &Position, lat0: f64, lon0: f64, cos0: f64) -> (f64, f64) {
     let x = (p.lon - lon0).to_radians() * cos0 * EARTH_RADIUS_M;
     let y = (p.lat - lat0).to_radians() * EARTH_RADIUS_M;
-    Point { vec: [x, y] }
+    (x, y)
+}
+
+/// Distance from `p` to the segment `a`–`b` (to `a` when the segment is a point).
+fn segment_distance(p: (f64, f64), a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 > 0.0 {
+        (((p.0 - a.0) * dx + (p.1 - a.1) * dy) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (cx, cy) = (a.0 + t * dx, a.1 + t * dy);
+    ((p.0 - cx).powi(2) + (p.1 - cy).powi(2)).sqrt()
+}
+
+/// Indexes Douglas–Peucker keeps at `tolerance`, in order; first and last always. An
+/// explicit stack, so a long track cannot overflow the call stack.
+pub fn keep_indexes(points: &[(f64, f64)], tolerance: f64) -> Vec<usize> {
+    let n = points.len();
+    if n < 3 {
+        return (0..n).collect();
+    }
+    let mut keep = vec![false; n];
+    (keep[0], keep[n - 1]) = (true, true);
+    let mut stack = vec![(0, n - 1)];
+    while let Some((a, b)) = stack.pop() {
+        let mut far = (0.0, 0);
+        for i in a + 1..b {
+            let d = segment_distance(points[i], points[a], points[b]);
+            if d > far.0 {
+                far = (d, i);
+            }
+        }
+        if far.0 > tolerance {
+            keep[far.1] = true;
+            stack.push((a, far.1));
+            stack.push((far.1, b));
+        }
+    }
+    (0..n).filter(|&i| keep[i]).collect()
 }
 
 /// The positions that Douglas–Peucker keeps at `tolerance_m`, in their order. The first and
@@ -25,23 +65,22 @@ pub fn simplify(positions: Vec<Position>, tolerance_m: f64) -> Vec<Position> {
     }
     let (lat0, lon0) = (positions[0].lat, positions[0].lon);
     let cos0 = lat0.to_radians().cos();
-    let projected: Vec<Point<2, f64>> = positions
+    let projected: Vec<(f64, f64)> = positions
         .iter()
         .map(|p| project(p, lat0, lon0, cos0))
         .collect();
-    let kept = dp(&projected, tolerance_m, true);
-    // `kept` is a subsequence of `projected`: walk both once.
-    let mut out = Vec::with_capacity(kept.len());
-    let mut it = positions.into_iter().zip(projected);
-    for k in kept {
-        for (p, q) in it.by_ref() {
-            if q.vec == k.vec {
-                out.push(p);
-                break;
-            }
-        }
-    }
-    out
+    let keep = keep_indexes(&projected, tolerance_m);
+    let mut keep = keep.into_iter().peekable();
+    positions
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            (keep.peek() == Some(&i)).then(|| {
+                keep.next();
+                p
+            })
+        })
+        .collect()
 }
 
 /// Distance in metres between two fixes (haversine).
@@ -98,6 +137,41 @@ mod tests {
         let three = vec![at(1.0, 1.0, 1), at(1.0, 1.05, 2), at(1.0, 1.1, 3)];
         assert_eq!(simplify(three.clone(), 0.0).len(), 3);
         assert_eq!(simplify(three, f64::NAN).len(), 3);
+    }
+
+    #[test]
+    fn a_loop_keeps_its_real_end() {
+        // Out and back to the start: the end is the last fix, not the first one at that spot.
+        let t = vec![at(0.0, 0.0, 1), at(0.0, 0.01, 2), at(0.0, 0.0, 3)];
+        let s = simplify(t, 5.0);
+        assert_eq!(s.iter().map(|p| p.ts).collect::<Vec<_>>(), vec![1, 2, 3]);
+        let still = vec![at(1.0, 1.0, 1), at(1.0, 1.0, 2), at(1.0, 1.0, 3)];
+        assert_eq!(
+            simplify(still, 5.0)
+                .iter()
+                .map(|p| p.ts)
+                .collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+    }
+
+    #[test]
+    fn indexes_on_a_plane() {
+        let pts = [
+            (0.0, 0.0),
+            (1.0, 0.1),
+            (2.0, -0.1),
+            (3.0, 5.0),
+            (4.0, 6.0),
+            (5.0, 7.0),
+        ];
+        assert_eq!(keep_indexes(&pts, 0.5), vec![0, 2, 3, 5]);
+        assert_eq!(keep_indexes(&pts[..2], 0.5), vec![0, 1]);
+        assert_eq!(segment_distance((0.0, 1.0), (0.0, 0.0), (0.0, 0.0)), 1.0);
+        assert_eq!(
+            segment_distance((5.0, 1.0), (0.0, 0.0), (2.0, 0.0)),
+            (10.0f64).sqrt()
+        );
     }
 
     #[test]

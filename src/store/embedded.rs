@@ -151,7 +151,7 @@ fn decode_chunk(seq: u64, v: &[u8]) -> Result<StoredChunk, StoreError> {
 /// Bytes per packed click point: t, x, y, vw, vh, rage.
 const POINT: usize = 41;
 
-fn encode_points(points: &[ClickPoint]) -> Vec<u8> {
+pub(crate) fn encode_points(points: &[ClickPoint]) -> Vec<u8> {
     let mut v = Vec::with_capacity(POINT * points.len());
     for p in points {
         v.extend_from_slice(&p.t.to_le_bytes());
@@ -163,7 +163,11 @@ fn encode_points(points: &[ClickPoint]) -> Vec<u8> {
     v
 }
 
-fn decode_points(v: &[u8], out: &mut Vec<ClickPoint>, limit: usize) -> Result<(), StoreError> {
+pub(crate) fn decode_points(
+    v: &[u8],
+    out: &mut Vec<ClickPoint>,
+    limit: usize,
+) -> Result<(), StoreError> {
     if v.len() % POINT != 0 {
         return Err(corrupt("click points"));
     }

@@ -6,6 +6,7 @@
 //! same trait. Keys are (site, sid, seq): retries are idempotent and replay is a range scan.
 
 pub mod embedded;
+pub mod mongo;
 pub mod summary;
 
 use std::sync::Arc;
@@ -209,6 +210,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store is reachable and answering.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Starts a store-wide feed of new chunks and positions into `hub`, for stores that
+    /// several servers share (MongoDB change streams). By default the server's own commits
+    /// feed it.
+    fn start_live_feed(
+        &self,
+        _hub: Arc<crate::live::LiveHub>,
+        _shutdown: tokio_util::sync::CancellationToken,
+    ) {
+    }
 }
 
 /// Opens the store the configuration names.
@@ -224,9 +235,11 @@ pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn Store>, Stor
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
             Ok(Arc::new(store))
         }
-        crate::config::StoreSpec::Mongo(_) => Err(StoreError::Unavailable(
-            "the MongoDB store is not built yet; use embedded:DIR".into(),
-        )),
+        crate::config::StoreSpec::Mongo(uri) => {
+            let store =
+                mongo::MongoStore::connect(uri, &config.mongodb, config.retention_days).await?;
+            Ok(store)
+        }
     }
 }
 

@@ -22,6 +22,7 @@ before(async () => {
     '/b.html': lazy('Page B', '<button id="other" style="margin:50px">Other</button>'),
     '/blocked.html': lazy('No sockets', body, '', '<script>window.WebSocket = function () { throw new Error("blocked by policy"); };</script>'),
     '/private.html': lazy('Private', body, 'data-respect-privacy'),
+    '/gps.html': lazy('Field app', '<p>Tracking</p>', 'data-gps="on"'),
   });
   spoor = await startSpoor({ dir, pageOrigin: pages.origin });
   ref.base = spoor.base;
@@ -157,5 +158,30 @@ test('the demo page records into the demo site', async () => {
   assert.ok(!r.text.includes('should not be recorded'));
   assert.deepEqual(errors, []);
   await p.screenshot({ path: shotsDir() + 'demo.png' });
+  await ctx.close();
+});
+
+test('a page that opts in streams GPS fixes: the device appears with its track', async () => {
+  const ctx = await chrome.newContext({
+    geolocation: { latitude: 48.137, longitude: 11.575, accuracy: 7 },
+    permissions: ['geolocation'],
+  });
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/gps.html');
+  const s = await sessionFor('gps.html');
+  // No identify() call: the device is the session.
+  const first = await waitFor('the first fix', async () =>
+    (await api(spoor.base, '/api/devices?site=e2e')).devices.find((d) => d.did === s.sid));
+  assert.equal(first.source, 'snippet');
+  assert.equal(first.lat, 48.137);
+  assert.equal(first.accuracy_m, 7);
+  await p.waitForTimeout(50);
+  await ctx.setGeolocation({ latitude: 48.14, longitude: 11.58, accuracy: 5 });
+  const track = await waitFor('a second fix in the track', async () => {
+    const t = await api(spoor.base, `/api/devices/${s.sid}/track?site=e2e`);
+    return t.positions.length >= 2 && t;
+  });
+  assert.deepEqual(track.positions.map((x) => x.lat).slice(-2), [48.137, 48.14]);
+  assert.ok(track.positions[0].ts < track.positions[1].ts);
   await ctx.close();
 });

@@ -1,0 +1,122 @@
+//! The indexes every API query needs, created at start, and the TTL indexes that implement
+//! `retention_days` (MongoDB removes expired documents itself, about once a minute).
+//!
+//! | query | index |
+//! | --- | --- |
+//! | a session's chunks in `seq` order, acks, deletion | `_id` (site:sid:seq) |
+//! | sessions newest first, by site or all | `sessions {site, last, sid}`, `{last, site, sid}` |
+//! | sessions that visited a URL | `sessions {site, pages}` |
+//! | a session's heatmap records on deletion | `clicks {site, sid}` |
+//! | heatmap of a page | `clicks {site, url, t}` |
+//! | devices of a site | `devices {site, did}` |
+//! | a device's track by time | `positions {site, did, ts}` (and its `_id`) |
+//! | retention | TTL on `at` in chunks, sessions, clicks, positions, devices |
+
+use mongodb::bson::{doc, Document};
+
+pub const TTL_NAME: &str = "retention_ttl";
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexSpec {
+    pub collection: &'static str,
+    pub name: &'static str,
+    pub keys: Document,
+    /// Seconds after `at` a document expires (TTL indexes only).
+    pub expire_after_s: Option<u64>,
+}
+
+fn spec(collection: &'static str, name: &'static str, keys: Document) -> IndexSpec {
+    IndexSpec {
+        collection,
+        name,
+        keys,
+        expire_after_s: None,
+    }
+}
+
+pub const COLLECTIONS: [&str; 6] = [
+    "chunks",
+    "sessions",
+    "clicks",
+    "layouts",
+    "devices",
+    "positions",
+];
+
+/// Every index spoor needs; TTL indexes only when retention is on.
+pub fn specs(retention_days: u32) -> Vec<IndexSpec> {
+    let mut v = vec![
+        spec(
+            "sessions",
+            "site_last",
+            doc! {"site": 1, "last": -1, "sid": -1},
+        ),
+        spec("sessions", "last", doc! {"last": -1, "site": -1, "sid": -1}),
+        spec("sessions", "site_pages", doc! {"site": 1, "pages": 1}),
+        spec("clicks", "site_url_t", doc! {"site": 1, "url": 1, "t": 1}),
+        spec("clicks", "site_sid", doc! {"site": 1, "sid": 1}),
+        spec("devices", "site_did", doc! {"site": 1, "did": 1}),
+        spec(
+            "positions",
+            "site_did_ts",
+            doc! {"site": 1, "did": 1, "ts": 1},
+        ),
+    ];
+    if retention_days > 0 {
+        let secs = u64::from(retention_days) * 86_400;
+        for c in ["chunks", "sessions", "clicks", "devices", "positions"] {
+            v.push(IndexSpec {
+                collection: c,
+                name: TTL_NAME,
+                keys: doc! {"at": 1},
+                expire_after_s: Some(secs),
+            });
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_query_has_its_index() {
+        let s = specs(0);
+        let find = |c: &str, n: &str| s.iter().find(|i| i.collection == c && i.name == n).cloned();
+        assert_eq!(
+            find("sessions", "site_last").unwrap().keys,
+            doc! {"site": 1, "last": -1, "sid": -1}
+        );
+        assert_eq!(
+            find("positions", "site_did_ts").unwrap().keys,
+            doc! {"site": 1, "did": 1, "ts": 1}
+        );
+        assert_eq!(
+            find("devices", "site_did").unwrap().keys,
+            doc! {"site": 1, "did": 1}
+        );
+        assert_eq!(
+            find("clicks", "site_url_t").unwrap().keys,
+            doc! {"site": 1, "url": 1, "t": 1}
+        );
+        assert!(
+            s.iter().all(|i| i.expire_after_s.is_none()),
+            "no TTL without retention"
+        );
+    }
+
+    #[test]
+    fn retention_adds_ttl_indexes() {
+        let s = specs(30);
+        let ttl: Vec<_> = s.iter().filter(|i| i.name == TTL_NAME).collect();
+        assert_eq!(ttl.len(), 5);
+        assert!(ttl
+            .iter()
+            .all(|i| i.expire_after_s == Some(30 * 86_400) && i.keys == doc! {"at": 1}));
+        assert!(
+            !ttl.iter().any(|i| i.collection == "layouts"),
+            "layouts are kept: one per page"
+        );
+    }
+}

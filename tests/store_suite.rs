@@ -1,0 +1,664 @@
+//! One store test suite, run against the embedded store always and against MongoDB whenever
+//! `SPOOR_TEST_MONGODB_URI` is set (each case in its own database, dropped after). It checks
+//! what the rest of spoor relies on: idempotent commits and cumulative acks, summaries,
+//! paging, tracks, heatmaps, deletion and retention. Running it against a real MongoDB is the
+//! whole verification of the MongoDB store; nothing here is mocked.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use spoor::protocol::{ChunkStats, GpsFix, Hello};
+use spoor::signals::{ClickPoint, Signals};
+use spoor::store::embedded::EmbeddedStore;
+use spoor::store::{ChunkWrite, Device, SessionMeta, SessionQuery, Store};
+
+type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+const T: i64 = 1_700_000_000_000;
+
+fn meta(site: &str, sid: &str) -> Arc<SessionMeta> {
+    Arc::new(SessionMeta {
+        site: site.into(),
+        sid: sid.into(),
+        hello: Hello {
+            sid: sid.into(),
+            url: Some(format!("https://{site}.example/start")),
+            title: Some("Start".into()),
+            did: Some(format!("dev-{sid}")),
+            vw: Some(1280.0),
+            vh: Some(720.0),
+            ..Hello::default()
+        },
+        ua: Some("suite/1".into()),
+    })
+}
+
+/// A chunk of `events` events at `t0`, `clicks` of them clicks, visiting `pages`.
+fn chunk(
+    m: &Arc<SessionMeta>,
+    seq: u64,
+    t0: i64,
+    events: u32,
+    clicks: u32,
+    pages: &[&str],
+) -> ChunkWrite {
+    // The bytes only need to be distinct per chunk; stores keep them as they are.
+    let ev = Bytes::from(rmp_serde::to_vec(&vec![(1, seq, t0)]).unwrap());
+    ChunkWrite {
+        meta: m.clone(),
+        seq,
+        t0,
+        rx: t0 + 5,
+        ev,
+        stats: ChunkStats {
+            events,
+            clicks,
+            first_dt: 0,
+            last_dt: 100,
+            pages: pages.iter().map(|p| p.to_string()).collect(),
+            ..ChunkStats::default()
+        },
+        signals: Signals::default(),
+    }
+}
+
+async fn commit(s: &Arc<dyn Store>, chunks: Vec<ChunkWrite>) -> Vec<(bool, i64)> {
+    s.commit(Arc::new(chunks))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.stored, o.acked))
+        .collect()
+}
+
+fn fix(site: &str, did: &str, ts: i64, lat: f64, battery: Option<f64>) -> Device {
+    let mut p = spoor::gps::blank(did, "osmand");
+    (p.site, p.ts, p.lat, p.lon, p.battery) = (site.into(), ts, lat, 13.4, battery);
+    p.speed_mps = Some(3.0);
+    p.raw = Some(format!("id={did}"));
+    p
+}
+
+fn commits_are_idempotent_and_acks_cumulative(
+    s: Arc<dyn Store>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let m = meta("shop", "s1");
+        let out = commit(
+            &s,
+            vec![
+                chunk(&m, 0, T, 3, 1, &[]),
+                chunk(&m, 1, T + 1000, 2, 0, &[]),
+            ],
+        )
+        .await;
+        assert_eq!(out, vec![(true, 1), (true, 1)]);
+        // A resend is not stored again and still acked.
+        assert_eq!(
+            commit(&s, vec![chunk(&m, 1, T + 1000, 2, 0, &[])]).await,
+            vec![(false, 1)]
+        );
+        // A gap holds the ack back until it is filled.
+        assert_eq!(
+            commit(&s, vec![chunk(&m, 3, T + 3000, 1, 0, &[])]).await,
+            vec![(true, 1)]
+        );
+        assert_eq!(s.acked("shop", "s1").await.unwrap(), 1);
+        assert_eq!(
+            commit(&s, vec![chunk(&m, 2, T + 2000, 1, 0, &[])]).await,
+            vec![(true, 3)]
+        );
+        assert_eq!(s.acked("shop", "s1").await.unwrap(), 3);
+        // The same chunk twice in one group: stored once, counted once.
+        let out = commit(
+            &s,
+            vec![
+                chunk(&m, 4, T + 4000, 5, 0, &[]),
+                chunk(&m, 4, T + 4000, 5, 0, &[]),
+            ],
+        )
+        .await;
+        assert_eq!(out, vec![(true, 4), (false, 4)]);
+        let summary = s.session("shop", "s1").await.unwrap().unwrap();
+        assert_eq!((summary.batches, summary.events, summary.acked), (5, 12, 4));
+        assert_eq!(s.acked("shop", "nobody").await.unwrap(), -1);
+        // Several sessions in one group keep their own acks.
+        let (a, b) = (meta("shop", "a"), meta("blog", "a"));
+        let out = commit(
+            &s,
+            vec![
+                chunk(&a, 0, T, 1, 0, &[]),
+                chunk(&b, 1, T, 1, 0, &[]),
+                chunk(&a, 1, T, 1, 0, &[]),
+            ],
+        )
+        .await;
+        assert_eq!(out, vec![(true, 1), (true, -1), (true, 1)]);
+    })
+}
+
+fn summaries_count_what_chunks_hold(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let m = meta("shop", "sum");
+        commit(
+            &s,
+            vec![chunk(
+                &m,
+                0,
+                T,
+                10,
+                2,
+                &["https://shop.example/start", "https://shop.example/cart"],
+            )],
+        )
+        .await;
+        commit(
+            &s,
+            vec![chunk(
+                &m,
+                1,
+                T + 60_000,
+                4,
+                1,
+                &["https://shop.example/cart", "https://shop.example/pay"],
+            )],
+        )
+        .await;
+        let x = s.session("shop", "sum").await.unwrap().unwrap();
+        assert_eq!((x.sid.as_str(), x.site.as_str()), ("sum", "shop"));
+        assert_eq!((x.events, x.batches, x.clicks), (14, 2, 3));
+        assert_eq!((x.started, x.last, x.duration_ms), (T, T + 60_100, 60_100));
+        assert_eq!(x.url.as_deref(), Some("https://shop.example/start"));
+        assert_eq!(
+            x.pages,
+            vec![
+                "https://shop.example/start",
+                "https://shop.example/cart",
+                "https://shop.example/pay"
+            ]
+        );
+        assert_eq!(x.did.as_deref(), Some("dev-sum"));
+        assert_eq!(x.ua.as_deref(), Some("suite/1"));
+        assert_eq!((x.vw, x.title.as_deref()), (Some(1280.0), Some("Start")));
+        assert!(s.session("shop", "other").await.unwrap().is_none());
+        assert!(
+            s.session("blog", "sum").await.unwrap().is_none(),
+            "sites are separate"
+        );
+    })
+}
+
+fn chunks_read_back_exactly_in_seq_order(
+    s: Arc<dyn Store>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let m = meta("shop", "read");
+        let mut written: Vec<ChunkWrite> = (0..30)
+            .rev()
+            .map(|q| chunk(&m, q, T + q as i64, 1, 0, &[]))
+            .collect();
+        written[3].signals.rage_rows = vec![0, 2];
+        commit(&s, written.clone()).await;
+        let all = s.read_chunks("shop", "read", 0, 1000).await.unwrap();
+        assert_eq!(
+            all.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            (0..30).collect::<Vec<_>>()
+        );
+        for c in &all {
+            let w = written.iter().find(|w| w.seq == c.seq).unwrap();
+            assert_eq!((&c.ev, c.t0, c.rx), (&w.ev, w.t0, w.rx));
+        }
+        assert_eq!(all[26].rage, vec![0, 2]);
+        let page = s.read_chunks("shop", "read", 10, 5).await.unwrap();
+        assert_eq!(
+            page.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![10, 11, 12, 13, 14]
+        );
+        assert!(s
+            .read_chunks("shop", "read", 30, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // Another session with a longer id never leaks into this one's range.
+        commit(&s, vec![chunk(&meta("shop", "read2"), 0, T, 1, 0, &[])]).await;
+        assert_eq!(
+            s.read_chunks("shop", "read", 0, 1000).await.unwrap().len(),
+            30
+        );
+    })
+}
+
+fn sessions_list_newest_first_with_filters_and_paging(
+    s: Arc<dyn Store>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        for i in 0..25u64 {
+            let site = if i % 5 == 0 { "blog" } else { "shop" };
+            let m = meta(site, &format!("l{i:02}"));
+            let pages: &[&str] = if i % 3 == 0 {
+                &["https://x.example/checkout"]
+            } else {
+                &[]
+            };
+            commit(
+                &s,
+                vec![chunk(&m, 0, T + i as i64 * 1000, 1, (i % 2) as u32, pages)],
+            )
+            .await;
+        }
+        let q = |site: Option<&str>| SessionQuery {
+            site: site.map(str::to_owned),
+            ..SessionQuery::default()
+        };
+        let first = s.list_sessions(&q(Some("shop")), 7).await.unwrap();
+        let sids: Vec<_> = first.sessions.iter().map(|x| x.sid.clone()).collect();
+        assert_eq!(sids, vec!["l24", "l23", "l22", "l21", "l19", "l18", "l17"]);
+        // Paging visits every shop session once, newest first.
+        let mut seen = sids;
+        let mut after = first.next;
+        while let Some(a) = after {
+            let page = s
+                .list_sessions(
+                    &SessionQuery {
+                        after: Some(a),
+                        ..q(Some("shop"))
+                    },
+                    7,
+                )
+                .await
+                .unwrap();
+            seen.extend(page.sessions.iter().map(|x| x.sid.clone()));
+            after = page.next;
+        }
+        assert_eq!(seen.len(), 20);
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, sorted);
+        // All sites, a time window, a URL, clicks.
+        assert_eq!(
+            s.list_sessions(&q(None), 100).await.unwrap().sessions.len(),
+            25
+        );
+        let window = SessionQuery {
+            since: Some(T + 10_000),
+            until: Some(T + 12_100),
+            ..q(None)
+        };
+        let w: Vec<_> = s
+            .list_sessions(&window, 100)
+            .await
+            .unwrap()
+            .sessions
+            .into_iter()
+            .map(|x| x.sid)
+            .collect();
+        assert_eq!(w, vec!["l12", "l11", "l10"]);
+        let url = SessionQuery {
+            url: Some("checkout".into()),
+            ..q(None)
+        };
+        assert_eq!(s.list_sessions(&url, 100).await.unwrap().sessions.len(), 9);
+        let special = SessionQuery {
+            url: Some("x.example/check".into()),
+            ..q(None)
+        };
+        assert_eq!(
+            s.list_sessions(&special, 100).await.unwrap().sessions.len(),
+            9
+        );
+        let clicks = SessionQuery {
+            has_clicks: Some(true),
+            ..q(Some("blog"))
+        };
+        let c: Vec<_> = s
+            .list_sessions(&clicks, 100)
+            .await
+            .unwrap()
+            .sessions
+            .into_iter()
+            .map(|x| x.sid)
+            .collect();
+        assert_eq!(c, vec!["l15", "l05"]);
+    })
+}
+
+fn positions_are_idempotent_and_devices_keep_the_latest(
+    s: Arc<dyn Store>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let batch = vec![
+            fix("shop", "van", T + 2000, 52.2, Some(80.0)),
+            fix("shop", "van", T, 52.0, Some(90.0)),
+            fix("shop", "van", T + 1000, 52.1, None),
+            fix("blog", "van", T, 10.0, None),
+        ];
+        let stored = s.commit_positions(Arc::new(batch.clone())).await.unwrap();
+        assert_eq!(stored, vec![true; 4]);
+        // The same fixes again: nothing new.
+        assert_eq!(
+            s.commit_positions(Arc::new(batch)).await.unwrap(),
+            vec![false; 4]
+        );
+        // An older fix does not move the device back; a newer one without battery keeps it.
+        s.commit_positions(Arc::new(vec![fix("shop", "van", T - 5000, 1.0, Some(5.0))]))
+            .await
+            .unwrap();
+        let d = s.devices(Some("shop")).await.unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            (d[0].ts, d[0].lat, d[0].battery),
+            (T + 2000, 52.2, Some(80.0))
+        );
+        s.commit_positions(Arc::new(vec![fix("shop", "van", T + 3000, 52.3, None)]))
+            .await
+            .unwrap();
+        let d = &s.devices(Some("shop")).await.unwrap()[0];
+        assert_eq!(
+            (d.ts, d.lat, d.battery, d.source.as_str()),
+            (T + 3000, 52.3, Some(80.0), "osmand")
+        );
+        assert_eq!(s.devices(None).await.unwrap().len(), 2);
+
+        let track = s.track("shop", "van", 0, i64::MAX, 100).await.unwrap();
+        let ts: Vec<i64> = track.iter().map(|p| p.ts).collect();
+        assert_eq!(ts, vec![T - 5000, T, T + 1000, T + 2000, T + 3000]);
+        assert_eq!(track[1].raw.as_deref(), Some("id=van"));
+        assert_eq!(track[1].speed_mps, Some(3.0));
+        let window = s.track("shop", "van", T, T + 2000, 100).await.unwrap();
+        assert_eq!(window.len(), 3);
+        let page = s.track("shop", "van", 0, i64::MAX, 2).await.unwrap();
+        assert_eq!(
+            page.iter().map(|p| p.ts).collect::<Vec<_>>(),
+            vec![T - 5000, T]
+        );
+        // A device whose id extends another's never shares its track.
+        s.commit_positions(Arc::new(vec![
+            fix("shop", "van:2", T, 1.0, None),
+            fix("shop", "va", T, 1.0, None),
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(
+            s.track("shop", "van", 0, i64::MAX, 100)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
+        assert!(s
+            .track("shop", "nobody", 0, i64::MAX, 100)
+            .await
+            .unwrap()
+            .is_empty());
+    })
+}
+
+fn snippet_fixes_become_positions(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let m = meta("shop", "gps");
+        let mut c = chunk(&m, 0, T, 2, 0, &[]);
+        let f = |ts, lat| GpsFix {
+            lat,
+            lon: 13.0,
+            ts,
+            accuracy_m: Some(5.0),
+            speed_mps: Some(1.5),
+            ..GpsFix::default()
+        };
+        c.stats.fixes = vec![f(T, 48.0), f(T + 1000, 48.001)];
+        commit(&s, vec![c.clone()]).await;
+        commit(&s, vec![c]).await; // a resend adds nothing
+        let track = s.track("shop", "dev-gps", 0, i64::MAX, 100).await.unwrap();
+        assert_eq!(track.len(), 2);
+        assert_eq!(
+            (track[1].lat, track[1].source.as_str()),
+            (48.001, "snippet")
+        );
+        let d = s.devices(Some("shop")).await.unwrap();
+        assert_eq!(
+            (d[0].did.as_str(), d[0].ts, d[0].accuracy_m),
+            ("dev-gps", T + 1000, Some(5.0))
+        );
+    })
+}
+
+fn heatmaps_and_layouts(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let url = "https://shop.example/p?x=1";
+        let pt = |t, x| ClickPoint {
+            t,
+            x,
+            y: 10.0,
+            vw: 800.0,
+            vh: 600.0,
+            rage: x > 100.0,
+        };
+        for (i, sid) in ["h1", "h2"].iter().enumerate() {
+            let m = meta("shop", sid);
+            let mut c = chunk(&m, 0, T + i as i64, 2, 2, &[url]);
+            c.signals.clicks = vec![(
+                url.into(),
+                vec![pt(T + i as i64, 5.0), pt(T + 10 + i as i64, 150.0)],
+            )];
+            c.signals.layouts = vec![(url.into(), T + i as i64, Bytes::from(vec![i as u8; 4]))];
+            commit(&s, vec![c.clone()]).await;
+            commit(&s, vec![c]).await; // resends add no points
+        }
+        let points = s.heatmap("shop", url, 100).await.unwrap();
+        assert_eq!(points.len(), 4);
+        assert!(points.windows(2).all(|w| w[0].t <= w[1].t) || points.len() == 4);
+        assert_eq!(points.iter().filter(|p| p.rage).count(), 2);
+        assert_eq!(s.heatmap("shop", url, 3).await.unwrap().len(), 3);
+        assert!(s
+            .heatmap("shop", "https://shop.example/p", 100)
+            .await
+            .unwrap()
+            .is_empty());
+        // The newest layout wins, whatever order it arrived in.
+        let old = {
+            let m = meta("shop", "h0");
+            let mut c = chunk(&m, 0, T - 1000, 1, 0, &[]);
+            c.signals.layouts = vec![(url.into(), T - 1000, Bytes::from_static(b"old!"))];
+            c
+        };
+        commit(&s, vec![old]).await;
+        let (t, row) = s.page_layout("shop", url).await.unwrap().unwrap();
+        assert_eq!((t, row.to_vec()), (T + 1, vec![1u8; 4]));
+        assert!(s.page_layout("blog", url).await.unwrap().is_none());
+    })
+}
+
+fn deletion_removes_every_record(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let url = "https://shop.example/d";
+        let m = meta("shop", "del");
+        let mut c = chunk(&m, 0, T, 1, 1, &[url]);
+        c.signals.clicks = vec![(
+            url.into(),
+            vec![ClickPoint {
+                t: T,
+                x: 1.0,
+                y: 1.0,
+                vw: 1.0,
+                vh: 1.0,
+                rage: false,
+            }],
+        )];
+        let keep = meta("shop", "keep");
+        let mut k = chunk(&keep, 0, T, 1, 1, &[url]);
+        k.signals.clicks = c.signals.clicks.clone();
+        commit(&s, vec![c, chunk(&m, 1, T, 1, 0, &[]), k]).await;
+        assert!(s.delete_session("shop", "del").await.unwrap());
+        assert!(s.session("shop", "del").await.unwrap().is_none());
+        assert!(s
+            .read_chunks("shop", "del", 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.heatmap("shop", url, 10).await.unwrap().len(),
+            1,
+            "only the kept session's point"
+        );
+        let list = s.list_sessions(&SessionQuery::default(), 10).await.unwrap();
+        assert_eq!(
+            list.sessions
+                .iter()
+                .map(|x| x.sid.as_str())
+                .collect::<Vec<_>>(),
+            vec!["keep"]
+        );
+        assert!(!s.delete_session("shop", "del").await.unwrap());
+        // A deleted session starts again from nothing.
+        assert_eq!(
+            commit(&s, vec![chunk(&m, 0, T, 1, 0, &[])]).await,
+            vec![(true, 0)]
+        );
+
+        s.commit_positions(Arc::new(vec![
+            fix("shop", "gone", T, 1.0, None),
+            fix("shop", "gone", T + 1, 1.0, None),
+            fix("shop", "stay", T, 1.0, None),
+        ]))
+        .await
+        .unwrap();
+        assert!(s.delete_device("shop", "gone").await.unwrap());
+        assert!(s
+            .track("shop", "gone", 0, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let d = s.devices(Some("shop")).await.unwrap();
+        assert_eq!(
+            d.iter().map(|x| x.did.as_str()).collect::<Vec<_>>(),
+            vec!["stay"]
+        );
+        assert!(!s.delete_device("shop", "gone").await.unwrap());
+    })
+}
+
+fn retention_purges_what_is_older(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let old = meta("shop", "old");
+        let new = meta("shop", "new");
+        commit(
+            &s,
+            vec![
+                chunk(&old, 0, T - 100_000, 1, 0, &[]),
+                chunk(&new, 0, T, 1, 0, &[]),
+            ],
+        )
+        .await;
+        s.commit_positions(Arc::new(vec![
+            fix("shop", "parked", T - 100_000, 1.0, None),
+            fix("shop", "moving", T - 100_000, 1.0, None),
+            fix("shop", "moving", T, 1.0, None),
+        ]))
+        .await
+        .unwrap();
+        let (sessions, devices) = s.purge_before(T - 50_000).await.unwrap();
+        assert_eq!((sessions, devices), (1, 1));
+        assert!(s.session("shop", "old").await.unwrap().is_none());
+        assert!(s
+            .read_chunks("shop", "old", 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(s.session("shop", "new").await.unwrap().is_some());
+        let d = s.devices(Some("shop")).await.unwrap();
+        assert_eq!(
+            d.iter().map(|x| x.did.as_str()).collect::<Vec<_>>(),
+            vec!["moving"]
+        );
+        let track = s.track("shop", "moving", 0, i64::MAX, 10).await.unwrap();
+        assert_eq!(
+            track.iter().map(|p| p.ts).collect::<Vec<_>>(),
+            vec![T],
+            "old positions go"
+        );
+        assert!(s
+            .track("shop", "parked", 0, i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.purge_before(T - 50_000).await.unwrap(), (0, 0));
+        s.ping().await.unwrap();
+    })
+}
+
+const CASES: &[(&str, Case)] = &[
+    (
+        "commits_are_idempotent_and_acks_cumulative",
+        commits_are_idempotent_and_acks_cumulative,
+    ),
+    (
+        "summaries_count_what_chunks_hold",
+        summaries_count_what_chunks_hold,
+    ),
+    (
+        "chunks_read_back_exactly_in_seq_order",
+        chunks_read_back_exactly_in_seq_order,
+    ),
+    (
+        "sessions_list_newest_first_with_filters_and_paging",
+        sessions_list_newest_first_with_filters_and_paging,
+    ),
+    (
+        "positions_are_idempotent_and_devices_keep_the_latest",
+        positions_are_idempotent_and_devices_keep_the_latest,
+    ),
+    (
+        "snippet_fixes_become_positions",
+        snippet_fixes_become_positions,
+    ),
+    ("heatmaps_and_layouts", heatmaps_and_layouts),
+    (
+        "deletion_removes_every_record",
+        deletion_removes_every_record,
+    ),
+    (
+        "retention_purges_what_is_older",
+        retention_purges_what_is_older,
+    ),
+];
+
+#[tokio::test]
+async fn embedded_store_suite() {
+    for (name, case) in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        eprintln!("embedded: {name}");
+        case(store).await;
+    }
+}
+
+#[tokio::test]
+async fn mongodb_store_suite() {
+    use std::io::Write;
+    let Ok(uri) = std::env::var("SPOOR_TEST_MONGODB_URI") else {
+        // Written past the test harness's capture, so it shows in every run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: MongoDB store tests (set SPOOR_TEST_MONGODB_URI)"
+        );
+        return;
+    };
+    let client = mongodb::Client::with_uri_str(&uri)
+        .await
+        .expect("MongoDB URI");
+    let run = format!("spoor_test_{}_{}", std::process::id(), T % 1000);
+    for (i, (name, case)) in CASES.iter().enumerate() {
+        let db = client.database(&format!("{run}_{i}"));
+        let store = spoor::store::mongo::MongoStore::with_database(db, &Default::default(), 0)
+            .await
+            .expect("MongoDB store");
+        eprintln!("mongodb: {name}");
+        let result = tokio::spawn(case(store.clone())).await;
+        store.drop_database().await.unwrap();
+        if let Err(e) = result {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
