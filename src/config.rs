@@ -613,4 +613,13 @@ mod tests {
             Some("https://tile.openstreetmap.org")
         );
     }
+
+    #[test]
+    fn the_compose_config_parses() {
+        let cfg: FileConfig = toml::from_str(include_str!("../deploy/spoor.toml")).unwrap();
+        assert_eq!(cfg.site[0].id, "demo");
+        cfg.site[0].validate().unwrap();
+        assert_eq!(cfg.mongodb.unwrap().write_concern, "majority");
+        assert_eq!(cfg.limits.unwrap().max_sessions_per_ip, 100_000);
+    }
 }

@@ -495,7 +495,15 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::get())
         .and(with_app(app.clone()))
         .then(|app: Arc<App>| async move {
-            match app.store.ping().await {
+            // A store that does not answer within 3 s is as unready as one that fails.
+            let ping = tokio::time::timeout(std::time::Duration::from_secs(3), app.store.ping())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::error::StoreError::Unavailable(
+                        "no answer within 3 s".into(),
+                    ))
+                });
+            match ping {
                 Ok(()) => warp::reply::with_status("ready\n", StatusCode::OK).into_response(),
                 Err(e) => {
                     tracing::warn!(error = %e, "Readiness check failed.");

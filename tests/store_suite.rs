@@ -4,6 +4,8 @@
 //! paging, tracks, heatmaps, deletion and retention. Running it against a real MongoDB is the
 //! whole verification of the MongoDB store; nothing here is mocked.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -661,4 +663,86 @@ async fn mongodb_store_suite() {
             std::panic::resume_unwind(e.into_panic());
         }
     }
+    eprintln!("mongodb: two servers, one database, live views across them");
+    let db = client.database(&format!("{run}_scale"));
+    let result = tokio::spawn(two_servers_share_live_views(db.clone())).await;
+    db.drop().await.unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Scale-out: a session ingested through server A is followed live through server B, and a
+/// tracker's fix sent to A reaches B's live map socket (MongoDB change streams).
+async fn two_servers_share_live_views(db: mongodb::Database) {
+    use common::*;
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::{json, Value};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let open = || async {
+        let store =
+            spoor::store::mongo::MongoStore::with_database(db.clone(), &Default::default(), 0)
+                .await
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start_in(dir.path(), |_| {}, Some(store as Arc<dyn Store>)).await;
+        (server, dir)
+    };
+    let (a, _da) = open().await;
+    let (b, _db) = open().await;
+    // Let both change streams open.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    let mut ws = a.connect(KEY).await;
+    ws.send(pack(&hello("scale-1"))).await.unwrap();
+    recv(&mut ws).await.unwrap();
+    ws.send(pack(&batch(0, moves(0)))).await.unwrap();
+    await_ack(&mut ws, 0).await;
+
+    let url = format!(
+        "ws://{}/api/sessions/scale-1/live?site=test&token={TOKEN}",
+        b.addr
+    );
+    let (mut viewer, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let url = format!("ws://{}/api/live?site=test&token={TOKEN}", b.addr);
+    let (mut map, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let next_text = |m: Option<Result<Message, _>>| match m {
+        Some(Ok(Message::Text(t))) => Some(serde_json::from_str::<Value>(&t).unwrap()),
+        _ => None,
+    };
+    // The stored chunk, read from the shared database.
+    let first = loop {
+        if let Some(v) = next_text(tokio::time::timeout(WAIT, viewer.next()).await.unwrap()) {
+            break v;
+        }
+    };
+    assert_eq!(first["seq"], 0);
+    // A new chunk through A arrives live through B.
+    ws.send(pack(&batch(1, moves(1)))).await.unwrap();
+    await_ack(&mut ws, 1).await;
+    let live = loop {
+        if let Some(v) = next_text(tokio::time::timeout(WAIT, viewer.next()).await.unwrap()) {
+            break v;
+        }
+    };
+    assert_eq!(live["seq"], 1);
+    // A tracker's fix sent to A reaches B's live map.
+    let (st, _, _) = http(
+        a.addr,
+        "GET",
+        &format!("/v1/osmand?key={KEY}&id=scale-van&lat=1&lon=2"),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let pos = loop {
+        if let Some(v) = next_text(tokio::time::timeout(WAIT, map.next()).await.unwrap()) {
+            break v;
+        }
+    };
+    assert_eq!(pos["did"], json!("scale-van"));
+    a.stop().await;
+    b.stop().await;
 }
