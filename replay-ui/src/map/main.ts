@@ -146,7 +146,15 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     h('option', { value: '604800000' }, 'last 7 days'),
     h('option', { value: '2592000000' }, 'last 30 days'),
     h('option', { value: '0' }, 'everything'),
+    h('option', { value: 'custom' }, 'from … to …'),
   );
+  const localInput = (ms: number): string => {
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+    return d.toISOString().slice(0, 16);
+  };
+  const fromInput = h('input', { type: 'datetime-local', name: 'from', value: localInput(Date.now() - 86_400_000) });
+  const toInput = h('input', { type: 'datetime-local', name: 'to', value: localInput(Date.now()) });
+  const custom = h('div', { class: 'custom-range', hidden: true }, fromInput, toInput);
   const playBtn = h('button', { type: 'button', class: 'play', disabled: true }, 'Play');
   const speed = h(
     'select',
@@ -164,6 +172,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     list,
     h('div', { class: 'track-controls' },
       h('label', {}, 'Range ', range),
+      custom,
       trackInfo,
       h('div', { class: 'replay' }, playBtn, ' ', h('label', {}, 'Speed ', speed), ' ',
         h('label', {}, follow, ' follow')),
@@ -254,11 +263,18 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     stopReplay();
     for (const d of devices.values()) renderRow(d.fix, d.row);
     const now = Date.now();
-    const span = Number(range.value);
-    const since = span ? now - span : 0;
+    let since: number;
+    let until = now + 86_400_000;
+    if (range.value === 'custom') {
+      since = new Date(fromInput.value).getTime() || 0;
+      until = new Date(toInput.value).getTime() || until;
+    } else {
+      const span = Number(range.value);
+      since = span ? now - span : 0;
+    }
     trackInfo.textContent = 'Loading track…';
     try {
-      track = await loadTrack(devices.get(did)?.fix.site || site, did, since, now + 86_400_000);
+      track = await loadTrack(devices.get(did)?.fix.site || site, did, since, until);
     } catch (e) {
       trackInfo.textContent = `${did}: ${e}`;
       return;
@@ -305,8 +321,13 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     tick();
   });
   range.addEventListener('change', () => {
+    custom.hidden = range.value !== 'custom';
     if (selected) void select(selected);
   });
+  for (const i of [fromInput, toInput])
+    i.addEventListener('change', () => {
+      if (selected) void select(selected);
+    });
 
   for (const d of initial) upsert(d);
   for (const d of pending) upsert(d);

@@ -82,6 +82,15 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   await p.waitForTimeout(500);
   assert.equal(Number(await p.inputValue('input[name=at]')), paused, 'pause stops the clock');
 
+  // A custom range that ends before the courier's first fix shows no track.
+  await p.selectOption('select[name=range]', 'custom');
+  await p.fill('input[name=to]', await p.evaluate((ms) => {
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+    return d.toISOString().slice(0, 16);
+  }, START - 3_600_000));
+  await p.dispatchEvent('input[name=to]', 'change');
+  await waitFor('an empty range', async () => /no positions in this range/.test(await p.textContent('.track-info')));
+
   // A new device reports: it appears without a reload.
   await osmand({ id: 'bike-9', lat: 52.52, lon: 13.41, timestamp: Date.now(), speed: 5 });
   await p.waitForSelector('li[data-did="bike-9"]', { timeout: 10_000 });
