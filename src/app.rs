@@ -19,6 +19,8 @@ pub struct App {
     pub sites: Sites,
     pub store: Arc<dyn Store>,
     pub pipeline: Pipeline,
+    /// Group commit for tracker positions.
+    pub positions: crate::pipeline::positions::PositionPipeline,
     pub live: Arc<LiveHub>,
     pub metrics: Arc<Metrics>,
     /// Fired when the server begins to shut down: sockets stop reading and say goodbye.

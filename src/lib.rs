@@ -126,6 +126,8 @@ pub async fn serve(
         live: live.clone(),
     };
     let batcher = tokio::spawn(batcher.run(drain.clone()));
+    let (positions, position_task) =
+        pipeline::positions::PositionPipeline::start(store.clone(), drain.clone());
     let grace = config.limits.shutdown_grace();
     let limits = &config.limits;
     let key_limits = ratelimit::KeyLimits::new(
@@ -139,6 +141,7 @@ pub async fn serve(
         ip_sessions,
         sites: Sites::new(&config.sites),
         pipeline: Pipeline::new(tx, config.pipeline.max_inflight_bytes),
+        positions,
         ws_config: ws::config(&config.limits),
         config,
         store,
@@ -169,6 +172,9 @@ pub async fn serve(
     }
     drain.cancel();
     batcher
+        .await
+        .map_err(|e| RunError::Batcher(e.to_string()))?;
+    position_task
         .await
         .map_err(|e| RunError::Batcher(e.to_string()))?;
     tracing::info!("Stopped.");

@@ -2,8 +2,8 @@
 //! send (the site's write key in the path, `?key=` or as the basic-auth password), parsing by
 //! the protocol's rules (`gps`), and an answer only once the positions are durable.
 //!
-//! Each request is one store transaction. Tracker apps send a fix every few seconds per
-//! device, so this costs one fsync per request, not per event as the snippet path would.
+//! Requests are group-committed (`pipeline::positions`): those that arrive while a commit runs
+//! share the next one.
 
 use std::sync::Arc;
 
@@ -212,15 +212,10 @@ async fn ingest(app: &Arc<App>, req: &Request) -> Result<(), TrackerError> {
     if !app.key_limits.take(&site.id, positions.len() as u32) {
         return Err(TrackerError::RateLimited);
     }
-    let positions = Arc::new(positions);
-    let stored = app
-        .store
-        .commit_positions(positions.clone())
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "Storing positions failed.");
-            TrackerError::StoreUnavailable
-        })?;
+    let stored = app.positions.commit(positions.clone()).await.map_err(|e| {
+        tracing::warn!(error = %e, "Storing positions failed.");
+        TrackerError::StoreUnavailable
+    })?;
     let new: Vec<&Position> = positions
         .iter()
         .zip(&stored)

@@ -455,3 +455,29 @@ async fn a_failing_store_answers_503_and_recovers() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_tracker_requests_are_each_answered_once_durable() {
+    let s = TestServer::start().await;
+    let addr = s.addr;
+    let mut tasks = Vec::new();
+    // 50 distinct fixes and the same fix 10 times, all at once: they share group commits.
+    for i in 0..60 {
+        let ts = if i < 50 { T + i } else { T + 1000 };
+        tasks.push(tokio::spawn(async move {
+            let q = format!("/v1/osmand?key={KEY}&id=swarm&lat=1&lon=2&timestamp={ts}");
+            http(addr, "GET", &q, &[], Bytes::new()).await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let track = s.get_json("/api/devices/swarm/track?site=test").await;
+    assert_eq!(track["positions"].as_array().unwrap().len(), 51);
+    assert_eq!(
+        s.metric("spoor_positions_ingested_total{source=\"osmand\"}")
+            .await,
+        51.0
+    );
+    s.stop().await;
+}

@@ -12,6 +12,7 @@
 
 pub mod ack;
 pub mod batcher;
+pub mod positions;
 
 use std::sync::Arc;
 
