@@ -77,6 +77,11 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   await waitFor('the slider to advance', async () => Number(await p.inputValue('input[name=at]')) > 0);
   await p.waitForTimeout(1500);
   await p.screenshot({ path: shots + 'map-replay.png' });
+  // The follow camera keeps the moving marker in the middle of the map.
+  const [m, box] = await Promise.all([p.locator('.dev-icon.replay').boundingBox(), p.locator('#map').boundingBox()]);
+  const dx = m.x + m.width / 2 - (box.x + box.width / 2);
+  const dy = m.y + m.height / 2 - (box.y + box.height / 2);
+  assert.ok(Math.hypot(dx, dy) < 40, `marker ${Math.round(dx)},${Math.round(dy)} px from the centre`);
   await p.click('button.play'); // pause
   const paused = Number(await p.inputValue('input[name=at]'));
   await p.waitForTimeout(500);
