@@ -223,9 +223,15 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     canvas.dataset.scroll = String(sy);
     const X = (x: unknown) => ox + Number(x) * s;
     const Y = (y: unknown) => oy + Number(y) * s;
-    // The page's wireframe under everything else: the newest snapshot since this page began.
-    const layout = last(rec.layouts, real);
-    if (layout && (!page || layout.t >= page.t)) {
+    // The page's wireframe under everything else: the newest snapshot since this page began,
+    // or, early on, the page's first one (it is taken a moment after the page loads).
+    let layout = last(rec.layouts, real);
+    if (!layout || (page && layout.t < page.t)) {
+      const next = rec.layouts[upto(rec.layouts, real)];
+      const nextPage = rec.pages[upto(rec.pages, real)];
+      layout = next && (!nextPage || next.t < nextPage.t) ? next : undefined;
+    }
+    if (layout) {
       const sx = Number(scroll?.f[0] ?? 0);
       g.save();
       g.beginPath();
