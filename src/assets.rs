@@ -93,7 +93,10 @@ pub fn map_page(map: &crate::config::MapConfig) -> Response {
         .replace("{ATTRIBUTION}", &attr(&map.attribution));
     let csp = UI_CSP.replace(
         "img-src 'self' data:",
-        &format!("img-src 'self' data: {}", origin.unwrap_or_default()),
+        &format!(
+            "img-src 'self' data:{}",
+            origin.map(|o| format!(" {o}")).unwrap_or_default()
+        ),
     );
     let mut res = with_headers(html.into_response(), "text/html; charset=utf-8", "no-cache");
     let h = res.headers_mut();

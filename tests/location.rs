@@ -481,3 +481,41 @@ async fn concurrent_tracker_requests_are_each_answered_once_durable() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_map_page_carries_the_configured_tiles_and_their_origin() {
+    let s = TestServer::start_with(|c| {
+        c.map.tile_url = "https://tiles.example.org/{z}/{x}/{y}.png?a=1&b=\"x\"".into();
+        c.map.attribution = "<b>Tiles</b> & co".into();
+    })
+    .await;
+    let (st, headers, body) = http(s.addr, "GET", "/map", &[], Bytes::new()).await;
+    assert_eq!(st, 200);
+    let html = String::from_utf8_lossy(&body);
+    // Escaped into attributes, never markup.
+    assert!(
+        html.contains(
+            "content=\"https://tiles.example.org/{z}/{x}/{y}.png?a=1&amp;b=&quot;x&quot;\""
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("data-attribution=\"&lt;b&gt;Tiles&lt;/b&gt; &amp; co\""),
+        "{html}"
+    );
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("img-src 'self' data: https://tiles.example.org"),
+        "{csp}"
+    );
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    s.stop().await;
+
+    // No tiles: the grid only, and no other origin in the policy.
+    let s = TestServer::start_with(|c| c.map.tile_url = String::new()).await;
+    let (_, headers, body) = http(s.addr, "GET", "/map", &[], Bytes::new()).await;
+    assert!(String::from_utf8_lossy(&body).contains("name=\"spoor-tiles\" content=\"\""));
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("img-src 'self' data:;"), "{csp}");
+    s.stop().await;
+}
