@@ -5,6 +5,7 @@
 import { setToken, token, Unauthorized } from './api';
 import { h, link } from './dom';
 import { heatmap } from './heatmap';
+import { askToken as askTokenForm } from './token';
 import { list } from './list';
 import { player } from './player';
 
@@ -18,26 +19,7 @@ function go(path: string): void {
 }
 
 function askToken(message: string): void {
-  const input = h('input', { type: 'password', name: 'token', placeholder: 'rt_…', size: 40, autocomplete: 'off' });
-  root.replaceChildren(
-    h(
-      'form',
-      {
-        class: 'token',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          setToken(input.value.trim());
-          route();
-        },
-      },
-      h('h2', {}, 'Read token'),
-      h('p', {}, message),
-      input,
-      ' ',
-      h('button', { type: 'submit' }, 'Open'),
-    ),
-  );
-  input.focus();
+  askTokenForm(root, message, () => void route());
 }
 
 async function route(): Promise<void> {

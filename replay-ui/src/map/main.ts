@@ -9,6 +9,7 @@ import { L } from './leaflet';
 import 'leaflet.markercluster';
 import { json, setToken, token, Unauthorized } from '../api';
 import { h } from '../dom';
+import { askToken as askTokenForm } from '../token';
 import { ago, Clock, findStops, Fix, positionAt } from './route';
 
 const root = document.getElementById('app')!;
@@ -78,25 +79,7 @@ async function loadTrack(siteId: string, did: string, since: number, until: numb
 }
 
 function askToken(message: string): void {
-  const input = h('input', { type: 'password', name: 'token', placeholder: 'rt_…', size: 40, autocomplete: 'off' });
-  root.replaceChildren(
-    h(
-      'form',
-      {
-        class: 'token',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          setToken(input.value.trim());
-          void start();
-        },
-      },
-      h('h2', {}, 'Read token'),
-      h('p', {}, message),
-      input,
-      ' ',
-      h('button', { type: 'submit' }, 'Open'),
-    ),
-  );
+  askTokenForm(root, message, () => void start());
 }
 
 async function start(): Promise<void> {
