@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::{
     Acknowledgment, ClientOptions, CollectionOptions, IndexOptions, WriteConcern,
@@ -54,6 +54,8 @@ const MAX_COMMAND_BYTES: usize = 46 * 1024 * 1024;
 const MAX_COMMAND_OPS: usize = 100_000;
 /// Session summary compare-and-swap attempts before the commit is failed (and resent).
 const MAX_CAS: usize = 16;
+/// Session and device updates of one commit in flight at once.
+const PARALLEL_UPDATES: usize = 32;
 const MAX_DEVICES: i64 = 10_000;
 const MAX_LIST_SCAN: i64 = 20_000;
 /// The highest `seq` an `_id` can hold (10 digits).
@@ -306,9 +308,14 @@ impl MongoStore {
                 *e = p;
             }
         }
+        let mut updates = Vec::with_capacity(latest.len());
         for d in latest.into_values() {
-            self.save_latest(d).await?;
+            updates.push(self.save_latest(d));
         }
+        stream::iter(updates)
+            .buffer_unordered(PARALLEL_UPDATES)
+            .try_collect::<()>()
+            .await?;
         Ok(dup.into_iter().map(|d| !d).collect())
     }
 
@@ -487,10 +494,16 @@ impl Store for MongoStore {
                 e.0.push(c);
             }
         }
-        let mut acked: HashMap<(&str, &str), i64> = HashMap::new();
-        for (key, (list, first)) in &by_session {
-            acked.insert(*key, self.update_session(list, first).await?);
+        // Sessions are independent documents: their updates run side by side, a bounded
+        // number at a time, instead of one round trip after another.
+        let mut updates = Vec::with_capacity(by_session.len());
+        for (&key, (list, first)) in &by_session {
+            updates.push(async move { self.update_session(list, first).await.map(|a| (key, a)) });
         }
+        let acked: HashMap<(&str, &str), i64> = stream::iter(updates)
+            .buffer_unordered(PARALLEL_UPDATES)
+            .try_collect()
+            .await?;
         let counted_ids: Vec<&str> = docs
             .iter()
             .zip(&count)
