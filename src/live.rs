@@ -64,20 +64,20 @@ impl LiveHub {
     }
 
     /// Sends durable positions from a local commit to the live map viewers.
-    pub fn publish_positions<'a>(&self, positions: impl IntoIterator<Item = &'a Device>) {
+    pub fn publish_positions(&self, positions: impl IntoIterator<Item = Device>) {
         if self.local() {
             self.deliver_positions(positions);
         }
     }
 
     /// Sends positions to the live map viewers (nothing when nobody watches).
-    pub fn deliver_positions<'a>(&self, positions: impl IntoIterator<Item = &'a Device>) {
+    pub fn deliver_positions(&self, positions: impl IntoIterator<Item = Device>) {
         if self.positions.receiver_count() == 0 {
             return;
         }
         for p in positions {
             // An error only means every viewer left meanwhile.
-            let _ = self.positions.send(Arc::new(p.clone()));
+            let _ = self.positions.send(Arc::new(p));
         }
     }
 
@@ -99,15 +99,14 @@ impl LiveHub {
             return;
         }
         if self.positions.receiver_count() > 0 {
-            for (c, o) in chunks.iter().zip(outcomes) {
-                if o.stored && !c.stats.fixes.is_empty() {
-                    let did = c.meta.device_id();
-                    let fixes = c.stats.fixes.iter();
-                    let ps: Vec<Device> = fixes
-                        .map(|f| Device::from_fix(&c.meta.site, did, f, "snippet"))
-                        .collect();
-                    self.publish_positions(&ps);
-                }
+            for (c, _) in chunks.iter().zip(outcomes).filter(|(_, o)| o.stored) {
+                let did = c.meta.device_id();
+                self.deliver_positions(
+                    c.stats
+                        .fixes
+                        .iter()
+                        .map(|f| Device::from_fix(&c.meta.site, did, f, "snippet")),
+                );
             }
         }
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());

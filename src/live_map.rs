@@ -9,8 +9,6 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::app::App;
@@ -50,11 +48,7 @@ pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>)
         }
     };
     if let Some((code, reason)) = end {
-        let close = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+        crate::replay::close_viewer(&mut sink, code, reason, timeout).await;
     }
     app.metrics.live_viewers.dec();
 }

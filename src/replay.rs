@@ -153,7 +153,22 @@ enum ViewerEnd {
     Stuck,
 }
 
-type ViewerSink = futures_util::stream::SplitSink<WsStream, Message>;
+pub type ViewerSink = futures_util::stream::SplitSink<WsStream, Message>;
+
+/// Says goodbye to a live viewer with a close code (waiting at most `timeout` for a viewer
+/// that no longer reads).
+pub async fn close_viewer(
+    sink: &mut ViewerSink,
+    code: u16,
+    reason: &'static str,
+    timeout: std::time::Duration,
+) {
+    let close = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+}
 
 async fn send_chunk(
     sink: &mut ViewerSink,
@@ -228,11 +243,7 @@ pub async fn follow(ws: WsStream, app: Arc<App>, site: String, sid: String, form
             if code == 1008 {
                 app.metrics.viewers_dropped.inc();
             }
-            let close = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            };
-            let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
+            close_viewer(&mut sink, code, reason, timeout).await;
         }
         Err(ViewerEnd::Stuck) => {
             app.metrics.viewers_dropped.inc();

@@ -216,8 +216,8 @@ async fn ingest(app: &Arc<App>, req: &Request) -> Result<(), TrackerError> {
         tracing::warn!(error = %e, "Storing positions failed.");
         TrackerError::StoreUnavailable
     })?;
-    let new: Vec<&Position> = positions
-        .iter()
+    let new: Vec<Position> = positions
+        .into_iter()
         .zip(&stored)
         .filter_map(|(p, s)| s.then_some(p))
         .collect();

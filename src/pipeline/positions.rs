@@ -76,15 +76,17 @@ async fn run(
                 Err(_) => break,
             }
         }
+        // The positions move into the commit; each request keeps its count to split answers.
+        let counts: Vec<usize> = group.iter().map(|r| r.positions.len()).collect();
         let all: Vec<Device> = group
-            .iter()
-            .flat_map(|r| r.positions.iter().cloned())
+            .iter_mut()
+            .flat_map(|r| std::mem::take(&mut r.positions))
             .collect();
         match store.commit_positions(Arc::new(all)).await {
             Ok(stored) => {
                 let mut rest = stored.as_slice();
-                for r in group {
-                    let (mine, more) = rest.split_at(r.positions.len().min(rest.len()));
+                for (r, n) in group.into_iter().zip(counts) {
+                    let (mine, more) = rest.split_at(n.min(rest.len()));
                     rest = more;
                     let _ = r.reply.send(Ok(mine.to_vec()));
                 }

@@ -148,48 +148,6 @@ fn decode_chunk(seq: u64, v: &[u8]) -> Result<StoredChunk, StoreError> {
     })
 }
 
-/// Bytes per packed click point: t, x, y, vw, vh, rage.
-const POINT: usize = 41;
-
-pub(crate) fn encode_points(points: &[ClickPoint]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(POINT * points.len());
-    for p in points {
-        v.extend_from_slice(&p.t.to_le_bytes());
-        for f in [p.x, p.y, p.vw, p.vh] {
-            v.extend_from_slice(&f.to_le_bytes());
-        }
-        v.push(u8::from(p.rage));
-    }
-    v
-}
-
-pub(crate) fn decode_points(
-    v: &[u8],
-    out: &mut Vec<ClickPoint>,
-    limit: usize,
-) -> Result<(), StoreError> {
-    if v.len() % POINT != 0 {
-        return Err(corrupt("click points"));
-    }
-    let f64_at = |p: &[u8], at: usize| {
-        p.get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(f64::from_le_bytes)
-            .unwrap_or_default()
-    };
-    for p in v.chunks_exact(POINT).take(limit.saturating_sub(out.len())) {
-        out.push(ClickPoint {
-            t: le_i64(p, 0).unwrap_or_default(),
-            x: f64_at(p, 8),
-            y: f64_at(p, 16),
-            vw: f64_at(p, 24),
-            vh: f64_at(p, 32),
-            rage: p[40] == 1,
-        });
-    }
-    Ok(())
-}
-
 fn decode_summary(v: &[u8]) -> Result<SessionSummary, StoreError> {
     rmp_serde::from_slice(v).map_err(corrupt)
 }
@@ -270,7 +228,7 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
                     let first = points.first().map_or(0, |p| p.t.max(0) as u64);
                     let key = (site, url.as_str(), first, sid, c.seq);
                     click_t
-                        .insert(key, encode_points(points).as_slice())
+                        .insert(key, super::points::encode(points).as_slice())
                         .map_err(unavailable)?;
                 }
                 for fix in &c.stats.fixes {
@@ -640,7 +598,7 @@ impl Store for EmbeddedStore {
                     break;
                 }
                 let (_, v) = entry.map_err(unavailable)?;
-                decode_points(v.value(), &mut out, limit)?;
+                super::points::decode(v.value(), &mut out, limit)?;
             }
             Ok(out)
         })

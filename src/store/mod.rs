@@ -7,6 +7,7 @@
 
 pub mod embedded;
 pub mod mongo;
+pub mod points;
 pub mod summary;
 
 use std::sync::Arc;

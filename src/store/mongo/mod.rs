@@ -333,7 +333,7 @@ impl MongoStore {
                     "at": bson::DateTime::from_millis(c.rx),
                     "pts": Bson::Binary(bson::Binary {
                         subtype: bson::spec::BinarySubtype::Generic,
-                        bytes: super::embedded::encode_points(points),
+                        bytes: super::points::encode(points),
                     }),
                 });
             }
@@ -679,7 +679,7 @@ impl Store for MongoStore {
             let pts = d
                 .get_binary_generic("pts")
                 .map_err(|_| StoreError::Corrupt("clicks pts".into()))?;
-            super::embedded::decode_points(pts, &mut out, limit)?;
+            super::points::decode(pts, &mut out, limit)?;
         }
         Ok(out)
     }

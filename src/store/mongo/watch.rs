@@ -51,7 +51,7 @@ fn deliver(hub: &LiveHub, feed: Feed, d: Document) {
             }
         }
         Feed::Positions => match position_from_doc(d) {
-            Ok(p) => hub.deliver_positions(std::iter::once(&p)),
+            Ok(p) => hub.deliver_positions(std::iter::once(p)),
             Err(e) => tracing::warn!(error = %e, "Skipped a position in the change stream."),
         },
     }
