@@ -228,6 +228,8 @@ pub struct FileConfig {
     pub read_token: Option<String>,
     /// Days a session or device position is kept after its last activity (0: forever).
     pub retention_days: Option<u32>,
+    /// Addresses or networks of reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     pub site: Vec<Site>,
     #[serde(default)]
@@ -334,6 +336,10 @@ pub struct ServeArgs {
     /// Token that the read API and the UI require.
     #[arg(long, env = "SPOOR_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<String>,
+    /// Reverse proxies (addresses or networks, comma-separated) whose `X-Forwarded-For`
+    /// names the client, for the per-IP socket limit. Default: none, the header is ignored.
+    #[arg(long, env = "SPOOR_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
     /// Optional TOML configuration file.
     #[arg(long, env = "SPOOR_CONFIG")]
     pub config: Option<PathBuf>,
@@ -354,6 +360,8 @@ pub struct Config {
     pub gps: crate::gps::GpsConfig,
     pub map: MapConfig,
     pub mongodb: MongoConfig,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (default: none).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 impl Config {
@@ -371,6 +379,7 @@ impl Config {
             gps: Default::default(),
             map: MapConfig::default(),
             mongodb: MongoConfig::default(),
+            trusted_proxies: Default::default(),
         }
     }
 
@@ -398,6 +407,13 @@ impl Config {
         for site in &file.site {
             site.validate()?;
         }
+        let trusted_proxies = crate::client_ip::TrustedProxies::parse(
+            &args
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies)
+                .unwrap_or_default(),
+        )?;
         let explicit_token = args.read_token.clone().or(file.read_token);
         let (sites, read_token, generated) =
             bootstrap::ensure(&store.state_dir(), file.site, explicit_token)?;
@@ -414,6 +430,7 @@ impl Config {
                 gps: file.gps.unwrap_or_default(),
                 mongodb: file.mongodb.unwrap_or_default(),
                 map: file.map.unwrap_or_default(),
+                trusted_proxies,
             },
             generated,
         ))
@@ -612,6 +629,39 @@ mod tests {
             MapConfig::default().tile_origin().as_deref(),
             Some("https://tile.openstreetmap.org")
         );
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_the_file_unless_a_flag_says_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spoor.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\"]\n").unwrap();
+        let args = ServeArgs {
+            store: Some(format!("embedded:{}", dir.path().display())),
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let proxy = "10.1.2.3".parse().unwrap();
+        let xff = || ["203.0.113.9"].into_iter();
+        let (cfg, _) = Config::resolve(&args).unwrap();
+        assert_eq!(
+            cfg.trusted_proxies.client_ip(proxy, xff()),
+            "203.0.113.9".parse::<std::net::IpAddr>().unwrap()
+        );
+        let flagged = ServeArgs {
+            trusted_proxies: Some(vec!["192.168.0.1".into()]),
+            ..args.clone()
+        };
+        let (cfg, _) = Config::resolve(&flagged).unwrap();
+        assert_eq!(cfg.trusted_proxies.client_ip(proxy, xff()), proxy);
+        let bad = ServeArgs {
+            trusted_proxies: Some(vec!["proxy.local".into()]),
+            ..args
+        };
+        assert!(Config::resolve(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("trusted_proxies"));
     }
 
     #[test]

@@ -26,6 +26,7 @@
 pub mod app;
 pub mod assets;
 pub mod bench;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod fallback;

@@ -190,13 +190,15 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("user-agent"))
         .and(warp::ext::optional::<crate::server::Peer>())
+        .and(warp::header::headers_cloned())
         .map(
             |up: ws::Upgrade,
              app: Arc<App>,
              q: Query,
              origin: Option<String>,
              ua: Option<String>,
-             peer: Option<crate::server::Peer>| {
+             peer: Option<crate::server::Peer>,
+             headers: http::HeaderMap| {
                 let site = q
                     .get("key")
                     .and_then(|k| app.sites.by_key(k))
@@ -208,7 +210,12 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                         return error_response(&ApiError::Ingest(IngestError::OriginNotAllowed));
                     }
                 }
-                let ip = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.0.ip());
+                let peer = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.0.ip());
+                let forwarded = headers
+                    .get_all("x-forwarded-for")
+                    .into_iter()
+                    .filter_map(|v| v.to_str().ok());
+                let ip = app.config.trusted_proxies.client_ip(peer, forwarded);
                 let slot = app.ip_sessions.enter(ip);
                 let config = app.ws_config;
                 let tracker = app.tracker.clone();

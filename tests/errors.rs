@@ -375,6 +375,50 @@ async fn one_host_cannot_hold_more_sockets_than_its_limit() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_limit_counts_forwarded_clients() {
+    // The test client plays the proxy: it connects from 127.0.0.1 and names its clients.
+    let s = TestServer::start_with(|c| {
+        c.limits.max_sessions_per_ip = 1;
+        c.trusted_proxies = spoor::client_ip::TrustedProxies::parse(&["127.0.0.0/8"]).unwrap();
+    })
+    .await;
+    let via = |client: &'static str| [("x-forwarded-for", client)];
+    let mut a = s
+        .connect_with_headers(KEY, &via("203.0.113.1"))
+        .await
+        .unwrap();
+    open(&mut a, "sess_xff_0001").await;
+    // Another visitor behind the same proxy has a place of its own...
+    let mut b = s
+        .connect_with_headers(KEY, &via("203.0.113.2"))
+        .await
+        .unwrap();
+    open(&mut b, "sess_xff_0002").await;
+    // ...and the first one's second socket is over its limit, even when it prepends a
+    // made-up address of its own.
+    let mut c = s
+        .connect_with_headers(KEY, &via("198.51.100.7, 203.0.113.1"))
+        .await
+        .unwrap();
+    expect_error(&mut c, "rate_limited", 1008).await;
+    s.stop().await;
+
+    // Without trusted proxies the header proves nothing: both sockets come from 127.0.0.1.
+    let s = TestServer::start_with(|c| c.limits.max_sessions_per_ip = 1).await;
+    let mut a = s
+        .connect_with_headers(KEY, &via("203.0.113.1"))
+        .await
+        .unwrap();
+    open(&mut a, "sess_xff_0003").await;
+    let mut b = s
+        .connect_with_headers(KEY, &via("203.0.113.2"))
+        .await
+        .unwrap();
+    expect_error(&mut b, "rate_limited", 1008).await;
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn slow_headers_are_cut_off_and_connections_are_capped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let s = TestServer::start_with(|c| {

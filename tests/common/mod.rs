@@ -123,9 +123,19 @@ impl TestServer {
         key: &str,
         origin: Option<&str>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let origin = origin.map(|o| ("origin", o));
+        self.connect_with_headers(key, origin.as_slice()).await
+    }
+
+    /// An ingest socket whose upgrade request carries these extra headers.
+    pub async fn connect_with_headers(
+        &self,
+        key: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let mut req = self.ws_url(key).into_client_request().unwrap();
-        if let Some(o) = origin {
-            req.headers_mut().insert("origin", o.parse().unwrap());
+        for (name, value) in headers {
+            req.headers_mut().append(*name, value.parse().unwrap());
         }
         req.headers_mut()
             .insert("user-agent", "spoor-test/1".parse().unwrap());
