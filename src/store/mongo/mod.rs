@@ -9,7 +9,9 @@
 //! Summaries stay exact without transactions: every chunk is inserted with a `p` (pending)
 //! flag, the session summary is updated by compare-and-swap on a version field for the
 //! chunks that are new *or still pending*, and only then is the flag cleared. A commit that
-//! fails half-way is finished by the client's resend. Device records are updated with a
+//! fails half-way is finished by the client's resend. The summary records which seqs it
+//! counts ([`applied`]), so a chunk still flagged after its summary update (a crash between
+//! the two writes, or two servers finishing it at once) is not counted twice. Device records are updated with a
 //! conditional upsert (`ts` older than the new fix), so concurrent servers never move a
 //! device back in time. Writes use the configured write concern (default `majority` with
 //! journal), so an ack means the batch survives a failover.
@@ -18,6 +20,7 @@
 //! change streams, so a viewer on any server sees what every server ingested.
 
 use mongodb::bson;
+pub mod applied;
 pub mod docs;
 pub mod errors;
 pub mod indexes;
@@ -37,6 +40,7 @@ use mongodb::options::{
 use mongodb::{Client, Collection, Database, IndexModel};
 use tokio_util::sync::CancellationToken;
 
+use self::applied::Applied;
 use self::docs::*;
 use self::errors::store_error;
 use super::summary::{Device, SessionSummary};
@@ -402,18 +406,27 @@ impl MongoStore {
                 .find_one(doc! {"_id": &id})
                 .await
                 .map_err(store_error)?;
-            let (mut s, version, is_new) = match existing {
+            let (mut s, version, mut applied, is_new) = match existing {
                 Some(d) => {
+                    let applied = Applied::read(&d);
                     let (s, v) = session_from_doc(d)?;
-                    (s, v, false)
+                    (s, v, applied, false)
                 }
-                None => (SessionSummary::new(&first.meta), 0, true),
+                None => (
+                    SessionSummary::new(&first.meta),
+                    0,
+                    Applied::default(),
+                    true,
+                ),
             };
-            for c in chunks {
-                s.apply(c);
+            let counted = applied.count_into(&mut s, chunks);
+            let acked = self.contiguous(site, sid, s.acked).await?;
+            if !is_new && !counted && acked == s.acked {
+                return Ok(acked); // a pure resend: nothing to write
             }
-            s.acked = self.contiguous(site, sid, s.acked).await?;
-            let d = session_doc(&s, version + 1)?;
+            s.acked = acked;
+            let mut d = session_doc(&s, version + 1)?;
+            applied.write(&mut d);
             if is_new {
                 match self.sessions.insert_one(d).await {
                     Ok(_) => return Ok(s.acked),
