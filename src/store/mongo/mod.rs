@@ -753,13 +753,15 @@ impl Store for MongoStore {
             }
             sessions += batch.len() as u64;
         }
+        // `at` is the fix time as a date: with retention on, its TTL index serves this.
+        let before = doc! {"at": {"$lt": bson::DateTime::from_millis(cutoff)}};
         self.positions
-            .delete_many(doc! {"ts": {"$lt": cutoff}})
+            .delete_many(before.clone())
             .await
             .map_err(store_error)?;
         let gone = self
             .devices
-            .delete_many(doc! {"ts": {"$lt": cutoff}})
+            .delete_many(before)
             .await
             .map_err(store_error)?;
         Ok((sessions, gone.deleted_count))
