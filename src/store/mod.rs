@@ -6,6 +6,8 @@
 //! same trait. Keys are (site, sid, seq): retries are idempotent and replay is a range scan.
 
 pub mod embedded;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod mongo;
 pub mod points;
 pub mod summary;

@@ -114,11 +114,7 @@ impl Applied {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ChunkStats, Hello};
-    use crate::signals::Signals;
-    use crate::store::SessionMeta;
-    use bytes::Bytes;
-    use std::sync::Arc;
+    use crate::store::fixtures::chunk;
 
     #[test]
     fn in_order_seqs_move_the_watermark_and_repeats_are_refused() {
@@ -176,26 +172,6 @@ mod tests {
                 above: vec![6, 9]
             }
         );
-    }
-
-    fn chunk(seq: u64) -> ChunkWrite {
-        ChunkWrite {
-            meta: Arc::new(SessionMeta {
-                site: "shop".into(),
-                sid: "s_1".into(),
-                hello: Hello::default(),
-                ua: None,
-            }),
-            seq,
-            t0: 1_700_000_000_000 + seq as i64,
-            rx: 1_700_000_000_050,
-            ev: Bytes::from_static(&[0x91, 0x94, 1, 0, 10, 20]),
-            stats: ChunkStats {
-                events: 3,
-                ..ChunkStats::default()
-            },
-            signals: Signals::default(),
-        }
     }
 
     #[test]

@@ -163,30 +163,7 @@ pub fn split(sizes: &[usize], max_bytes: usize, max_ops: usize) -> Vec<std::ops:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ChunkStats, Hello};
-    use crate::signals::Signals;
-    use crate::store::SessionMeta;
-    use std::sync::Arc;
-
-    fn chunk(seq: u64) -> ChunkWrite {
-        ChunkWrite {
-            meta: Arc::new(SessionMeta {
-                site: "shop".into(),
-                sid: "s_1".into(),
-                hello: Hello::default(),
-                ua: None,
-            }),
-            seq,
-            t0: 1_700_000_000_000,
-            rx: 1_700_000_000_050,
-            ev: Bytes::from_static(&[0x91, 0x94, 1, 0, 10, 20]),
-            stats: ChunkStats::default(),
-            signals: Signals {
-                rage_rows: vec![0, 7],
-                ..Signals::default()
-            },
-        }
-    }
+    use crate::store::fixtures::chunk;
 
     #[test]
     fn ids_sort_like_their_numbers() {
