@@ -1,7 +1,7 @@
 // End-to-end harness: the real spoor binary on port 0, a page server on another origin, and
 // headless Chromium driven by playwright-core.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,8 +102,11 @@ export async function waitFor(what, fn, ms = 20_000) {
   throw new Error(`timed out waiting for ${what} (last: ${last})`);
 }
 
+/** A data directory for one test file's servers, removed when the test process exits. */
 export function tempDir() {
-  return mkdtempSync(join(tmpdir(), 'spoor-e2e-'));
+  const d = mkdtempSync(join(tmpdir(), 'spoor-e2e-'));
+  process.once('exit', () => rmSync(d, { recursive: true, force: true }));
+  return d;
 }
 
 export function shotsDir() {
