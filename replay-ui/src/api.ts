@@ -21,8 +21,8 @@ export function setToken(t: string | null): void {
   else localStorage.removeItem(KEY);
 }
 
-async function call(path: string): Promise<Response> {
-  const r = await fetch(path, { headers: { authorization: `Bearer ${token() || ''}` } });
+async function call(path: string, method = 'GET'): Promise<Response> {
+  const r = await fetch(path, { method, headers: { authorization: `Bearer ${token() || ''}` } });
   if (r.status === 401) throw new Unauthorized();
   if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
   return r;
@@ -30,6 +30,14 @@ async function call(path: string): Promise<Response> {
 
 export async function json<T>(path: string): Promise<T> {
   return (await call(path)).json();
+}
+
+/** Deletes what `path` names (a session, a device), after the user confirms `question`.
+ * Resolves `true` once it is gone, `false` if the user said no. */
+export async function removeAfterConfirm(path: string, question: string): Promise<boolean> {
+  if (!confirm(question)) return false;
+  await call(path, 'DELETE');
+  return true;
 }
 
 export interface Chunk {

@@ -5,7 +5,7 @@
 // The clock runs on requestAnimationFrame with a speed factor; late events are inserted in
 // time order by binary search.
 
-import { Chunk, json, live, stream } from './api';
+import { Chunk, json, live, removeAfterConfirm, stream } from './api';
 import { h, link } from './dom';
 import { drawWireframe } from './wireframe';
 import { advance, clock, Timeline } from './timeline';
@@ -129,8 +129,18 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     const r = bar.getBoundingClientRect();
     seek(((e.clientX - r.left) / r.width) * tl.duration);
   } }, track, progress);
+  const deleteBtn = h('button', { type: 'button', class: 'danger', onclick: async () => {
+    const path = `/api/sessions/${encodeURIComponent(sid)}?site=${encodeURIComponent(site)}`;
+    try {
+      if (!(await removeAfterConfirm(path, `Delete session ${sid} and everything recorded in it? This cannot be undone.`))) return;
+    } catch (e) {
+      deleteBtn.replaceWith(h('span', { class: 'error' }, `Delete failed: ${e}`));
+      return;
+    }
+    go('/');
+  } }, 'Delete session');
   root.replaceChildren(
-    h('p', {}, link('/', '← Sessions', go)),
+    h('p', { class: 'crumbs' }, link('/', '← Sessions', go), deleteBtn),
     h('div', { class: 'meta' }, title, url, heat),
     canvas,
     h('div', { class: 'controls' }, playBtn, time, speedSel, h('label', {}, skipBox, ' skip inactivity'), liveBtn),

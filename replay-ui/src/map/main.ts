@@ -7,7 +7,7 @@
 
 import { L } from './leaflet';
 import 'leaflet.markercluster';
-import { json, setToken, token, Unauthorized } from '../api';
+import { json, removeAfterConfirm, setToken, token, Unauthorized } from '../api';
 import { h } from '../dom';
 import { askToken as askTokenForm } from '../token';
 import { ago, Clock, findStops, Fix, positionAt } from './route';
@@ -148,6 +148,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   const slider = h('input', { type: 'range', name: 'at', min: 0, max: 1000, value: 0, disabled: true });
   const clockText = h('span', { class: 'clock' }, '');
   const trackInfo = h('div', { class: 'track-info' }, 'Pick a device to see its track.');
+  const deleteBtn = h('button', { type: 'button', class: 'danger', hidden: true }, 'Delete device');
   const panel = h(
     'aside',
     { class: 'side' },
@@ -161,6 +162,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
         h('label', {}, follow, ' follow')),
       slider,
       clockText,
+      h('div', {}, deleteBtn),
     ),
     status,
   );
@@ -241,8 +243,17 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     else if (clock.playing) frame = requestAnimationFrame(tick);
   }
 
+  function clearTrack(): void {
+    trackLayer?.remove();
+    trackLayer = null;
+    replayMarker = null;
+    clock = null;
+    track = [];
+  }
+
   async function select(did: string): Promise<void> {
     selected = did;
+    deleteBtn.hidden = false;
     stopReplay();
     for (const d of devices.values()) renderRow(d.fix, d.row);
     const now = Date.now();
@@ -256,16 +267,16 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       since = span ? now - span : 0;
     }
     trackInfo.textContent = 'Loading track…';
+    let loaded: Fix[];
     try {
-      track = await loadTrack(devices.get(did)?.fix.site || site, did, since, until);
+      loaded = await loadTrack(devices.get(did)?.fix.site || site, did, since, until);
     } catch (e) {
       trackInfo.textContent = `${did}: ${e}`;
       return;
     }
-    trackLayer?.remove();
+    clearTrack();
+    track = loaded;
     trackLayer = L.layerGroup().addTo(map);
-    replayMarker = null;
-    clock = null;
     if (track.length === 0) {
       trackInfo.textContent = `${did}: no positions in this range.`;
       playBtn.disabled = slider.disabled = true;
@@ -289,6 +300,29 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     slider.value = '0';
     clockText.textContent = new Date(track[0].ts).toLocaleString();
   }
+
+  deleteBtn.addEventListener('click', async () => {
+    const did = selected;
+    const known = did && devices.get(did);
+    if (!did || !known) return;
+    const path = `/api/devices/${encodeURIComponent(did)}?site=${encodeURIComponent(known.fix.site || site)}`;
+    try {
+      if (!(await removeAfterConfirm(path, `Delete device ${did} and all its positions? This cannot be undone.`))) return;
+    } catch (e) {
+      trackInfo.textContent = `${did}: delete failed: ${e}`;
+      return;
+    }
+    stopReplay();
+    clearTrack();
+    cluster.removeLayer(known.marker);
+    known.row.remove();
+    devices.delete(did);
+    selected = null;
+    deleteBtn.hidden = true;
+    playBtn.disabled = slider.disabled = true;
+    clockText.textContent = '';
+    trackInfo.textContent = `${did} deleted.`;
+  });
 
   playBtn.addEventListener('click', () => {
     if (!clock) return;

@@ -102,3 +102,37 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   assert.deepEqual(errors, []);
   await ctx.close();
 });
+
+test('a device can be deleted from the dashboard, after a confirmation', async () => {
+  await osmand({ id: 'old-van', lat: 52.49, lon: 13.37, timestamp: Date.now() - 5_000, speed: 0 });
+  const ctx = await chrome.newContext({ viewport: { width: 1280, height: 800 } });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  await p.goto(`${spoor.base}/map?token=${TOKEN}`);
+  await p.click('li[data-did="old-van"]');
+  await waitFor('its track', async () => /old-van: 1 positions/.test(await p.textContent('.track-info')));
+  const devices = async () => (await (await fetch(`${spoor.base}/api/devices`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()).devices.map((d) => d.did);
+  // Saying no keeps it.
+  p.once('dialog', (d) => d.dismiss());
+  await p.click('button.danger');
+  await p.waitForTimeout(300);
+  assert.ok((await devices()).includes('old-van'));
+  assert.equal(await p.$$eval('li[data-did="old-van"]', (l) => l.length), 1);
+  // Saying yes removes it from the store, the list and the map.
+  let question = '';
+  p.once('dialog', (d) => {
+    question = d.message();
+    void d.accept();
+  });
+  await p.click('button.danger');
+  await waitFor('the row to go', async () => (await p.$$eval('li[data-did="old-van"]', (l) => l.length)) === 0);
+  assert.match(question, /Delete device old-van/);
+  assert.ok(!(await devices()).includes('old-van'));
+  assert.ok((await devices()).includes('courier-7'), 'only that device');
+  assert.match(await p.textContent('.track-info'), /old-van deleted/);
+  assert.equal(await p.$$eval('path.track-line', (l) => l.length), 0, 'its track is gone');
+  assert.ok(await p.isHidden('button.danger'));
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});

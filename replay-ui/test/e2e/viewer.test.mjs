@@ -146,6 +146,36 @@ test('the heatmap view draws the clicks of a page', async () => {
   await ctx.close();
 });
 
+test('a session can be deleted from the player, after a confirmation', async () => {
+  await seed({ sid: 'ui_sess_gone', url: 'https://shop.example/gone', vw: 800, vh: 600 }, [
+    { seq: 0, t0: Date.now() - 5_000, ev: [[0, 0, 'https://shop.example/gone', 'Gone'], [2, 10, 20, 20, 0, '#x', 'X']] },
+  ]);
+  const status = async () => (await fetch(`${spoor.base}/api/sessions/ui_sess_gone?site=e2e`, { headers: { authorization: `Bearer ${TOKEN}` } })).status;
+  const { ctx, p, errors } = await open(`/sessions/ui_sess_gone?site=e2e&token=${TOKEN}`);
+  await p.waitForSelector('canvas.stage[data-url]');
+  // Saying no keeps it.
+  p.once('dialog', (d) => d.dismiss());
+  await p.click('button.danger');
+  await p.waitForTimeout(300);
+  assert.equal(await status(), 200);
+  assert.ok(p.url().includes('/sessions/ui_sess_gone'));
+  // Saying yes deletes it and goes back to the list, which no longer shows it.
+  let question = '';
+  p.once('dialog', (d) => {
+    question = d.message();
+    void d.accept();
+  });
+  await p.click('button.danger');
+  await p.waitForSelector('table.sessions');
+  assert.match(question, /Delete session ui_sess_gone/);
+  assert.equal(new URL(p.url()).pathname, '/');
+  assert.equal(await status(), 404);
+  assert.equal(await p.$$eval('tr[data-sid=ui_sess_gone]', (r) => r.length), 0);
+  assert.ok((await p.$$eval('tr[data-sid]', (r) => r.length)) >= 3, 'the other sessions stay');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('a wrong token brings the token prompt back', async () => {
   const { ctx, p } = await open('/?token=rt_wrong');
   await p.waitForSelector('form.token');
