@@ -1,5 +1,5 @@
 //! The `spoor` binary: reads configuration, sets up tracing, binds, and calls
-//! [`spoor::run`]; or runs the load generator.
+//! [`spoor::serve`]; or runs the load generator.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -58,17 +58,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    // The store opens before the banner: a data directory in use, or a bad URI, fails here
+    // without printing URLs that would not work.
+    let store = spoor::store::open(&config)
+        .await
+        .context("opening the store")?;
     let addr = listener.local_addr()?;
     let host = if addr.ip().is_unspecified() {
         format!("localhost:{}", addr.port())
     } else {
         addr.to_string()
     };
-    let store = match &config.store {
+    let store_name = match &config.store {
         spoor::config::StoreSpec::Embedded(dir) => format!("embedded:{}", dir.display()),
         spoor::config::StoreSpec::Mongo(_) => "mongodb".into(),
     };
-    println!("spoor listening on http://{host} (store {store})");
+    println!("spoor listening on http://{host} (store {store_name})");
     println!("  replay UI:  http://{host}/?token={}", config.read_token);
     println!("  demo page:  http://{host}/demo");
     for site in &config.sites {
@@ -90,7 +95,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("Shutting down: draining sockets and the batcher.");
         signal.cancel();
     });
-    spoor::run(listener, config, shutdown).await?;
+    spoor::serve(listener, config, store, shutdown).await?;
     Ok(())
 }
 

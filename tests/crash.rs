@@ -24,6 +24,15 @@ fn free_port() -> u16 {
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
+    command(dir, port)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `spoor serve` on `dir/data` and `port`, its output not yet directed.
+fn command(dir: &std::path::Path, port: u16) -> Command {
     let cfg = dir.join("spoor.toml");
     std::fs::write(
         &cfg,
@@ -36,14 +45,12 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         ),
     )
     .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_spoor"))
-        .args(["serve", "--config"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoor"));
+    cmd.args(["serve", "--config"])
         .arg(&cfg)
         .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .env("RUST_BACKTRACE", "0");
+    cmd
 }
 
 /// A batch whose content names its seq, so the store's copy can be checked.
@@ -186,4 +193,40 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
     assert_eq!(summary.batches, BATCHES, "no batch counted twice");
     assert_eq!(summary.events, 2 * BATCHES);
     assert_eq!(summary.acked, BATCHES as i64 - 1);
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut first = start(tmp.path(), port);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let health = || async move {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            return 0; // not listening yet
+        }
+        common::http(addr, "GET", "/healthz", &[], bytes::Bytes::new())
+            .await
+            .0
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health().await != 200 {
+        assert!(Instant::now() < deadline, "the first server never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = command(tmp.path(), free_port()).output().unwrap();
+    assert!(!second.status.success());
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("is in use by another spoor process"),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("listening"),
+        "no banner with URLs that would not work: {stdout}"
+    );
+    assert_eq!(health().await, 200, "the first server is unharmed");
+    first.kill().unwrap();
+    first.wait().unwrap();
 }

@@ -70,10 +70,18 @@ impl EmbeddedStore {
     /// Opens (or creates) `DIR/spoor.redb` with a page cache of `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
+        let path = dir.join("spoor.redb");
         let db = Database::builder()
             .set_cache_size(cache_bytes)
-            .create(dir.join("spoor.redb"))
-            .map_err(unavailable)?;
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+                    "{} is in use by another spoor process: one data directory serves one \
+                     server (run several servers on MongoDB)",
+                    path.display()
+                )),
+                e => unavailable(e),
+            })?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(CHUNKS).map_err(unavailable)?;
