@@ -2,7 +2,10 @@
 //! (built from `replay-ui/`), both committed and embedded here so `cargo run` needs nothing
 //! but Rust, and the demo page.
 
-use http::{header, HeaderValue};
+use bytes::Bytes;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use http::{header, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
 use crate::config::Config;
@@ -10,24 +13,154 @@ use crate::config::Config;
 /// `js-snippet/dist/spoor.js`, rebuilt by `npm run build` (CI checks it is current).
 pub const SNIPPET: &str = include_str!("../js-snippet/dist/spoor.js");
 
-pub fn snippet() -> Response {
-    // Cached briefly: a new server version reaches pages within minutes.
-    with_headers(
-        SNIPPET.into_response(),
-        "application/javascript; charset=utf-8",
-        "public, max-age=300",
-    )
-}
-
 const UI_INDEX: &str = include_str!("../replay-ui/dist/index.html");
 const UI_JS: &str = include_str!("../replay-ui/dist/app.js");
 const UI_CSS: &str = include_str!("../replay-ui/dist/app.css");
+const MAP_HTML: &str = include_str!("../replay-ui/dist/map.html");
+const MAP_JS: &str = include_str!("../replay-ui/dist/map.js");
+const MAP_CSS: &str = include_str!("../replay-ui/dist/map.css");
 
 /// The viewer renders recorded strings as text only; the policy is the second line of
 /// defence: no inline script, nothing from other origins, no framing.
 const UI_CSP: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const JS: &str = "application/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const HTML: &str = "text/html; charset=utf-8";
+
+/// One embedded file, ready to serve: gzipped once (the snippet loads on every page view of
+/// every site, the map's script is 200 KB), with an entity tag so that a browser holding the
+/// current version gets a bodiless 304.
+pub struct Asset {
+    plain: Bytes,
+    /// `None` when compressing does not make it smaller.
+    gzip: Option<Bytes>,
+    /// Weak (`W/"…"`): the gzipped and the plain body are the same resource.
+    etag: HeaderValue,
+    content_type: &'static str,
+    cache: &'static str,
+}
+
+impl Asset {
+    pub fn new(body: &'static str, content_type: &'static str, cache: &'static str) -> Self {
+        use std::hash::{Hash, Hasher};
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        let gzip = enc
+            .write_all(body.as_bytes())
+            .and_then(|()| enc.finish())
+            .ok()
+            .filter(|gz| gz.len() < body.len())
+            .map(Bytes::from);
+        // SipHash with fixed keys: the same file gets the same tag in every process, so
+        // servers behind one balancer agree.
+        let mut h = std::hash::DefaultHasher::new();
+        body.hash(&mut h);
+        let etag = HeaderValue::from_str(&format!("W/\"{:016x}\"", h.finish()))
+            .expect("hex is a valid header value");
+        Asset {
+            plain: Bytes::from_static(body.as_bytes()),
+            gzip,
+            etag,
+            content_type,
+            cache,
+        }
+    }
+
+    /// The response to a GET with these request headers.
+    pub fn reply(&self, req: &Conditional) -> Response {
+        let fresh = req
+            .if_none_match
+            .as_deref()
+            .is_some_and(|tags| etag_matches(tags, &self.etag));
+        let gzip = self
+            .gzip
+            .as_ref()
+            .filter(|_| accepts_gzip(req.accept_encoding.as_deref()));
+        let mut res = if fresh {
+            let mut r = Response::new(Default::default());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        } else {
+            Response::new(gzip.unwrap_or(&self.plain).clone().into())
+        };
+        let h = res.headers_mut();
+        h.insert(header::ETAG, self.etag.clone());
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(self.cache));
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        if !fresh {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.content_type),
+            );
+            h.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            if gzip.is_some() {
+                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+        }
+        res
+    }
+}
+
+/// The request headers a static file's answer depends on.
+#[derive(Debug, Default)]
+pub struct Conditional {
+    pub accept_encoding: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+/// Whether an `If-None-Match` list names `etag` (weak comparison, as RFC 9110 asks for GET).
+fn etag_matches(list: &str, etag: &HeaderValue) -> bool {
+    let ours = etag.to_str().unwrap_or_default();
+    let ours = ours.strip_prefix("W/").unwrap_or(ours);
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == ours)
+}
+
+/// Whether `Accept-Encoding` allows gzip (`gzip`, `x-gzip` or `*`, without `q=0`).
+fn accepts_gzip(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let mut star = false;
+    for item in accept.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return !refused,
+            "*" => star = !refused,
+            _ => {}
+        }
+    }
+    star
+}
+
+/// The files served as they are, by path under which the routes find them.
+pub mod files {
+    use super::*;
+    use std::sync::LazyLock;
+
+    /// Cached briefly: a new server version reaches pages within minutes (and an unchanged
+    /// one costs a 304).
+    pub static SNIPPET_JS: LazyLock<Asset> =
+        LazyLock::new(|| Asset::new(SNIPPET, JS, "public, max-age=300"));
+    pub static UI_JS: LazyLock<Asset> = LazyLock::new(|| Asset::new(super::UI_JS, JS, "no-cache"));
+    pub static UI_CSS: LazyLock<Asset> =
+        LazyLock::new(|| Asset::new(super::UI_CSS, CSS, "no-cache"));
+    pub static MAP_JS: LazyLock<Asset> =
+        LazyLock::new(|| Asset::new(super::MAP_JS, JS, "no-cache"));
+    pub static MAP_CSS: LazyLock<Asset> =
+        LazyLock::new(|| Asset::new(super::MAP_CSS, CSS, "no-cache"));
+}
 
 fn with_headers(mut res: Response, content_type: &'static str, cache: &'static str) -> Response {
     let h = res.headers_mut();
@@ -42,11 +175,7 @@ fn with_headers(mut res: Response, content_type: &'static str, cache: &'static s
 
 /// The viewer's page, for every route the viewer owns (the SPA fallback).
 pub fn ui_index() -> Response {
-    let mut res = with_headers(
-        UI_INDEX.into_response(),
-        "text/html; charset=utf-8",
-        "no-cache",
-    );
+    let mut res = with_headers(UI_INDEX.into_response(), HTML, "no-cache");
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -58,26 +187,6 @@ pub fn ui_index() -> Response {
     );
     res
 }
-
-pub fn ui_js() -> Response {
-    with_headers(
-        UI_JS.into_response(),
-        "application/javascript; charset=utf-8",
-        "no-cache",
-    )
-}
-
-pub fn ui_css() -> Response {
-    with_headers(
-        UI_CSS.into_response(),
-        "text/css; charset=utf-8",
-        "no-cache",
-    )
-}
-
-const MAP_HTML: &str = include_str!("../replay-ui/dist/map.html");
-const MAP_JS: &str = include_str!("../replay-ui/dist/map.js");
-const MAP_CSS: &str = include_str!("../replay-ui/dist/map.css");
 
 /// The location dashboard: the viewer's policy, plus images from the configured tile
 /// server. The tile URL and attribution reach the page as escaped attributes.
@@ -98,7 +207,7 @@ pub fn map_page(map: &crate::config::MapConfig) -> Response {
             origin.map(|o| format!(" {o}")).unwrap_or_default()
         ),
     );
-    let mut res = with_headers(html.into_response(), "text/html; charset=utf-8", "no-cache");
+    let mut res = with_headers(html.into_response(), HTML, "no-cache");
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -108,22 +217,6 @@ pub fn map_page(map: &crate::config::MapConfig) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     res
-}
-
-pub fn map_js() -> Response {
-    with_headers(
-        MAP_JS.into_response(),
-        "application/javascript; charset=utf-8",
-        "no-cache",
-    )
-}
-
-pub fn map_css() -> Response {
-    with_headers(
-        MAP_CSS.into_response(),
-        "text/css; charset=utf-8",
-        "no-cache",
-    )
 }
 
 /// The site the demo page records into: `demo` if configured, else the first site.
@@ -205,6 +298,83 @@ const DEMO: &str = r##"<!doctype html>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn req(accept_encoding: Option<&str>, if_none_match: Option<&str>) -> Conditional {
+        Conditional {
+            accept_encoding: accept_encoding.map(str::to_owned),
+            if_none_match: if_none_match.map(str::to_owned),
+        }
+    }
+
+    fn body(res: Response) -> Bytes {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use http_body_util::BodyExt;
+            res.into_body().collect().await.unwrap().to_bytes()
+        })
+    }
+
+    #[test]
+    fn gzip_when_asked_and_the_same_bytes_after_gunzip() {
+        use std::io::Read;
+        let a = &*files::SNIPPET_JS;
+        let res = a.reply(&req(Some("gzip, deflate, br"), None));
+        assert_eq!(res.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(res.headers()[header::VARY], "accept-encoding");
+        let gz = body(res);
+        assert!(
+            gz.len() < SNIPPET.len() / 2,
+            "{} of {}",
+            gz.len(),
+            SNIPPET.len()
+        );
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, SNIPPET);
+        for refused in [None, Some("identity"), Some("gzip;q=0, br"), Some("*;q=0")] {
+            let res = a.reply(&req(refused, None));
+            assert!(
+                res.headers().get(header::CONTENT_ENCODING).is_none(),
+                "{refused:?}"
+            );
+            assert_eq!(body(res), SNIPPET.as_bytes());
+        }
+        assert!(accepts_gzip(Some("br;q=1, *;q=0.5")));
+        assert!(accepts_gzip(Some("GZIP;q=0.8")));
+    }
+
+    #[test]
+    fn a_current_etag_gets_a_bodiless_304() {
+        let a = &*files::MAP_JS;
+        let tag = a.reply(&req(None, None)).headers()[header::ETAG].clone();
+        assert!(tag.to_str().unwrap().starts_with("W/\""));
+        let tag = tag.to_str().unwrap();
+        let strong = tag.trim_start_matches("W/");
+        for hit in [
+            tag.to_owned(),
+            strong.to_owned(),
+            format!("\"old\", {tag}"),
+            "*".into(),
+        ] {
+            let res = a.reply(&req(Some("gzip"), Some(&hit)));
+            assert_eq!(res.status(), StatusCode::NOT_MODIFIED, "{hit}");
+            assert_eq!(res.headers()[header::ETAG], tag);
+            assert!(res.headers().get(header::CONTENT_ENCODING).is_none());
+            assert!(body(res).is_empty());
+        }
+        let res = a.reply(&req(None, Some("W/\"0000000000000000\"")));
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(body(res).len(), MAP_JS.len());
+        // Each file has its own tag, and a file too small to gain from gzip is sent as is.
+        assert_ne!(files::UI_JS.etag, files::MAP_JS.etag);
+        let tiny = Asset::new("x", JS, "no-cache");
+        assert!(tiny.gzip.is_none());
+        assert_eq!(body(tiny.reply(&req(Some("gzip"), None))), "x");
+    }
 
     #[test]
     fn the_demo_key_is_escaped() {

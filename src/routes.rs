@@ -13,6 +13,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use crate::app::App;
+use crate::assets::{files, Conditional};
 use crate::error::{ApiError, IngestError};
 use crate::replay::{self, Format};
 use crate::site::valid_id;
@@ -176,6 +177,16 @@ fn no_content(found: bool) -> Result<Response, ApiError> {
     found
         .then(|| StatusCode::NO_CONTENT.into_response())
         .ok_or(ApiError::NotFound)
+}
+
+/// The request headers a static file's answer depends on.
+fn conditional() -> impl Filter<Extract = (Conditional,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("accept-encoding")
+        .and(warp::header::optional::<String>("if-none-match"))
+        .map(|accept_encoding, if_none_match| Conditional {
+            accept_encoding,
+            if_none_match,
+        })
 }
 
 fn json_reply<T: serde::Serialize>(v: &T) -> Response {
@@ -540,7 +551,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
 
     let snippet = warp::path!("spoor.js")
         .and(warp::get())
-        .map(crate::assets::snippet);
+        .and(conditional())
+        .map(|c: Conditional| files::SNIPPET_JS.reply(&c));
 
     let demo = warp::path!("demo")
         .and(warp::get())
@@ -564,16 +576,20 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .map(|app: Arc<App>| crate::assets::map_page(&app.config.map));
     let map_js = warp::path!("ui" / "map.js")
         .and(warp::get())
-        .map(crate::assets::map_js);
+        .and(conditional())
+        .map(|c: Conditional| files::MAP_JS.reply(&c));
     let map_css = warp::path!("ui" / "map.css")
         .and(warp::get())
-        .map(crate::assets::map_css);
+        .and(conditional())
+        .map(|c: Conditional| files::MAP_CSS.reply(&c));
     let ui_js = warp::path!("ui" / "app.js")
         .and(warp::get())
-        .map(crate::assets::ui_js);
+        .and(conditional())
+        .map(|c: Conditional| files::UI_JS.reply(&c));
     let ui_css = warp::path!("ui" / "app.css")
         .and(warp::get())
-        .map(crate::assets::ui_css);
+        .and(conditional())
+        .map(|c: Conditional| files::UI_CSS.reply(&c));
 
     // Each route is boxed: it keeps the composed type shallow enough for the compiler and
     // costs one dynamic call per route tried.

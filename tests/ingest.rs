@@ -422,3 +422,45 @@ async fn the_newest_layout_of_a_page_comes_with_its_heatmap() {
     assert_eq!(none["layout"], Value::Null);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_snippet_and_the_ui_are_served_gzipped_with_revalidation() {
+    let s = TestServer::start().await;
+    for path in ["/spoor.js", "/ui/app.js", "/ui/map.js", "/ui/map.css"] {
+        let (st, h, gz) = http(
+            s.addr,
+            "GET",
+            path,
+            &[("accept-encoding", "gzip")],
+            Default::default(),
+        )
+        .await;
+        assert_eq!(st, 200, "{path}");
+        assert_eq!(h["content-encoding"], "gzip", "{path}");
+        let (_, plain_h, plain) = http(s.addr, "GET", path, &[], Default::default()).await;
+        assert!(plain_h.get("content-encoding").is_none());
+        assert!(
+            gz.len() < plain.len(),
+            "{path}: {} gzipped, {} plain",
+            gz.len(),
+            plain.len()
+        );
+        // A browser that holds this version revalidates for a few hundred bytes.
+        let etag = h["etag"].to_str().unwrap().to_owned();
+        assert_eq!(plain_h["etag"], etag.as_str());
+        let (st, h304, body) = http(
+            s.addr,
+            "GET",
+            path,
+            &[("if-none-match", &etag)],
+            Default::default(),
+        )
+        .await;
+        assert_eq!((st, body.len()), (304, 0), "{path}");
+        assert_eq!(h304["etag"], etag.as_str());
+    }
+    let (_, h, js) = http(s.addr, "GET", "/spoor.js", &[], Default::default()).await;
+    assert_eq!(h["cache-control"], "public, max-age=300");
+    assert_eq!(js, spoor::assets::SNIPPET.as_bytes());
+    s.stop().await;
+}
