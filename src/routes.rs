@@ -312,6 +312,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                     min_duration: parse_opt(&q, "min_duration")?,
                     has_clicks: parse_opt(&q, "has_clicks")?,
                     has_rage: parse_opt(&q, "has_rage")?,
+                    did: q.get("did").filter(|d| !d.is_empty()).cloned(),
                 };
                 if let Some(a) = &query.after {
                     if crate::store::SessionCursor::decode(a).is_none() {

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use spoor::protocol::{ChunkStats, GpsFix, Hello};
 use spoor::signals::{ClickPoint, Signals};
 use spoor::store::embedded::EmbeddedStore;
-use spoor::store::{ChunkWrite, Device, SessionMeta, SessionQuery, Store};
+use spoor::store::{ChunkWrite, Device, SessionMeta, SessionPage, SessionQuery, Store};
 
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -238,7 +238,11 @@ fn sessions_list_newest_first_with_filters_and_paging(
     Box::pin(async move {
         for i in 0..25u64 {
             let site = if i % 5 == 0 { "blog" } else { "shop" };
-            let m = meta(site, &format!("l{i:02}"));
+            let mut m = meta(site, &format!("l{i:02}"));
+            if i % 4 == 0 {
+                // One returning visitor, identified by the page.
+                Arc::make_mut(&mut m).hello.did = Some("visitor-a".into());
+            }
             let pages: &[&str] = if i % 3 == 0 {
                 &["https://x.example/checkout"]
             } else {
@@ -323,6 +327,20 @@ fn sessions_list_newest_first_with_filters_and_paging(
             .map(|x| x.sid)
             .collect();
         assert_eq!(c, vec!["l15", "l05"]);
+        // One visitor's sessions, on every site or on one.
+        let visitor = |site: Option<&str>| SessionQuery {
+            did: Some("visitor-a".into()),
+            ..q(site)
+        };
+        let sids = |p: SessionPage| p.sessions.into_iter().map(|x| x.sid).collect::<Vec<_>>();
+        assert_eq!(
+            sids(s.list_sessions(&visitor(None), 100).await.unwrap()),
+            vec!["l24", "l20", "l16", "l12", "l08", "l04", "l00"]
+        );
+        assert_eq!(
+            sids(s.list_sessions(&visitor(Some("blog")), 100).await.unwrap()),
+            vec!["l20", "l00"]
+        );
     })
 }
 

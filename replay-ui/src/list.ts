@@ -61,6 +61,7 @@ export async function list(root: HTMLElement, go: (p: string) => void): Promise<
     h('label', {}, 'From ', since),
     h('label', {}, 'To ', until),
     h('label', {}, 'URL contains ', field('url', 'text', q.get('url') || '', { size: 16 })),
+    h('label', {}, 'Device ', field('did', 'text', q.get('did') || '', { placeholder: 'any', size: 12 })),
     h('label', {}, 'Min duration (s) ', field('min', 'number', q.get('min_duration') ? String(+q.get('min_duration')! / 1000) : '', { min: 0, style: 'width:5em' })),
     h('label', {}, field('has_clicks', 'checkbox', 'true', { checked: q.get('has_clicks') === 'true' }), ' has clicks'),
     h('label', {}, field('has_rage', 'checkbox', 'true', { checked: q.get('has_rage') === 'true' }), ' has rage clicks'),
@@ -81,13 +82,15 @@ export async function list(root: HTMLElement, go: (p: string) => void): Promise<
       h('td', { class: 'pages', title: s.pages.join('\n') }, `${s.pages.length} `, h('span', { class: 'url' }, s.url || '')),
       h('td', { class: 'num' }, s.clicks, s.dead_clicks ? h('span', { class: 'dead', title: 'no visible reaction within 1 s' }, ` · ${s.dead_clicks} dead`) : ''),
       h('td', { class: 'num' + (s.rage_clicks ? ' rage' : '') }, s.rage_clicks),
-      h('td', {}, s.did || ''),
+      h('td', { class: 'did' }, s.did ? link(`/?did=${encodeURIComponent(s.did)}`, s.did, go) : ''),
       h('td', { class: 'ua', title: s.ua || '' }, shortUa(s.ua)),
       h('td', {}, s.site),
     );
   });
   const next = new URLSearchParams(q);
   if (page.next) next.set('after', page.next);
+  const first = new URLSearchParams(q);
+  first.delete('after');
   root.replaceChildren(
     h('h2', {}, 'Sessions'),
     form,
@@ -99,6 +102,6 @@ export async function list(root: HTMLElement, go: (p: string) => void): Promise<
           h('tbody', {}, ...rows),
         )
       : h('p', { class: 'empty' }, 'No sessions match. Open the demo page (/demo) to record one.'),
-    h('p', { class: 'paging' }, q.get('after') && link('/', 'First page', go), ' ', page.next && link('/?' + next, 'Next page →', go)),
+    h('p', { class: 'paging' }, q.get('after') && link('/?' + first, 'First page', go), ' ', page.next && link('/?' + next, 'Next page →', go)),
   );
 }

@@ -94,6 +94,8 @@ pub struct SessionQuery {
     pub has_clicks: Option<bool>,
     /// Only sessions with at least one rage click.
     pub has_rage: Option<bool>,
+    /// Only sessions of this device or visitor (`hello.did`).
+    pub did: Option<String>,
 }
 
 impl SessionQuery {
@@ -107,6 +109,10 @@ impl SessionQuery {
             && self.min_duration.is_none_or(|d| s.duration_ms >= d)
             && (self.has_clicks != Some(true) || s.clicks > 0)
             && (self.has_rage != Some(true) || s.rage_clicks > 0)
+            && self
+                .did
+                .as_deref()
+                .is_none_or(|d| s.did.as_deref() == Some(d))
     }
 }
 

@@ -199,7 +199,11 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       h('span', { class: 'src' }, d.source || ''),
       h('span', { class: 'seen' }, ago(d.ts)),
       h('span', { class: 'speed' }, speedText(d)),
-      d.battery == null ? '' : h('span', { class: 'batt' }, `${Math.round(d.battery)} %`),
+      d.battery == null ? h('span', {}) : h('span', { class: 'batt' }, `${Math.round(d.battery)} %`),
+      // A page's device: its recorded sessions are one click away.
+      d.source === 'snippet'
+        ? h('a', { class: 'sessions-link', href: `/?${new URLSearchParams({ did: d.did, site: d.site || '' })}` }, 'sessions')
+        : '',
     );
     row.classList.toggle('selected', d.did === selected);
   }

@@ -136,3 +136,25 @@ test('a device can be deleted from the dashboard, after a confirmation', async (
   assert.deepEqual(errors, []);
   await ctx.close();
 });
+
+test("a page's device links to its recorded sessions", async () => {
+  const r = await fetch(`${spoor.base}/v1/batch?key=${KEY}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      hello: { sid: 'map_sess_walk', did: 'walker-3', url: 'https://shop.example/store-finder', vw: 400, vh: 800 },
+      batches: [{ seq: 0, t0: Date.now() - 2_000, ev: [[0, 0, 'https://shop.example/store-finder', 'Stores'], [8, 10, 52.515, 13.39, 12]] }],
+    }),
+  });
+  assert.equal(r.status, 200, await r.text());
+  const ctx = await chrome.newContext({ viewport: { width: 1280, height: 800 } });
+  const p = await ctx.newPage();
+  await p.goto(`${spoor.base}/map?token=${TOKEN}`);
+  await p.waitForSelector('li[data-did="walker-3"] a.sessions-link');
+  assert.match(await p.textContent('li[data-did="walker-3"]'), /snippet/);
+  assert.equal(await p.$$eval('li[data-did="courier-7"] a.sessions-link', (a) => a.length), 0, 'trackers have no sessions');
+  await p.click('li[data-did="walker-3"] a.sessions-link');
+  await p.waitForSelector('tr[data-sid]');
+  assert.deepEqual(await p.$$eval('tr[data-sid]', (rows) => rows.map((r) => r.dataset.sid)), ['map_sess_walk']);
+  await ctx.close();
+});

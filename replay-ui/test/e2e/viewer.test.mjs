@@ -27,7 +27,7 @@ before(async () => {
     { seq: 0, t0: T, ev: [[0, 0, 'https://shop.example/a', 'Shop A'], [1, 100, 100, 100], [1, 200, 200, 150], [1, 300, 300, 200], [2, 400, 300, 200, 0, '#buy', 'Buy'], [3, 450, 0, 400]] },
     { seq: 1, t0: T + 10_000, ev: [[1, 0, 500, 300], [0, 100, 'https://shop.example/b', 'Shop B'], [2, 200, 500, 300, 0, '#next', 'Next']] },
   ]);
-  await seed({ sid: 'ui_sess_rage', url: 'https://shop.example/c', vw: 800, vh: 600 }, [
+  await seed({ sid: 'ui_sess_rage', did: 'visitor-7', url: 'https://shop.example/c', vw: 800, vh: 600 }, [
     { seq: 0, t0: T + 1000, ev: [[10, 0, 800, 900, [[0, 0, 0, 800, 40, '#234'], [4, 30, 30, 80, 40], [2, 20, 120, 500, 20]]], [2, 0, 50, 50, 0, '#pay', 'Pay'], [2, 100, 51, 50, 0, '#pay', 'Pay'], [2, 200, 50, 51, 0, '#pay', 'Pay']] },
   ]);
   await seed({ sid: 'ui_sess_evil', url: HOSTILE_URL, title: HOSTILE_TITLE, vw: 800, vh: 600 }, [
@@ -66,6 +66,15 @@ test('the list shows sessions newest first and its filters work', async () => {
   await p.waitForSelector('tr[data-sid]');
   assert.deepEqual(await p.$$eval('tr[data-sid]', (rows) => rows.map((r) => r.dataset.sid)), ['ui_sess_rage']);
   assert.equal(await p.$eval('td.rage', (td) => td.textContent), '1');
+  // A device links to all of its sessions; the filter keeps it.
+  await p.goto(spoor.base + '/');
+  await p.click('td.did a');
+  await p.waitForFunction(() => document.querySelectorAll('tr[data-sid]').length === 1);
+  assert.equal(await p.$eval('tr[data-sid]', (r) => r.dataset.sid), 'ui_sess_rage');
+  assert.equal(await p.inputValue('input[name=did]'), 'visitor-7');
+  await p.fill('input[name=did]', 'nobody');
+  await p.click('button[type=submit]');
+  await p.waitForSelector('p.empty');
   assert.deepEqual(errors, []);
   await ctx.close();
 });

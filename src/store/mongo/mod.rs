@@ -139,6 +139,9 @@ pub fn list_filter(q: &SessionQuery) -> Result<Document, StoreError> {
     if q.has_rage == Some(true) {
         and.push(doc! {"rage_clicks": {"$gt": 0}});
     }
+    if let Some(did) = &q.did {
+        and.push(doc! {"did": did});
+    }
     Ok(if and.is_empty() {
         doc! {}
     } else {
@@ -791,6 +794,7 @@ mod tests {
             since: Some(10),
             url: Some("a.b/c?".into()),
             has_rage: Some(true),
+            did: Some("visitor-a".into()),
             after: Some(
                 SessionCursor {
                     last: 99,
@@ -823,6 +827,7 @@ mod tests {
             and[4].as_document().unwrap(),
             &doc! {"rage_clicks": {"$gt": 0}}
         );
+        assert_eq!(and[5].as_document().unwrap(), &doc! {"did": "visitor-a"});
         assert_eq!(list_filter(&SessionQuery::default()).unwrap(), doc! {});
         let bad = SessionQuery {
             after: Some("nope".into()),
