@@ -5,6 +5,7 @@
 // The clock runs on requestAnimationFrame with a speed factor; late events are inserted in
 // time order by binary search.
 
+import { ActivityLog, LOGGED } from './activity';
 import { Chunk, json, live, removeAfterConfirm, stream } from './api';
 import { h, link } from './dom';
 import { drawWireframe } from './wireframe';
@@ -60,6 +61,7 @@ class Recording {
   pages: Ev[] = [];
   vis: Ev[] = [];
   layouts: Ev[] = [];
+  log: Ev[] = []; // what the activity log lists
   seen = new Set<number>();
   maxScroll = 0;
 
@@ -80,6 +82,7 @@ class Recording {
       if (e.k === 0) insert(this.pages, e);
       if (e.k === 5) insert(this.vis, e);
       if (e.k === 10) insert(this.layouts, e);
+      if (LOGGED.has(e.k)) insert(this.log, e);
     });
     return true;
   }
@@ -139,13 +142,18 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     }
     go('/');
   } }, 'Delete session');
+  const log = new ActivityLog((t) => seek(tl.toPlay(t)));
   root.replaceChildren(
-    h('p', { class: 'crumbs' }, link('/', '← Sessions', go), deleteBtn),
-    h('div', { class: 'meta' }, title, url, heat),
-    canvas,
-    h('div', { class: 'controls' }, playBtn, time, speedSel, h('label', {}, skipBox, ' skip inactivity'), liveBtn),
-    bar,
-    h('p', { class: 'help' }, 'Space: play/pause · ← →: 5 s back/forward'),
+    h(
+      'div',
+      { class: 'player' },
+      h('p', { class: 'crumbs' }, link('/', '← Sessions', go), deleteBtn),
+      h('div', { class: 'meta' }, title, url, heat),
+      h('div', { class: 'stage-row' }, canvas, h('div', { class: 'log-wrap' }, log.el)),
+      h('div', { class: 'controls' }, playBtn, time, speedSel, h('label', {}, skipBox, ' skip inactivity'), liveBtn),
+      bar,
+      h('p', { class: 'help' }, 'Space: play/pause · ← →: 5 s back/forward · click a line of the log to jump there'),
+    ),
   );
 
   const toggle = () => {
@@ -190,6 +198,7 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     for (const e of rec.pages) marks.push(h('div', { class: 'mark page', style: `left:${pct(e.t)}`, title: String(e.f[0] ?? '') }));
     for (const e of rec.clicks) marks.push(h('div', { class: `mark ${e.rage ? 'rage' : 'click'}`, style: `left:${pct(e.t)}` }));
     track.replaceChildren(...marks);
+    log.render(rec.log, rec.all.length ? rec.all[0].t : 0);
     dirty = false;
   };
 
@@ -297,6 +306,7 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
       g.font = '20px sans-serif';
       g.fillText('Tab hidden', ox + 20, oy + 40);
     }
+    log.at(real);
     time.textContent = `${clock(play)} / ${clock(tl.duration)}`;
     progress.style.width = `${tl.duration ? (play / tl.duration) * 100 : 0}%`;
     playBtn.textContent = playing ? 'Pause' : 'Play';

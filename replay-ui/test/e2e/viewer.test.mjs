@@ -108,6 +108,40 @@ test('the player draws the cursor where the events put it at a given time', asyn
   await ctx.close();
 });
 
+test('the activity log lists what the visitor did and seeks there', async () => {
+  await seed({ sid: 'ui_sess_log', url: 'https://shop.example/p', vw: 800, vh: 600 }, [
+    { seq: 0, t0: T + 3000, ev: [
+      [0, 0, 'https://shop.example/p', 'Product'],
+      [1, 200, 100, 100],
+      [2, 1000, 100, 100, 0, 'button#add', 'Add to cart'],
+      [9, 1500, 'add_to_cart', { item: 'lamp' }],
+      [6, 2500, 'input#email'],
+      [5, 3500, false],
+      [5, 4000, true],
+      [1, 4500, 300, 300],
+    ] },
+  ]);
+  const { ctx, p, errors } = await open(`/sessions/ui_sess_log?site=e2e&t=0&token=${TOKEN}`);
+  await p.waitForFunction(() => document.querySelectorAll('ol.log li').length === 6);
+  const lines = await p.$$eval('ol.log li', (ls) => ls.map((l) => [...l.children].map((c) => c.textContent)));
+  assert.deepEqual(lines, [
+    ['0:00', 'Page', 'Product · https://shop.example/p'],
+    ['0:01', 'Click', '“Add to cart” button#add'],
+    ['0:01', 'Event', 'add_to_cart {"item":"lamp"}'],
+    ['0:02', 'Input', 'input#email'],
+    ['0:03', 'Tab hidden', ''],
+    ['0:04', 'Tab visible', ''],
+  ]);
+  assert.equal(await p.$eval('ol.log li.now', (l) => l.children[1].textContent), 'Page', 'paused at the start');
+  // A click on a line moves the playhead there: the tab-hidden overlay's moment.
+  await p.click('ol.log li:nth-child(5)');
+  await p.waitForFunction(() => document.querySelector('ol.log li.now')?.children[1].textContent === 'Tab hidden');
+  assert.match(await p.textContent('.time'), /^0:03 \//);
+  await p.screenshot({ path: shots + 'player-log.png' });
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('live follow shows a new page view within a second', async () => {
   await seed({ sid: 'ui_sess_live', url: 'https://shop.example/live', vw: 800, vh: 600 }, [
     { seq: 0, t0: Date.now(), ev: [[0, 0, 'https://shop.example/live', 'Live'], [1, 10, 10, 10]] },
@@ -132,6 +166,7 @@ test('hostile recorded strings are shown as text and never run', async () => {
     if (!path.startsWith('/?')) {
       assert.equal(await p.textContent('.meta .title'), HOSTILE_TITLE);
       assert.equal(await p.textContent('.meta .url'), HOSTILE_URL);
+      assert.ok((await p.textContent('ol.log')).includes(HOSTILE_TEXT), 'the log shows recorded markup as text');
     } else {
       assert.ok((await p.textContent('tr[data-sid=ui_sess_evil]')).includes(HOSTILE_URL));
     }

@@ -49,4 +49,6 @@ test('an empty or single-event session has a zero-length timeline', () => {
   assert.equal(new Timeline([], true).duration, 0);
   assert.equal(new Timeline([T], true).duration, 0);
   assert.equal(clock(61_500), '1:01');
+  assert.equal(clock(3_723_000), '1:02:03');
+  assert.equal(clock(-5), '0:00');
 });

@@ -1,0 +1,121 @@
+// The player's activity log: what a visitor did besides moving the pointer (page views,
+// clicks, input focus, tab switches, custom events), one line each, in time order, at its
+// real offset into the session (the player's clock skips inactivity; the log does not). Clicking
+// a line seeks the player there; the line at the playhead is highlighted. Every recorded
+// string reaches the page as text (`h` sets textContent), never as HTML.
+
+import { h } from './dom';
+import { clock } from './timeline';
+
+/** An event as the player keeps it: absolute time, kind, fields after DT. */
+export interface LogEvent {
+  t: number;
+  k: number;
+  f: unknown[];
+  rage?: boolean;
+}
+
+/** The kinds the log shows: pointer moves, scrolls, touches, resizes, GPS and layouts are
+ * drawn on the stage instead. */
+export const LOGGED = new Set([0, 2, 5, 6, 9]);
+
+/** Lines shown at most: a pathological session cannot make the page unresponsive. */
+export const MAX_LINES = 5000;
+
+const MAX_TEXT = 160;
+
+function clip(s: string): string {
+  return s.length > MAX_TEXT ? s.slice(0, MAX_TEXT - 1) + '…' : s;
+}
+
+function str(v: unknown): string {
+  return v === null || v === undefined ? '' : String(v);
+}
+
+/** A line's label and text for one event, or null for a kind the log leaves out. */
+export function describe(e: LogEvent): { label: string; text: string; cls: string } | null {
+  switch (e.k) {
+    case 0:
+      return { label: 'Page', text: clip(str(e.f[1]) ? `${str(e.f[1])} · ${str(e.f[0])}` : str(e.f[0])), cls: 'page' };
+    case 2: {
+      const text = str(e.f[4]).trim();
+      const sel = str(e.f[3]);
+      return {
+        label: e.rage ? 'Rage click' : 'Click',
+        text: clip([text && `“${text}”`, sel].filter(Boolean).join(' ') || `at ${str(e.f[0])}, ${str(e.f[1])}`),
+        cls: e.rage ? 'rage' : 'click',
+      };
+    }
+    case 5:
+      return { label: e.f[0] === false ? 'Tab hidden' : 'Tab visible', text: '', cls: 'vis' };
+    case 6:
+      return { label: 'Input', text: clip(str(e.f[0])), cls: 'input' };
+    case 9: {
+      let props = '';
+      if (e.f[1] !== null && e.f[1] !== undefined) {
+        try {
+          props = JSON.stringify(e.f[1]);
+        } catch {
+          props = '';
+        }
+      }
+      return { label: 'Event', text: clip([str(e.f[0]), props].filter(Boolean).join(' ')), cls: 'custom' };
+    }
+    default:
+      return null;
+  }
+}
+
+/** Index of the last event at or before `t` in time-ordered `events`, or -1. */
+export function lastAt(events: LogEvent[], t: number): number {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (events[mid].t <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+export class ActivityLog {
+  readonly el = h('ol', { class: 'log' });
+  private shown: LogEvent[] = [];
+  private current = -1;
+
+  constructor(private seek: (t: number) => void) {}
+
+  /** Redraws from `events` (time-ordered, already filtered to `LOGGED`). */
+  render(events: LogEvent[], start: number): void {
+    this.shown = events.slice(0, MAX_LINES);
+    this.current = -1;
+    const lines = this.shown.map((e) => {
+      const d = describe(e)!;
+      return h(
+        'li',
+        { class: d.cls, title: d.text, onclick: () => this.seek(e.t) },
+        h('span', { class: 'at', title: new Date(e.t).toLocaleString() }, clock(e.t - start)),
+        h('span', { class: 'what' }, d.label),
+        h('span', { class: 'text' }, d.text),
+      );
+    });
+    if (events.length > MAX_LINES) lines.push(h('li', { class: 'more' }, `… ${events.length - MAX_LINES} more`));
+    if (!lines.length) lines.push(h('li', { class: 'more' }, 'No page views, clicks or events yet.'));
+    this.el.replaceChildren(...lines);
+  }
+
+  /** Highlights the line at the playhead, keeping it in view. */
+  at(t: number): void {
+    const i = lastAt(this.shown, t);
+    if (i === this.current) return;
+    this.el.children[this.current]?.classList.remove('now');
+    this.current = i;
+    const li = this.el.children[i] as HTMLElement | undefined;
+    if (!li) return;
+    li.classList.add('now');
+    const top = li.offsetTop - this.el.offsetTop;
+    if (top < this.el.scrollTop || top > this.el.scrollTop + this.el.clientHeight - li.offsetHeight) {
+      this.el.scrollTop = top - this.el.clientHeight / 2;
+    }
+  }
+}
