@@ -123,6 +123,9 @@ pub struct ChunkStats {
     /// Page, click, scroll and resize rows in order: what the signals (rage clicks, heatmap
     /// points) are computed from.
     pub marks: Vec<Mark>,
+    /// The visitor id of the chunk's first `identify` custom event (`spoor('identify', did)`
+    /// during the page, after its hello), so the session is listed under it.
+    pub identify: Option<String>,
 }
 
 /// One page, click, scroll or resize row, reduced to what signals need.
@@ -237,7 +240,9 @@ fn validate_row(
         url: None,
         span: (0, 0),
     };
+    let mut identify = false;
     for i in 0..given {
+        let before = c.pos();
         let t = c.token().map_err(malformed)?;
         let Some(&(name, field)) = fields.get(i) else {
             // Extra fields: any JSON-representable value within the limits.
@@ -284,6 +289,10 @@ fn validate_row(
                 }
                 mark.url = Some(url.into());
             }
+            (CUSTOM, 0, Token::Str(name)) => identify = name == "identify",
+            (CUSTOM, 1, Token::Map(_)) if identify && stats.identify.is_none() => {
+                stats.identify = identified(c.slice(before, c.pos()), limits);
+            }
             (CLICK | SCROLL | RESIZE, 0, t) => mark.a = t.as_f64().unwrap_or_default(),
             (CLICK | SCROLL | RESIZE, 1, t) => mark.b = t.as_f64().unwrap_or_default(),
             (GPS, _, t) => {
@@ -315,6 +324,27 @@ fn validate_row(
         stats.marks.push(mark);
     }
     Ok(())
+}
+
+/// The `did` of an `identify` event's props (an already validated map), if it is a valid id.
+fn identified(props: &[u8], limits: &Limits) -> Option<String> {
+    let mut c = Cursor::new(props);
+    let Ok(Token::Map(n)) = c.token() else {
+        return None;
+    };
+    for _ in 0..n {
+        let key = c.token().ok()?;
+        let value = c.token().ok()?;
+        match (key, value) {
+            (Token::Str("did"), Token::Str(did)) if crate::site::valid_id(did, 1, 64) => {
+                return Some(did.to_owned());
+            }
+            (_, v) => c
+                .skip_after(v, limits.max_depth, limits.max_string_bytes)
+                .ok()?,
+        }
+    }
+    None
 }
 
 fn validate_boxes(c: &mut Cursor<'_>, n: usize) -> Result<(), String> {

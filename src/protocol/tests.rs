@@ -257,3 +257,29 @@ fn random_bytes_never_panic() {
         assert!(decode_msgpack(&valid.slice(..cut), &limits(), NOW).is_err());
     }
 }
+
+#[test]
+fn an_identify_event_names_the_visitor() {
+    let stats = |ev: serde_json::Value| {
+        let ClientFrame::Batch(b) = decode(&batch(ev)).unwrap() else {
+            panic!()
+        };
+        b.stats.identify
+    };
+    let ev = json!([
+        [1, 0, 1, 2],
+        [9, 1, "identify", {"plan": {"x": [1]}, "did": "user-42"}],
+        [9, 2, "identify", {"did": "user-43"}]
+    ]);
+    assert_eq!(stats(ev).as_deref(), Some("user-42"), "the first one");
+    // Not an identify event, not a valid id, or not at the top of the props: nobody.
+    for ev in [
+        json!([[9, 0, "signup", {"did": "user-42"}]]),
+        json!([[9, 0, "identify", {"did": "not valid!"}]]),
+        json!([[9, 0, "identify", {"did": 42}]]),
+        json!([[9, 0, "identify", {"user": {"did": "user-42"}}]]),
+        json!([[9, 0, "identify", null]]),
+    ] {
+        assert_eq!(stats(ev.clone()), None, "{ev}");
+    }
+}

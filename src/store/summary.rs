@@ -96,6 +96,9 @@ impl SessionSummary {
         if self.did.is_none() {
             self.did.clone_from(&chunk.meta.hello.did);
         }
+        if self.did.is_none() {
+            self.did.clone_from(&s.identify);
+        }
         if self.url.is_none() {
             self.url = chunk
                 .meta
@@ -223,6 +226,7 @@ mod tests {
                 pages: vec!["https://x/a".into(), "https://x/b".into()],
                 fixes: Vec::new(),
                 marks: vec![],
+                identify: None,
             },
         );
         let c1 = chunk(
@@ -236,6 +240,7 @@ mod tests {
                 pages: vec!["https://x/a".into()],
                 fixes: Vec::new(),
                 marks: vec![],
+                identify: Some("user-42".into()),
             },
         );
         let mut s = SessionSummary::new(&c0.meta);
@@ -246,6 +251,8 @@ mod tests {
         assert_eq!(s.pages, vec!["https://x/a", "https://x/b"]);
         assert_eq!(s.url.as_deref(), Some("https://x/a"));
         assert_eq!(s.ua.as_deref(), Some("UA"));
+        // No did in the hello: the page's identify call names the visitor.
+        assert_eq!(s.did.as_deref(), Some("user-42"));
     }
 
     #[test]

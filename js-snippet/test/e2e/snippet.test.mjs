@@ -23,6 +23,7 @@ before(async () => {
     '/blocked.html': lazy('No sockets', body, '', '<script>window.WebSocket = function () { throw new Error("blocked by policy"); };</script>'),
     '/private.html': lazy('Private', body, 'data-respect-privacy'),
     '/gps.html': lazy('Field app', '<p>Tracking</p>', 'data-gps="on"'),
+    '/app.html': lazy('Single-page app', '<button id="login" style="margin:50px">Log in</button>'),
   });
   spoor = await startSpoor({ dir, pageOrigin: pages.origin });
   ref.base = spoor.base;
@@ -158,6 +159,24 @@ test('the demo page records into the demo site', async () => {
   assert.ok(!r.text.includes('should not be recorded'));
   assert.deepEqual(errors, []);
   await p.screenshot({ path: shotsDir() + 'demo.png' });
+  await ctx.close();
+});
+
+test('a visitor identified during the page is findable by that id, this session included', async () => {
+  const ctx = await chrome.newContext();
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/app.html');
+  const s = await sessionFor('/app.html');
+  assert.equal(s.did ?? null, null, 'nobody yet');
+  // The app learns who this is long after the hello: spoor('identify', …) then a click.
+  await p.evaluate(() => window.spoor('identify', 'user-42'));
+  await p.click('#login');
+  const listed = await waitFor('the session under user-42', async () => {
+    const list = await api(spoor.base, '/api/sessions?site=e2e&did=user-42');
+    return list.sessions.length > 0 && list.sessions;
+  });
+  assert.deepEqual(listed.map((x) => x.sid), [s.sid]);
+  assert.equal((await api(spoor.base, `/api/sessions/${s.sid}?site=e2e`)).did, 'user-42');
   await ctx.close();
 });
 
