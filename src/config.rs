@@ -324,6 +324,34 @@ impl FileConfig {
     }
 }
 
+/// What `spoor compact` got from flags and environment.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct CompactArgs {
+    /// `embedded:DIR` (default `embedded:./spoor-data`).
+    #[arg(long, env = "SPOOR_STORE")]
+    pub store: Option<String>,
+    /// The server's TOML configuration file, for its `store`.
+    #[arg(long, env = "SPOOR_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl CompactArgs {
+    /// The store to compact: flag or environment, else the config file's, else the default.
+    pub fn store(&self) -> Result<StoreSpec, ConfigError> {
+        let file = match &self.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        StoreSpec::parse(
+            &self
+                .store
+                .clone()
+                .or(file.store)
+                .unwrap_or_else(|| "embedded:./spoor-data".into()),
+        )
+    }
+}
+
 /// What `spoor serve` got from flags and environment (clap fills it).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeArgs {

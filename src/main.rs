@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use spoor::bench::{self, BenchArgs};
-use spoor::config::{Config, ServeArgs};
+use spoor::config::{CompactArgs, Config, ServeArgs, StoreSpec};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +27,8 @@ enum Command {
     Serve(ServeArgs),
     /// Load a protocol-v1 server and print one JSON line of results.
     Bench(BenchArgs),
+    /// Shrink the embedded store's file after large deletions (stop the server first).
+    Compact(CompactArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,9 +50,34 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }),
+        Some(Command::Compact(args)) => compact(&args),
         Some(Command::Serve(args)) => runtime.block_on(serve(args)),
         None => runtime.block_on(serve(cli.serve)),
     }
+}
+
+fn compact(args: &CompactArgs) -> anyhow::Result<()> {
+    let dir = match args.store().context("reading the configuration")? {
+        StoreSpec::Embedded(dir) => dir,
+        StoreSpec::Mongo(_) => anyhow::bail!(
+            "compact is for the embedded store; MongoDB reuses freed space itself \
+             (its own `compact` command returns it to the file system)"
+        ),
+    };
+    let (before, after) =
+        spoor::store::embedded::EmbeddedStore::compact(&dir).context("compacting the store")?;
+    let size = |b: u64| match b {
+        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / f64::from(1 << 30)),
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / f64::from(1 << 20)),
+        b => format!("{} KB", b.div_ceil(1024)),
+    };
+    println!(
+        "{}: {} before, {} after",
+        dir.join("spoor.redb").display(),
+        size(before),
+        size(after)
+    );
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -715,6 +715,40 @@ async fn two_servers_share_live_views(db: mongodb::Database) {
 /// The same checks with one embedded server as both A and B: the test's own logic, run on
 /// every CI run, so the MongoDB run can fail only on what differs.
 #[tokio::test]
+async fn compacting_the_embedded_store_returns_deleted_space_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = |m: &Arc<SessionMeta>, seq: u64| ChunkWrite {
+        ev: Bytes::from(vec![seq as u8; 16 * 1024]),
+        ..chunk(m, seq, T + seq as i64, 1, 0, &[])
+    };
+    {
+        let s: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let (gone, kept) = (meta("shop", "gone"), meta("shop", "kept"));
+        for n in 0..20u64 {
+            let seqs = n * 20..(n + 1) * 20;
+            commit(&s, seqs.clone().map(|q| big(&gone, q)).collect()).await;
+            commit(&s, (n * 2..n * 2 + 2).map(|q| big(&kept, q)).collect()).await;
+        }
+        assert!(s.delete_session("shop", "gone").await.unwrap());
+    }
+    let (before, after) = EmbeddedStore::compact(dir.path()).unwrap();
+    println!("compacted {before} to {after} bytes");
+    assert!(before > 6_000_000, "{before}");
+    assert!(after < before / 3, "{before} -> {after}");
+    let s = EmbeddedStore::open(dir.path()).unwrap();
+    let kept = s.read_chunks("shop", "kept", 0, 1000).await.unwrap();
+    assert_eq!(kept.len(), 40);
+    assert!(kept.iter().all(|c| c.ev.len() == 16 * 1024));
+    assert!(s.session("shop", "gone").await.unwrap().is_none());
+    drop(s);
+    // No store there: an error, not a new empty file.
+    let empty = tempfile::tempdir().unwrap();
+    let e = EmbeddedStore::compact(empty.path()).unwrap_err();
+    assert!(e.to_string().contains("no embedded store"), "{e}");
+    assert!(!empty.path().join("spoor.redb").exists());
+}
+
+#[tokio::test]
 async fn live_views_through_one_embedded_server() {
     let s = common::TestServer::start().await;
     live_views_through(&s, &s).await;

@@ -57,6 +57,21 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Opens or creates the database file, saying plainly when another process holds it.
+fn create(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
+                "{} is in use by another spoor process: one data directory serves one server \
+                 (run several servers on MongoDB; stop the server to compact)",
+                path.display()
+            )),
+            e => unavailable(e),
+        })
+}
+
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
@@ -70,18 +85,7 @@ impl EmbeddedStore {
     /// Opens (or creates) `DIR/spoor.redb` with a page cache of `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(unavailable)?;
-        let path = dir.join("spoor.redb");
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Unavailable(format!(
-                    "{} is in use by another spoor process: one data directory serves one \
-                     server (run several servers on MongoDB)",
-                    path.display()
-                )),
-                e => unavailable(e),
-            })?;
+        let db = create(&dir.join("spoor.redb"), cache_bytes)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(CHUNKS).map_err(unavailable)?;
@@ -94,6 +98,30 @@ impl EmbeddedStore {
         }
         txn.commit().map_err(unavailable)?;
         Ok(EmbeddedStore { db: Arc::new(db) })
+    }
+
+    /// Gives the space that deleted and expired data left back to the file system: the file
+    /// keeps its size after deletions (redb reuses the space), so an operator who removed a
+    /// lot runs `spoor compact` with the server stopped. Returns the file's size before and
+    /// after, in bytes.
+    pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+        let path = dir.join("spoor.redb");
+        if !path.is_file() {
+            return Err(StoreError::Unavailable(format!(
+                "no embedded store at {}",
+                path.display()
+            )));
+        }
+        let size = || {
+            std::fs::metadata(&path)
+                .map(|m| m.len())
+                .map_err(unavailable)
+        };
+        let before = size()?;
+        let mut db = create(&path, crate::config::EmbeddedConfig::default().cache_bytes)?;
+        while db.compact().map_err(unavailable)? {}
+        drop(db);
+        Ok((before, size()?))
     }
 
     async fn blocking<T: Send + 'static>(
