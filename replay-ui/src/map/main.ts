@@ -10,7 +10,7 @@ import 'leaflet.markercluster';
 import { json, removeAfterConfirm, setToken, token, Unauthorized } from '../api';
 import { h } from '../dom';
 import { askToken as askTokenForm } from '../token';
-import { ago, Clock, findStops, Fix, positionAt } from './route';
+import { ago, Clock, findStops, Fix, isStale, matchesSearch, positionAt } from './route';
 
 const root = document.getElementById('app')!;
 const meta = document.querySelector('meta[name="spoor-tiles"]');
@@ -118,6 +118,8 @@ function openLive(early: (p: Fix) => void): WebSocket {
 function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   const mapEl = h('div', { id: 'map', class: 'map' });
   const list = h('ul', { class: 'devices' });
+  const count = h('span', { class: 'count' }, '');
+  const search = h('input', { type: 'search', name: 'find', placeholder: 'Find a device', autocomplete: 'off' });
   const status = h('span', { class: 'status' }, '');
   const tileNote = h('div', { class: 'tile-note', hidden: true }, 'Map tiles unavailable: drawing on a grid.');
   const attribution = h('div', { class: 'attribution' }, ATTRIBUTION && TILE_URL ? ATTRIBUTION : '');
@@ -152,7 +154,8 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   const panel = h(
     'aside',
     { class: 'side' },
-    h('h2', {}, 'Devices'),
+    h('h2', {}, 'Devices ', count),
+    search,
     list,
     h('div', { class: 'track-controls' },
       h('label', {}, 'Range ', range),
@@ -185,7 +188,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
 
   const cluster = L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false });
   map.addLayer(cluster);
-  const devices = new Map<string, { fix: Fix; marker: L.Marker; row: HTMLLIElement }>();
+  const devices = new Map<string, { fix: Fix; marker: L.Marker; row: HTMLLIElement; stale: boolean }>();
   let selected: string | null = null;
   let trackLayer: L.LayerGroup | null = null;
   let track: Fix[] = [];
@@ -193,7 +196,23 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   let replayMarker: L.Marker | null = null;
   let frame = 0;
 
+  /** Greys out a device's row and marker once it has been silent for an hour. */
+  function freshness(entry: { fix: Fix; marker: L.Marker; row: HTMLLIElement; stale: boolean }): void {
+    const stale = isStale(entry.fix.ts);
+    entry.row.classList.toggle('stale', stale);
+    if (stale !== entry.stale) {
+      entry.stale = stale;
+      entry.marker.setIcon(icon(entry.fix.did, stale ? 'live stale' : 'live'));
+    }
+  }
+
+  function showCount(): void {
+    const shown = [...devices.values()].filter((d) => !d.row.hidden).length;
+    count.textContent = shown === devices.size ? `(${devices.size})` : `(${shown} of ${devices.size})`;
+  }
+
   function renderRow(d: Fix, row: HTMLLIElement): void {
+    row.hidden = !matchesSearch(d.did, search.value);
     row.replaceChildren(
       h('span', { class: 'did' }, d.did),
       h('span', { class: 'src' }, d.source || ''),
@@ -215,14 +234,18 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       known.fix = { ...d, battery: d.battery ?? known.fix.battery };
       known.marker.setLatLng([d.lat, d.lon]);
       renderRow(known.fix, known.row);
+      freshness(known);
       return;
     }
     const marker = L.marker([d.lat, d.lon], { icon: icon(d.did, 'live'), title: d.did });
     marker.on('click', () => void select(d.did));
     cluster.addLayer(marker);
     const row = h('li', { 'data-did': d.did, onclick: () => void select(d.did) });
-    devices.set(d.did, { fix: d, marker, row });
+    const entry = { fix: d, marker, row, stale: false };
+    devices.set(d.did, entry);
     renderRow(d, row);
+    freshness(entry);
+    showCount();
     const rows = [...devices.values()].sort((a, b) => b.fix.ts - a.fix.ts).map((x) => x.row);
     list.replaceChildren(...rows);
   }
@@ -321,6 +344,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     cluster.removeLayer(known.marker);
     known.row.remove();
     devices.delete(did);
+    showCount();
     selected = null;
     deleteBtn.hidden = true;
     playBtn.disabled = slider.disabled = true;
@@ -369,8 +393,15 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     const b = L.latLngBounds([...devices.values()].map((d) => [d.fix.lat, d.fix.lon] as [number, number]));
     map.fitBounds(b, { padding: [40, 40], maxZoom: 14 });
   } else status.textContent = 'No devices yet: positions appear here as they arrive.';
+  search.addEventListener('input', () => {
+    for (const d of devices.values()) d.row.hidden = !matchesSearch(d.fix.did, search.value);
+    showCount();
+  });
   setInterval(() => {
-    for (const d of devices.values()) renderRow(d.fix, d.row);
+    for (const d of devices.values()) {
+      renderRow(d.fix, d.row);
+      freshness(d);
+    }
   }, 15_000);
 }
 

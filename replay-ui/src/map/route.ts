@@ -125,6 +125,19 @@ export class Clock {
   }
 }
 
+/** A device not heard from for this long is drawn greyed out: parked, switched off or out
+ * of coverage. */
+export const STALE_MS = 3_600_000;
+
+export function isStale(ts: number, now: number = Date.now()): boolean {
+  return now - ts > STALE_MS;
+}
+
+/** Whether a device id matches the list's search text (case-insensitive substring). */
+export function matchesSearch(did: string, text: string): boolean {
+  return did.toLowerCase().includes(text.trim().toLowerCase());
+}
+
 /** "3 min ago", for the device list. */
 export function ago(ts: number, now: number = Date.now()): string {
   const s = Math.max(0, Math.round((now - ts) / 1000));

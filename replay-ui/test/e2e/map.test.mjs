@@ -27,6 +27,8 @@ before(async () => {
   for (let i = 0; i < 8; i++, t += 60_000) fixes.push([52.518 + (i % 2) * 0.00005, 13.398, t, 0]);
   for (let i = 0; i < 10; i++, t += 60_000) fixes.push([52.518, 13.40 + i * 0.003, t, 12]);
   for (const [lat, lon, ts, kn] of fixes) await osmand({ id: 'courier-7', lat, lon, timestamp: ts, speed: kn, batt: 64 });
+  // A trailer that last reported three hours ago.
+  await osmand({ id: 'trailer-2', lat: 52.47, lon: 13.33, timestamp: Date.now() - 3 * 3_600_000, speed: 0 });
   // A second device through OwnTracks, nearby.
   const r = await fetch(`${spoor.base}/v1/owntracks/${KEY}`, {
     method: 'POST',
@@ -52,7 +54,7 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   await p.goto(`${spoor.base}/map?token=${TOKEN}`);
   await p.waitForSelector('ul.devices li[data-did="courier-7"]');
   const rows = await p.$$eval('ul.devices li', (ls) => ls.map((l) => l.dataset.did));
-  assert.deepEqual(rows.sort(), ['courier-7', 'jane:phone']);
+  assert.deepEqual(rows.sort(), ['courier-7', 'jane:phone', 'trailer-2']);
   const courier = await p.textContent('li[data-did="courier-7"]');
   assert.match(courier, /osmand/);
   assert.match(courier, /22\.2 km\/h/, 'the last speed, 12 kn, in km/h');
@@ -61,6 +63,7 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   await waitFor('markers', () => p.$$eval('.dev-marker, .marker-cluster', (m) => m.length >= 1));
   // No internet here: the grid shows and says so.
   await waitFor('the tile note', () => p.isVisible('.tile-note'), 30_000);
+  await p.waitForTimeout(800); // let the zoom and cluster animations settle for the picture
   await p.screenshot({ path: shots + 'map.png' });
 
   await p.click('li[data-did="courier-7"]');
@@ -100,6 +103,26 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   await osmand({ id: 'bike-9', lat: 52.52, lon: 13.41, timestamp: Date.now(), speed: 5 });
   await p.waitForSelector('li[data-did="bike-9"]', { timeout: 10_000 });
   assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test('silent devices are greyed out, and the list can be searched', async () => {
+  const ctx = await chrome.newContext({ viewport: { width: 1280, height: 800 } });
+  const p = await ctx.newPage();
+  await p.goto(`${spoor.base}/map?token=${TOKEN}`);
+  await p.waitForSelector('li[data-did="trailer-2"]');
+  assert.ok(await p.$eval('li[data-did="trailer-2"]', (l) => l.classList.contains('stale')), 'three hours silent');
+  assert.ok(!(await p.$eval('li[data-did="courier-7"]', (l) => l.classList.contains('stale'))), 'twelve minutes ago');
+  await p.click('li[data-did="trailer-2"]');
+  await waitFor('its grey marker', () => p.$$eval('.dev-icon.stale', (m) => m.some((x) => x.textContent === 'trailer-2')));
+  const total = await p.$$eval('ul.devices li', (ls) => ls.length);
+  assert.equal(await p.textContent('h2 .count'), `(${total})`);
+  await p.fill('input[name=find]', 'COUR');
+  const visible = () => p.$$eval('ul.devices li', (ls) => ls.filter((l) => !l.hidden).map((l) => l.dataset.did));
+  assert.deepEqual(await visible(), ['courier-7']);
+  assert.equal(await p.textContent('h2 .count'), `(1 of ${total})`);
+  await p.fill('input[name=find]', '');
+  assert.equal((await visible()).length, total);
   await ctx.close();
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Clock, distance, findStops, Fix, indexAt, positionAt, ago } from '../../src/map/route';
+import { Clock, distance, findStops, Fix, indexAt, positionAt, ago, isStale, matchesSearch, STALE_MS } from '../../src/map/route';
 
 const fix = (lat: number, lon: number, ts: number): Fix => ({ did: 'd', lat, lon, ts });
 
@@ -62,4 +62,14 @@ test('ago reads naturally', () => {
   assert.equal(ago(0, 5 * 60_000), '5 min ago');
   assert.equal(ago(0, 3 * 3600_000), '3 h ago');
   assert.equal(ago(0, 49 * 3600_000), '2 d ago');
+});
+
+test('stale devices and the device search', () => {
+  const now = 10_000_000;
+  assert.equal(isStale(now - STALE_MS, now), false);
+  assert.equal(isStale(now - STALE_MS - 1, now), true);
+  assert.ok(matchesSearch('Courier-7', 'cour'));
+  assert.ok(matchesSearch('courier-7', ' R-7 '));
+  assert.ok(matchesSearch('jane:phone', ''));
+  assert.ok(!matchesSearch('jane:phone', 'courier'));
 });
