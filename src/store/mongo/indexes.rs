@@ -6,6 +6,7 @@
 //! | a session's chunks in `seq` order, acks, deletion | `_id` (site:sid:seq) |
 //! | sessions newest first, by site or all | `sessions {site, last, sid}`, `{last, site, sid}` |
 //! | sessions that visited a URL | `sessions {site, pages}` |
+//! | one visitor's sessions, newest first | `sessions {did, last, site, sid}` |
 //! | a session's heatmap records on deletion | `clicks {site, sid}` |
 //! | heatmap of a page | `clicks {site, url, t}` |
 //! | devices of a site | `devices {site, did}` |
@@ -53,6 +54,11 @@ pub fn specs(retention_days: u32) -> Vec<IndexSpec> {
         ),
         spec("sessions", "last", doc! {"last": -1, "site": -1, "sid": -1}),
         spec("sessions", "site_pages", doc! {"site": 1, "pages": 1}),
+        spec(
+            "sessions",
+            "did_last",
+            doc! {"did": 1, "last": -1, "site": -1, "sid": -1},
+        ),
         spec("clicks", "site_url_t", doc! {"site": 1, "url": 1, "t": 1}),
         spec("clicks", "site_sid", doc! {"site": 1, "sid": 1}),
         spec("devices", "site_did", doc! {"site": 1, "did": 1}),
@@ -87,6 +93,10 @@ mod tests {
         assert_eq!(
             find("sessions", "site_last").unwrap().keys,
             doc! {"site": 1, "last": -1, "sid": -1}
+        );
+        assert_eq!(
+            find("sessions", "did_last").unwrap().keys,
+            doc! {"did": 1, "last": -1, "site": -1, "sid": -1}
         );
         assert_eq!(
             find("positions", "site_did_ts").unwrap().keys,
