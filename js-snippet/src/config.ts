@@ -1,7 +1,8 @@
 // Reading the embedding tag:
 // <script async src="https://spoor.example.com/spoor.js" data-key="WRITE_KEY"
 //         data-endpoint="…" data-gps="on" data-respect-privacy
-//         data-move-ms="50" data-move-px="4" data-flush-ms="500" data-batch-events="100">
+//         data-move-ms="50" data-move-px="4" data-flush-ms="500" data-batch-events="100"
+//         data-sample="0.25">
 
 export interface Config {
   key: string;
@@ -12,6 +13,8 @@ export interface Config {
   movePx: number;
   flushMs: number;
   batchEvents: number;
+  /** Share of sessions recorded, 0–1 (default 1: all). */
+  sample: number;
 }
 
 const num = (v: string | undefined, d: number): number => (v && isFinite(+v) ? +v : d);
@@ -28,6 +31,7 @@ export function readConfig(script: HTMLScriptElement | null): Config | null {
     movePx: num(d.movePx, 4),
     flushMs: num(d.flushMs, 500),
     batchEvents: num(d.batchEvents, 100),
+    sample: Math.min(1, Math.max(0, num(d.sample, 1))),
   };
 }
 
@@ -35,4 +39,24 @@ export function readConfig(script: HTMLScriptElement | null): Config | null {
 export function optedOut(): boolean {
   const n = navigator as any;
   return n.globalPrivacyControl === true || n.doNotTrack === '1' || (window as any).doNotTrack === '1';
+}
+
+/** Whether this tab's session is one of the sampled ones. Decided once per session and kept
+ * in sessionStorage, so a session is recorded across its pages or not at all. */
+export function sampledIn(key: string, rate: number, rand: () => number = Math.random): boolean {
+  if (rate >= 1) return true;
+  const k = key + ':sample';
+  try {
+    const kept = sessionStorage.getItem(k);
+    if (kept) return kept === '1';
+  } catch {
+    // No storage: decide for this page alone.
+  }
+  const yes = rand() < rate;
+  try {
+    sessionStorage.setItem(k, yes ? '1' : '0');
+  } catch {
+    // Not kept.
+  }
+  return yes;
 }

@@ -9,7 +9,7 @@ import { pages } from './collectors/page';
 import { pointer } from './collectors/pointer';
 import { Emit } from './collectors/types';
 import { viewport } from './collectors/viewport';
-import { optedOut, readConfig } from './config';
+import { optedOut, readConfig, sampledIn } from './config';
 import { Outbox, Saved } from './outbox';
 import { now, on, safe, Teardown } from './safe';
 import { Transport } from './transport';
@@ -35,7 +35,7 @@ function load(k: string): Saved | null {
 function start(): void {
   const cfg = readConfig(script);
   const queued: Call[] = (w.spoor && w.spoor.q) || [];
-  if (!cfg || (cfg.respectPrivacy && optedOut())) {
+  if (!cfg || (cfg.respectPrivacy && optedOut()) || !sampledIn('spoor:' + cfg.key, cfg.sample)) {
     w.spoor = () => {};
     return;
   }

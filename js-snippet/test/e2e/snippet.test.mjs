@@ -22,6 +22,7 @@ before(async () => {
     '/b.html': lazy('Page B', '<button id="other" style="margin:50px">Other</button>'),
     '/blocked.html': lazy('No sockets', body, '', '<script>window.WebSocket = function () { throw new Error("blocked by policy"); };</script>'),
     '/private.html': lazy('Private', body, 'data-respect-privacy'),
+    '/unsampled.html': lazy('Not sampled', body, 'data-sample="0"'),
     '/gps.html': lazy('Field app', '<p>Tracking</p>', 'data-gps="on"'),
     '/app.html': lazy('Single-page app', '<button id="login" style="margin:50px">Log in</button>'),
   });
@@ -138,6 +139,21 @@ test('Global Privacy Control is honoured when the tag asks for it', async () => 
   await sessionFor('control');
   const list = await api(spoor.base, '/api/sessions?site=e2e&url=private');
   assert.equal(list.sessions.length, 0, 'nothing recorded for the private page');
+  await ctx.close();
+});
+
+test('a session outside the sample records nothing', async () => {
+  const ctx = await chrome.newContext();
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/unsampled.html');
+  await p.click('#buy');
+  await p.goto(pages.origin + '/unsampled.html?again');
+  await p.click('#buy');
+  // The control: a page recording everyone, in the same tab, is recorded.
+  await p.goto(pages.origin + '/a.html?sample-control');
+  await sessionFor('sample-control');
+  const list = await api(spoor.base, '/api/sessions?site=e2e&url=unsampled');
+  assert.equal(list.sessions.length, 0, 'nothing recorded for the page sampling nobody');
   await ctx.close();
 });
 
