@@ -22,7 +22,8 @@ use crate::{fallback, ingest, trackers, ws};
 
 type Query = HashMap<String, String>;
 
-/// Click points one heatmap answer carries at most (the oldest first; `truncated` says so).
+/// Click points one heatmap answer carries at most (the newest ones; `truncated` says that
+/// older ones were left out).
 const MAX_HEATMAP_POINTS: usize = 20_000;
 /// Positions per track page: the default and the most a `limit` may ask for.
 const TRACK_PAGE: usize = 1_000;
@@ -486,9 +487,17 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                     .get("url")
                     .filter(|u| !u.is_empty())
                     .ok_or_else(|| ApiError::BadRequest("url: required".into()))?;
-                let points = app.store.heatmap(&site, url, MAX_HEATMAP_POINTS + 1).await?;
+                let range = crate::store::TimeRange {
+                    since: parse_opt(&q, "since")?,
+                    until: parse_opt(&q, "until")?,
+                };
+                let points = app
+                    .store
+                    .heatmap(&site, url, range, MAX_HEATMAP_POINTS + 1)
+                    .await?;
                 let truncated = points.len() > MAX_HEATMAP_POINTS;
-                let points = &points[..points.len().min(MAX_HEATMAP_POINTS)];
+                // Oldest first: the one extra point asked for, if there, is the oldest.
+                let points = &points[points.len().saturating_sub(MAX_HEATMAP_POINTS)..];
                 // The page's newest wireframe, `[10, DT, docWidth, docHeight, boxes]`.
                 let layout = match app.store.page_layout(&site, url).await? {
                     Some((t, row)) => {

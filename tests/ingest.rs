@@ -379,7 +379,26 @@ async fn rage_clicks_are_counted_marked_and_heatmapped() {
     );
     assert_eq!(points[1]["vw"], 1280.0);
     assert_eq!(points.iter().filter(|p| p["rage"] == true).count(), 2);
+    // A time range: from the second click on, and none from the future.
+    let t1 = points[1]["t"].as_i64().unwrap();
+    let later = s
+        .get_json(&format!(
+            "/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&since={t1}"
+        ))
+        .await;
+    assert_eq!(later["points"].as_array().unwrap().len(), 4);
+    let future = s
+        .get_json(&format!(
+            "/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&since={}",
+            now_ms() + 60_000
+        ))
+        .await;
+    assert!(future["points"].as_array().unwrap().is_empty());
     let (status, _) = s.get("/api/heatmap?site=test").await;
+    assert_eq!(status, 400);
+    let (status, _) = s
+        .get("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&since=yesterday")
+        .await;
     assert_eq!(status, 400);
     s.stop().await;
 }

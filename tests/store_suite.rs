@@ -14,7 +14,7 @@ use bytes::Bytes;
 use spoor::protocol::{ChunkStats, GpsFix, Hello};
 use spoor::signals::{ClickPoint, Signals};
 use spoor::store::embedded::EmbeddedStore;
-use spoor::store::{ChunkWrite, Device, SessionMeta, SessionPage, SessionQuery, Store};
+use spoor::store::{ChunkWrite, Device, SessionMeta, SessionPage, SessionQuery, Store, TimeRange};
 
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -466,13 +466,26 @@ fn heatmaps_and_layouts(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + 
             commit(&s, vec![c.clone()]).await;
             commit(&s, vec![c]).await; // resends add no points
         }
-        let points = s.heatmap("shop", url, 100).await.unwrap();
-        assert_eq!(points.len(), 4);
-        assert!(points.windows(2).all(|w| w[0].t <= w[1].t) || points.len() == 4);
+        let all = TimeRange::default();
+        let times = |p: Vec<ClickPoint>| p.iter().map(|p| p.t - T).collect::<Vec<_>>();
+        let points = s.heatmap("shop", url, all, 100).await.unwrap();
+        assert_eq!(times(points.clone()), vec![0, 1, 10, 11], "oldest first");
         assert_eq!(points.iter().filter(|p| p.rage).count(), 2);
-        assert_eq!(s.heatmap("shop", url, 3).await.unwrap().len(), 3);
+        // A limit keeps the newest; a range keeps what lies in it.
+        assert_eq!(
+            times(s.heatmap("shop", url, all, 3).await.unwrap()),
+            vec![1, 10, 11]
+        );
+        let window = TimeRange {
+            since: Some(T + 1),
+            until: Some(T + 10),
+        };
+        assert_eq!(
+            times(s.heatmap("shop", url, window, 100).await.unwrap()),
+            vec![1, 10]
+        );
         assert!(s
-            .heatmap("shop", "https://shop.example/p", 100)
+            .heatmap("shop", "https://shop.example/p", all, 100)
             .await
             .unwrap()
             .is_empty());
@@ -518,7 +531,10 @@ fn deletion_removes_every_record(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output
             .unwrap()
             .is_empty());
         assert_eq!(
-            s.heatmap("shop", url, 10).await.unwrap().len(),
+            s.heatmap("shop", url, TimeRange::default(), 10)
+                .await
+                .unwrap()
+                .len(),
             1,
             "only the kept session's point"
         );

@@ -1,4 +1,5 @@
-// The heatmap of one page: every recorded click on it, in document coordinates.
+// The heatmap of one page: its recorded clicks (all, or those of a recent period; the newest
+// 20,000 at most), in document coordinates over the page's wireframe.
 
 import { json } from './api';
 import { h } from './dom';
@@ -12,9 +13,34 @@ interface Point {
   rage: boolean;
 }
 
+const RANGES: [string, string][] = [
+  ['', 'all time'],
+  ['86400000', 'last 24 h'],
+  ['604800000', 'last 7 days'],
+  ['2592000000', 'last 30 days'],
+];
+
 export async function heatmap(root: HTMLElement, site: string, url: string): Promise<void> {
+  // `?range=` (ms back from now) is kept in the address, so a heatmap link keeps its range.
+  const range = new URLSearchParams(location.search).get('range') || '';
+  const api = new URLSearchParams({ site, url });
+  if (Number(range) > 0) api.set('since', String(Date.now() - Number(range)));
   const res = await json<{ points: Point[]; truncated: boolean; layout: { doc_width: number; doc_height: number; boxes: unknown[][] } | null }>(
-    `/api/heatmap?site=${encodeURIComponent(site)}&url=${encodeURIComponent(url)}`,
+    `/api/heatmap?${api}`,
+  );
+  const select = h(
+    'select',
+    {
+      name: 'range',
+      onchange: () => {
+        const u = new URL(location.href);
+        if (select.value) u.searchParams.set('range', select.value);
+        else u.searchParams.delete('range');
+        history.replaceState(null, '', u.pathname + u.search);
+        void heatmap(root, site, url);
+      },
+    },
+    ...RANGES.map(([v, label]) => h('option', { value: v, selected: v === range }, label)),
   );
   const pts = res.points;
   const lay = res.layout;
@@ -24,7 +50,7 @@ export async function heatmap(root: HTMLElement, site: string, url: string): Pro
   root.replaceChildren(
     h('h2', {}, 'Heatmap'),
     h('p', { class: 'url' }, url),
-    h('p', {}, `${pts.length} clicks${res.truncated ? ' (the first ones only)' : ''}; rage clicks in red.${lay ? '' : ' No layout snapshot of this page yet.'}`),
+    h('p', { class: 'heat-info' }, h('label', {}, 'Clicks from ', select), ' ', `${pts.length} clicks${res.truncated ? ' (the newest only)' : ''}; rage clicks in red.${lay ? '' : ' No layout snapshot of this page yet.'}`),
     canvas,
   );
   const g = canvas.getContext('2d')!;

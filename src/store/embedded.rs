@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::points::{Heat, TimeRange};
 use super::summary::{advance_acked, Device, SessionSummary};
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
@@ -617,6 +618,7 @@ impl Store for EmbeddedStore {
         &self,
         site: &str,
         url: &str,
+        range: TimeRange,
         limit: usize,
     ) -> Result<Vec<ClickPoint>, StoreError> {
         let (site, url) = (site.to_owned(), url.to_owned());
@@ -624,19 +626,21 @@ impl Store for EmbeddedStore {
             let txn = db.begin_read().map_err(unavailable)?;
             let t = txn.open_table(CLICKS).map_err(unavailable)?;
             let (s, u) = (site.as_str(), url.as_str());
-            // Ids are ASCII, so every sid sorts below "\u{7f}".
-            let range = t
-                .range((s, u, 0, "", 0)..=(s, u, u64::MAX, "\u{7f}", u64::MAX))
+            let (from, to) = range.record_keys();
+            let (from, to) = (from.max(0) as u64, to.max(0) as u64);
+            // Ids are ASCII, so every sid sorts below "\u{7f}". Newest records first.
+            let records = t
+                .range((s, u, from, "", 0)..=(s, u, to, "\u{7f}", u64::MAX))
                 .map_err(unavailable)?;
-            let mut out = Vec::new();
-            for entry in range {
-                if out.len() >= limit {
+            let mut heat = Heat::new(range, limit);
+            for entry in records.rev() {
+                if heat.full() {
                     break;
                 }
                 let (_, v) = entry.map_err(unavailable)?;
-                super::points::decode(v.value(), &mut out, limit)?;
+                heat.add_record(v.value())?;
             }
-            Ok(out)
+            Ok(heat.finish())
         })
         .await
     }

@@ -22,6 +22,7 @@ use crate::error::StoreError;
 use crate::protocol::{ChunkStats, Hello};
 use crate::signals::{ClickPoint, Signals};
 
+pub use points::TimeRange;
 pub use summary::{Device, SessionSummary};
 
 /// What every chunk of one connection shares: its site, session and the hello metadata.
@@ -196,11 +197,13 @@ pub trait Store: Send + Sync + 'static {
     /// (`[10, DT, docWidth, docHeight, boxes]`, MessagePack).
     async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError>;
 
-    /// Up to `limit` click points recorded on exactly this page URL, oldest first.
+    /// The newest `limit` click points recorded on exactly this page URL within `range`,
+    /// oldest first.
     async fn heatmap(
         &self,
         site: &str,
         url: &str,
+        range: TimeRange,
         limit: usize,
     ) -> Result<Vec<ClickPoint>, StoreError>;
 

@@ -398,9 +398,10 @@ impl Store for ControlledStore {
         &self,
         site: &str,
         url: &str,
+        range: spoor::store::TimeRange,
         limit: usize,
     ) -> Result<Vec<spoor::signals::ClickPoint>, StoreError> {
-        self.inner.heatmap(site, url, limit).await
+        self.inner.heatmap(site, url, range, limit).await
     }
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
         self.inner.delete_session(site, sid).await

@@ -178,15 +178,25 @@ test('hostile recorded strings are shown as text and never run', async () => {
 });
 
 test('the heatmap view draws the clicks of a page', async () => {
-  const { ctx, p } = await open(`/heatmap?site=e2e&url=${encodeURIComponent('https://shop.example/c')}&token=${TOKEN}`);
+  // Two clicks on the same page three days ago: outside the last 24 hours.
+  const old = Date.now() - 3 * 86_400_000;
+  await seed({ sid: 'ui_sess_old', url: 'https://shop.example/c', vw: 800, vh: 600 }, [
+    { seq: 0, t0: old, ev: [[2, 0, 600, 500, 0, '#old', 'Old'], [2, 900, 620, 500, 0, '#old', 'Old']] },
+  ]);
+  const { ctx, p } = await open(`/heatmap?site=e2e&url=${encodeURIComponent('https://shop.example/c')}&range=86400000&token=${TOKEN}`);
   await p.waitForSelector('canvas.heat[data-points]');
-  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.points), '3');
+  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.points), '3', 'the last 24 hours');
+  assert.equal(await p.inputValue('select[name=range]'), '86400000');
   assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.wireframe), '3', 'the clicks are drawn over the page wireframe');
   const text = await p.$eval('canvas.heat', (c) => Array.from(c.getContext('2d').getImageData(300, 130, 1, 1).data));
   assert.deepEqual(text.slice(0, 3), [0xdf, 0xe4, 0xea], 'a text bar of the wireframe');
   await p.screenshot({ path: shots + 'heatmap.png' });
   const pixel = await p.$eval('canvas.heat', (c) => Array.from(c.getContext('2d').getImageData(50, 50, 1, 1).data));
   assert.ok(pixel[1] < 200, `a hot spot at the clicks: ${pixel}`);
+  // All time brings the old clicks in; the choice stays in the address.
+  await p.selectOption('select[name=range]', '');
+  await p.waitForFunction(() => document.querySelector('canvas.heat')?.dataset.points === '5');
+  assert.ok(!p.url().includes('range='));
   await ctx.close();
 });
 

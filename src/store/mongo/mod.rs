@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use self::applied::Applied;
 use self::docs::*;
 use self::errors::store_error;
+use super::points::{Heat, TimeRange};
 use super::summary::{Device, SessionSummary};
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
@@ -679,25 +680,27 @@ impl Store for MongoStore {
         &self,
         site: &str,
         url: &str,
+        range: TimeRange,
         limit: usize,
     ) -> Result<Vec<ClickPoint>, StoreError> {
+        let (from, to) = range.record_keys();
         let mut cursor = self
             .clicks
-            .find(doc! {"site": site, "url": url})
-            .sort(doc! {"t": 1, "_id": 1})
+            .find(doc! {"site": site, "url": url, "t": {"$gte": from, "$lte": to}})
+            .sort(doc! {"t": -1, "_id": -1})
             .await
             .map_err(store_error)?;
-        let mut out = Vec::new();
-        while out.len() < limit {
+        let mut heat = Heat::new(range, limit);
+        while !heat.full() {
             let Some(d) = cursor.try_next().await.map_err(store_error)? else {
                 break;
             };
             let pts = d
                 .get_binary_generic("pts")
                 .map_err(|_| StoreError::Corrupt("clicks pts".into()))?;
-            super::points::decode(pts, &mut out, limit)?;
+            heat.add_record(pts)?;
         }
-        Ok(out)
+        Ok(heat.finish())
     }
 
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
