@@ -32,3 +32,11 @@ export function duration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
   return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
+
+/** "Chrome/120 · X11" from a user agent, for lists and headers. */
+export function shortUa(ua: string | null | undefined): string {
+  if (!ua) return '';
+  const m = ua.match(/(Firefox|Edg|Chrome|Safari)\/[\d.]+/);
+  const os = ua.match(/\(([^;)]+)/);
+  return [m ? m[0].split('.')[0] : ua.slice(0, 40), os ? os[1] : ''].filter(Boolean).join(' · ');
+}

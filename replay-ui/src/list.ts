@@ -1,7 +1,7 @@
 // The sessions list: newest first, filters, cursor paging, a live badge on active sessions.
 
 import { json } from './api';
-import { duration, h, link } from './dom';
+import { duration, h, link, shortUa } from './dom';
 
 interface Summary {
   sid: string;
@@ -20,13 +20,6 @@ interface Summary {
 }
 
 const LIVE_MS = 30_000;
-
-function shortUa(ua: string | null): string {
-  if (!ua) return '';
-  const m = ua.match(/(Firefox|Edg|Chrome|Safari)\/[\d.]+/);
-  const os = ua.match(/\(([^;)]+)/);
-  return [m ? m[0].split('.')[0] : ua.slice(0, 40), os ? os[1] : ''].filter(Boolean).join(' · ');
-}
 
 const toLocal = (ms: string | null) => {
   if (!ms) return '';

@@ -7,7 +7,7 @@
 
 import { ActivityLog, LOGGED } from './activity';
 import { Chunk, json, live, removeAfterConfirm, stream } from './api';
-import { h, link } from './dom';
+import { duration, h, link, shortUa } from './dom';
 import { drawWireframe } from './wireframe';
 import { advance, clock, Timeline } from './timeline';
 
@@ -91,11 +91,46 @@ class Recording {
 interface Summary {
   sid: string;
   site: string;
+  did: string | null;
   url: string | null;
   title: string | null;
   vw: number | null;
   vh: number | null;
+  dpr: number | null;
+  tz: string | null;
+  lang: string | null;
+  ua: string | null;
+  ref: string | null;
+  started: number;
   last: number;
+  duration_ms: number;
+  pages: string[];
+  clicks: number;
+  rage_clicks: number;
+}
+
+/** The session at a glance: when, how long, who (browser, screen, place), from where. */
+function details(s: Summary, go: (p: string) => void): HTMLElement {
+  let from = '';
+  try {
+    from = s.ref ? new URL(s.ref).host : '';
+  } catch {
+    from = '';
+  }
+  const parts: (Node | string)[] = [
+    new Date(s.started).toLocaleString(),
+    duration(s.duration_ms),
+    `${s.pages.length} page${s.pages.length === 1 ? '' : 's'}`,
+    `${s.clicks} click${s.clicks === 1 ? '' : 's'}${s.rage_clicks ? ` (${s.rage_clicks} rage)` : ''}`,
+    shortUa(s.ua),
+    s.vw && s.vh ? `${s.vw}×${s.vh}${s.dpr && s.dpr !== 1 ? ` @${s.dpr}x` : ''}` : '',
+    [s.tz, s.lang].filter(Boolean).join(', '),
+    from && `from ${from}`,
+  ].filter((x) => x !== '');
+  if (s.did) parts.push(link(`/?did=${encodeURIComponent(s.did)}`, `device ${s.did}`, go));
+  const el = h('div', { class: 'details' });
+  parts.forEach((p, i) => el.append(...(i ? [' · ', p] : [p])));
+  return el;
 }
 
 export async function player(root: HTMLElement, sid: string, site: string, go: (p: string) => void): Promise<() => void> {
@@ -148,7 +183,7 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
       'div',
       { class: 'player' },
       h('p', { class: 'crumbs' }, link('/', '← Sessions', go), deleteBtn),
-      h('div', { class: 'meta' }, title, url, heat),
+      h('div', { class: 'meta' }, title, url, details(summary, go), heat),
       h('div', { class: 'stage-row' }, canvas, h('div', { class: 'log-wrap' }, log.el)),
       h('div', { class: 'controls' }, playBtn, time, speedSel, h('label', {}, skipBox, ' skip inactivity'), liveBtn),
       bar,

@@ -133,6 +133,8 @@ test('the activity log lists what the visitor did and seeks there', async () => 
     ['0:04', 'Tab visible', ''],
   ]);
   assert.equal(await p.$eval('ol.log li.now', (l) => l.children[1].textContent), 'Page', 'paused at the start');
+  const details = await p.textContent('.meta .details');
+  for (const part of ['5s', '1 page', '1 click', 'node', '800×600']) assert.ok(details.includes(part), `${part} in ${details}`);
   // A click on a line moves the playhead there: the tab-hidden overlay's moment.
   await p.click('ol.log li:nth-child(5)');
   await p.waitForFunction(() => document.querySelector('ol.log li.now')?.children[1].textContent === 'Tab hidden');
