@@ -27,8 +27,13 @@ const toLocal = (ms: string | null) => {
   return d.toISOString().slice(0, 16);
 };
 
-export async function list(root: HTMLElement, go: (p: string) => void): Promise<void> {
+/** How often the list reloads itself while *live now* is on. */
+const LIVE_REFRESH_MS = 5000;
+
+/** Renders the list; returns what stops its live refresh. */
+export async function list(root: HTMLElement, go: (p: string) => void): Promise<() => void> {
   const q = new URLSearchParams(location.search);
+  const liveOnly = q.get('live') === '1';
   const field = (name: string, type = 'text', value = q.get(name) || '', attrs = {}) =>
     h('input', { name, type, value, ...attrs });
   const since = field('since', 'datetime-local', toLocal(q.get('since')));
@@ -58,12 +63,38 @@ export async function list(root: HTMLElement, go: (p: string) => void): Promise<
     h('label', {}, 'Min duration (s) ', field('min', 'number', q.get('min_duration') ? String(+q.get('min_duration')! / 1000) : '', { min: 0, style: 'width:5em' })),
     h('label', {}, field('has_clicks', 'checkbox', 'true', { checked: q.get('has_clicks') === 'true' }), ' has clicks'),
     h('label', {}, field('has_rage', 'checkbox', 'true', { checked: q.get('has_rage') === 'true' }), ' has rage clicks'),
+    h('label', { title: `sessions active in the last ${LIVE_MS / 1000} s, refreshed every ${LIVE_REFRESH_MS / 1000} s` }, field('live', 'checkbox', '1', { checked: liveOnly }), ' live now'),
     h('button', { type: 'submit' }, 'Filter'),
   );
-  const api = new URLSearchParams(q);
-  api.set('limit', '50');
-  const page = await json<{ sessions: Summary[]; next: string | null }>('/api/sessions?' + api);
-  const now = Date.now();
+  const results = h('div', { class: 'results' });
+  root.replaceChildren(h('h2', {}, 'Sessions'), form, results);
+  const load = async (): Promise<void> => {
+    const api = new URLSearchParams(q);
+    api.delete('live');
+    api.set('limit', '50');
+    const now = Date.now();
+    if (liveOnly) api.set('since', String(now - LIVE_MS));
+    const page = await json<{ sessions: Summary[]; next: string | null }>('/api/sessions?' + api);
+    results.replaceChildren(...table(page, q, now, liveOnly, go));
+  };
+  await load();
+  if (!liveOnly) return () => {};
+  let timer = 0;
+  let stopped = false;
+  const again = () => {
+    timer = window.setTimeout(() => {
+      // A failed refresh (server restarting) tries again at the next tick.
+      load().catch(() => {}).finally(() => { if (!stopped) again(); });
+    }, LIVE_REFRESH_MS);
+  };
+  again();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+function table(page: { sessions: Summary[]; next: string | null }, q: URLSearchParams, now: number, liveOnly: boolean, go: (p: string) => void): HTMLElement[] {
   const rows = page.sessions.map((s) => {
     const path = `/sessions/${encodeURIComponent(s.sid)}?site=${encodeURIComponent(s.site)}`;
     const liveNow = now - s.last < LIVE_MS;
@@ -84,9 +115,8 @@ export async function list(root: HTMLElement, go: (p: string) => void): Promise<
   if (page.next) next.set('after', page.next);
   const first = new URLSearchParams(q);
   first.delete('after');
-  root.replaceChildren(
-    h('h2', {}, 'Sessions'),
-    form,
+  const empty = liveOnly ? 'Nobody is on the site right now; this list refreshes by itself.' : 'No sessions match. Open the demo page (/demo) to record one.';
+  return [
     rows.length
       ? h(
           'table',
@@ -94,7 +124,7 @@ export async function list(root: HTMLElement, go: (p: string) => void): Promise<
           h('thead', {}, h('tr', {}, ...['Start', 'Duration', 'Pages', 'Clicks', 'Rage', 'Device', 'Browser', 'Site'].map((t) => h('th', {}, t)))),
           h('tbody', {}, ...rows),
         )
-      : h('p', { class: 'empty' }, 'No sessions match. Open the demo page (/demo) to record one.'),
+      : h('p', { class: 'empty' }, empty),
     h('p', { class: 'paging' }, q.get('after') && link('/?' + first, 'First page', go), ' ', page.next && link('/?' + next, 'Next page →', go)),
-  );
+  ];
 }

@@ -38,7 +38,7 @@ async function route(): Promise<void> {
     const m = path.match(/^\/sessions\/([\w-]+)$/);
     if (m) cleanup = await player(root, m[1], site, go);
     else if (path === '/heatmap') await heatmap(root, site, new URLSearchParams(location.search).get('url') || '');
-    else await list(root, go);
+    else cleanup = await list(root, go);
   } catch (e) {
     if (e instanceof Unauthorized) {
       setToken(null);

@@ -79,6 +79,31 @@ test('the list shows sessions newest first and its filters work', async () => {
   await ctx.close();
 });
 
+test('live now lists only active sessions and picks up new ones by itself', async () => {
+  const { ctx, p, errors } = await open(`/?live=1&site=e2e&token=${TOKEN}`);
+  await p.waitForSelector('p.empty');
+  assert.ok(await p.isChecked('input[name=live]'));
+  assert.match(await p.textContent('p.empty'), /refreshes by itself/);
+  await seed({ sid: 'ui_sess_now', url: 'https://shop.example/now', vw: 800, vh: 600 }, [
+    { seq: 0, t0: Date.now(), ev: [[0, 0, 'https://shop.example/now', 'Now'], [1, 10, 10, 10]] },
+  ]);
+  await p.waitForSelector('tr[data-sid=ui_sess_now] .badge.live', { timeout: 12_000 });
+  assert.deepEqual(await p.$$eval('tr[data-sid]', (r) => r.map((x) => x.dataset.sid)), ['ui_sess_now']);
+  // It keeps asking while shown; leaving the list stops its refresh.
+  let polls = 0;
+  p.on('request', (r) => {
+    if (r.url().includes('/api/sessions?')) polls++;
+  });
+  await waitFor('a refresh', () => polls > 0, 12_000);
+  await p.click('tr[data-sid=ui_sess_now] a');
+  await p.waitForSelector('canvas.stage');
+  polls = 0;
+  await p.waitForTimeout(6000);
+  assert.equal(polls, 0, 'no list requests from the player');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('the player draws the cursor where the events put it at a given time', async () => {
   const { ctx, p, errors } = await open(`/sessions/ui_sess_cursor?site=e2e&t=0.25&token=${TOKEN}`);
   await p.waitForFunction(() => document.querySelector('canvas.stage')?.dataset.rec === '200,150');
