@@ -2,7 +2,7 @@
 // <script async src="https://spoor.example.com/spoor.js" data-key="WRITE_KEY"
 //         data-endpoint="…" data-gps="on" data-respect-privacy
 //         data-move-ms="50" data-move-px="4" data-flush-ms="500" data-batch-events="100"
-//         data-sample="0.25">
+//         data-sample="0.25" data-click-text="off">
 
 export interface Config {
   key: string;
@@ -13,6 +13,8 @@ export interface Config {
   movePx: number;
   flushMs: number;
   batchEvents: number;
+  /** Record the visible text of what was clicked (`data-click-text="off"`: selector only). */
+  clickText: boolean;
   /** Share of sessions recorded, 0–1 (default 1: all). */
   sample: number;
 }
@@ -31,6 +33,7 @@ export function readConfig(script: HTMLScriptElement | null): Config | null {
     movePx: num(d.movePx, 4),
     flushMs: num(d.flushMs, 500),
     batchEvents: num(d.batchEvents, 100),
+    clickText: d.clickText !== 'off',
     sample: Math.min(1, Math.max(0, num(d.sample, 1))),
   };
 }

@@ -9,6 +9,8 @@ export interface PointerOptions {
   moveMs: number;
   /** Least px a move must cover to be recorded. */
   movePx: number;
+  /** Record a clicked element's visible text, or only its selector. */
+  clickText: boolean;
 }
 
 export function pointer(emit: Emit, o: PointerOptions): Teardown {
@@ -36,7 +38,7 @@ export function pointer(emit: Emit, o: PointerOptions): Teardown {
     on(document, 'click', (e: MouseEvent) => {
       const el = e.target instanceof Element ? e.target : null;
       const hidden = blocked(el);
-      emit(2, Math.round(e.clientX), Math.round(e.clientY), e.button, hidden ? null : selector(el), hidden ? null : text(el));
+      emit(2, Math.round(e.clientX), Math.round(e.clientY), e.button, hidden ? null : selector(el), hidden || !o.clickText ? null : text(el));
     }),
   ];
   return () => offs.forEach((f) => f());

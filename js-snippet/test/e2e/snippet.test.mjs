@@ -23,6 +23,7 @@ before(async () => {
     '/blocked.html': lazy('No sockets', body, '', '<script>window.WebSocket = function () { throw new Error("blocked by policy"); };</script>'),
     '/private.html': lazy('Private', body, 'data-respect-privacy'),
     '/unsampled.html': lazy('Not sampled', body, 'data-sample="0"'),
+    '/notext.html': lazy('No click text', body, 'data-click-text="off"'),
     '/gps.html': lazy('Field app', '<p>Tracking</p>', 'data-gps="on"'),
     '/app.html': lazy('Single-page app', '<button id="login" style="margin:50px">Log in</button>'),
   });
@@ -139,6 +140,22 @@ test('Global Privacy Control is honoured when the tag asks for it', async () => 
   await sessionFor('control');
   const list = await api(spoor.base, '/api/sessions?site=e2e&url=private');
   assert.equal(list.sessions.length, 0, 'nothing recorded for the private page');
+  await ctx.close();
+});
+
+test('data-click-text="off" records what was clicked by selector only', async () => {
+  const ctx = await chrome.newContext();
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/notext.html');
+  const s = await sessionFor('/notext.html');
+  await p.click('#buy');
+  const click = await waitFor('the click', async () => {
+    const r = await rows(spoor.base, 'e2e', s.sid);
+    return r.rows.find((x) => x.kind === 2);
+  });
+  assert.equal(click.f[3], '#buy');
+  assert.equal(click.f[4] ?? null, null, 'no text');
+  assert.ok(!(await rows(spoor.base, 'e2e', s.sid)).text.includes('Buy now'));
   await ctx.close();
 });
 
