@@ -39,6 +39,15 @@ impl StoreSpec {
         Ok(StoreSpec::Embedded(PathBuf::from(dir)))
     }
 
+    /// The flag's or environment's store, else the file's, else `embedded:./spoor-data`.
+    pub fn resolve(flag: Option<String>, file: Option<String>) -> Result<Self, ConfigError> {
+        StoreSpec::parse(
+            &flag
+                .or(file)
+                .unwrap_or_else(|| "embedded:./spoor-data".into()),
+        )
+    }
+
     /// The directory where generated secrets live: the data directory for the embedded
     /// store, `./spoor-data` otherwise.
     pub fn state_dir(&self) -> PathBuf {
@@ -312,6 +321,11 @@ impl MapConfig {
 }
 
 impl FileConfig {
+    /// The file if one is given, else nothing configured.
+    pub fn read_optional(path: Option<&Path>) -> Result<Self, ConfigError> {
+        path.map_or_else(|| Ok(FileConfig::default()), FileConfig::read)
+    }
+
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_owned(),
@@ -338,17 +352,8 @@ pub struct CompactArgs {
 impl CompactArgs {
     /// The store to compact: flag or environment, else the config file's, else the default.
     pub fn store(&self) -> Result<StoreSpec, ConfigError> {
-        let file = match &self.config {
-            Some(path) => FileConfig::read(path)?,
-            None => FileConfig::default(),
-        };
-        StoreSpec::parse(
-            &self
-                .store
-                .clone()
-                .or(file.store)
-                .unwrap_or_else(|| "embedded:./spoor-data".into()),
-        )
+        let file = FileConfig::read_optional(self.config.as_deref())?;
+        StoreSpec::resolve(self.store.clone(), file.store)
     }
 }
 
@@ -414,10 +419,7 @@ impl Config {
     /// Resolves flags, environment, file and defaults; creates and persists the demo site
     /// and read token on a first start. Returns the config and what bootstrap generated.
     pub fn resolve(args: &ServeArgs) -> Result<(Config, bootstrap::Generated), ConfigError> {
-        let file = match &args.config {
-            Some(path) => FileConfig::read(path)?,
-            None => FileConfig::default(),
-        };
+        let file = FileConfig::read_optional(args.config.as_deref())?;
         let listen_s = args
             .listen
             .clone()
@@ -426,12 +428,7 @@ impl Config {
         let listen = listen_s
             .parse()
             .map_err(|_| ConfigError::Invalid(format!("listen: not an address: {listen_s}")))?;
-        let store_s = args
-            .store
-            .clone()
-            .or(file.store)
-            .unwrap_or_else(|| "embedded:./spoor-data".into());
-        let store = StoreSpec::parse(&store_s)?;
+        let store = StoreSpec::resolve(args.store.clone(), file.store)?;
         for site in &file.site {
             site.validate()?;
         }

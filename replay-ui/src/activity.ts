@@ -5,7 +5,7 @@
 // string reaches the page as text (`h` sets textContent), never as HTML.
 
 import { h } from './dom';
-import { clock } from './timeline';
+import { clock, upto } from './timeline';
 
 /** An event as the player keeps it: absolute time, kind, fields after DT. */
 export interface LogEvent {
@@ -68,14 +68,7 @@ export function describe(e: LogEvent): { label: string; text: string; cls: strin
 
 /** Index of the last event at or before `t` in time-ordered `events`, or -1. */
 export function lastAt(events: LogEvent[], t: number): number {
-  let lo = 0;
-  let hi = events.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (events[mid].t <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo - 1;
+  return upto(events, t) - 1;
 }
 
 export class ActivityLog {

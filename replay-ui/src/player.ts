@@ -9,7 +9,7 @@ import { ActivityLog, LOGGED } from './activity';
 import { Chunk, json, live, removeAfterConfirm, stream } from './api';
 import { duration, h, link, shortUa } from './dom';
 import { drawWireframe } from './wireframe';
-import { advance, clock, Timeline } from './timeline';
+import { advance, clock, Timeline, upto } from './timeline';
 
 interface Ev {
   t: number;
@@ -24,30 +24,8 @@ const SEEK_MS = 5000;
 
 /** Inserts keeping `arr` sorted by time (appending is the common case). */
 function insert(arr: Ev[], e: Ev): void {
-  if (!arr.length || arr[arr.length - 1].t <= e.t) {
-    arr.push(e);
-    return;
-  }
-  let lo = 0;
-  let hi = arr.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (arr[mid].t <= e.t) lo = mid + 1;
-    else hi = mid;
-  }
-  arr.splice(lo, 0, e);
-}
-
-/** Index one past the last event at or before `t`. */
-function upto(arr: Ev[], t: number): number {
-  let lo = 0;
-  let hi = arr.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (arr[mid].t <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  if (!arr.length || arr[arr.length - 1].t <= e.t) arr.push(e);
+  else arr.splice(upto(arr, e.t), 0, e);
 }
 
 const last = (arr: Ev[], t: number): Ev | undefined => arr[upto(arr, t) - 1];

@@ -92,3 +92,15 @@ export function clock(ms: number): string {
   const ss = String(s % 60).padStart(2, '0');
   return s >= 3600 ? `${Math.floor(s / 3600)}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
 }
+
+/** Index one past the last item at or before `t` in time-ordered `arr`. */
+export function upto(arr: readonly { t: number }[], t: number): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (arr[mid].t <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
