@@ -136,6 +136,8 @@ pub enum StoreError {
 pub enum ApiError {
     #[error("a valid read token is required")]
     Unauthorized,
+    #[error("this read token is for another site")]
+    OtherSite,
     #[error("not found")]
     NotFound,
     #[error("bad request: {0}")]
@@ -152,6 +154,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::OtherSite => StatusCode::FORBIDDEN,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -163,6 +166,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
+            ApiError::OtherSite => "other_site",
             ApiError::NotFound => "not_found",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::TooLarge(_) => "frame_too_large",

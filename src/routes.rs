@@ -128,17 +128,45 @@ fn query() -> impl Filter<Extract = (Query,), Error = Infallible> + Clone {
 }
 
 /// Read endpoints: `Authorization: Bearer TOKEN` or `?token=`, compared in constant time.
-fn authorize(app: &App, auth: Option<&str>, q: &Query) -> Result<(), Rejection> {
+/// What a read token may see.
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    /// The global read token: every site.
+    All,
+    /// A site's own read token: that site only.
+    Site(String),
+}
+
+fn authorize(app: &App, auth: Option<&str>, q: &Query) -> Result<Access, ApiError> {
     let given = auth
         .and_then(|a| a.strip_prefix("Bearer "))
-        .or(q.get("token").map(String::as_str));
-    let ok =
-        given.is_some_and(|t| bool::from(t.as_bytes().ct_eq(app.config.read_token.as_bytes())));
-    if ok {
-        Ok(())
-    } else {
-        Err(warp::reject::custom(ApiError::Unauthorized))
+        .or(q.get("token").map(String::as_str))
+        .ok_or(ApiError::Unauthorized)?;
+    let is = |token: &str| bool::from(given.as_bytes().ct_eq(token.as_bytes()));
+    if is(&app.config.read_token) {
+        return Ok(Access::All);
     }
+    app.config
+        .sites
+        .iter()
+        .find(|s| s.read_token.as_deref().is_some_and(is))
+        .map(|s| Access::Site(s.id.clone()))
+        .ok_or(ApiError::Unauthorized)
+}
+
+/// Confines a query to what the token may see: a site token's requests are about its site,
+/// whatever site they name or leave out. Every read route takes its site from the query,
+/// so this one place keeps a site token inside its site.
+fn confine(access: Access, mut q: Query) -> Result<Query, ApiError> {
+    if let Access::Site(site) = access {
+        match q.get("site") {
+            Some(s) if *s != site => return Err(ApiError::OtherSite),
+            _ => {
+                q.insert("site".into(), site);
+            }
+        }
+    }
+    Ok(q)
 }
 
 fn authorized(
@@ -148,7 +176,9 @@ fn authorized(
         .and(warp::header::optional::<String>("authorization"))
         .and(query())
         .and_then(|app: Arc<App>, auth: Option<String>, q: Query| async move {
-            authorize(&app, auth.as_deref(), &q)?;
+            let q = authorize(&app, auth.as_deref(), &q)
+                .and_then(|access| confine(access, q))
+                .map_err(warp::reject::custom)?;
             Ok::<_, Rejection>((app, q))
         })
         .untuple_one()

@@ -23,6 +23,11 @@ pub struct Site {
     /// `https://*.shop.example` (any subdomain), or `*` (any page).
     #[serde(default = "any_origin")]
     pub origins: Vec<String>,
+    /// A read token for this site alone: the read API and the UI show it nothing of other
+    /// sites (for a client of an agency that hosts several). The global read token still
+    /// reads every site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token: Option<String>,
 }
 
 fn any_origin() -> Vec<String> {
@@ -42,6 +47,7 @@ impl Site {
             id: id.into(),
             write_key: write_key.into(),
             origins,
+            read_token: None,
         }
     }
 
@@ -55,6 +61,16 @@ impl Site {
         if self.write_key.len() < 8 || self.write_key.len() > 256 {
             return Err(ConfigError::Invalid(format!(
                 "site {}: write_key must be 8-256 characters",
+                self.id
+            )));
+        }
+        if self
+            .read_token
+            .as_ref()
+            .is_some_and(|t| t.len() < 16 || t.len() > 256)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "site {}: read_token must be 16-256 characters",
                 self.id
             )));
         }
@@ -185,6 +201,20 @@ mod tests {
             "wk_12345678",
             origins.iter().map(|s| s.to_string()).collect(),
         )
+    }
+
+    #[test]
+    fn a_site_read_token_must_be_long_enough() {
+        let mut s = shop(&["*"]);
+        s.read_token = Some("rt_short".into());
+        assert!(s.validate().unwrap_err().to_string().contains("read_token"));
+        s.read_token = Some("rt_long_enough_0001".into());
+        s.validate().unwrap();
+        let parsed: Site = toml::from_str(
+            "id = \"shop\"\nwrite_key = \"wk_12345678\"\nread_token = \"rt_long_enough_0001\"\n",
+        )
+        .unwrap();
+        assert_eq!(parsed.read_token.as_deref(), Some("rt_long_enough_0001"));
     }
 
     #[test]

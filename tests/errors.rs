@@ -494,3 +494,124 @@ async fn pings_close_dead_peers_and_pongs_do_not_keep_idle_sessions_open() {
     expect_error(&mut live, "idle_timeout", 1000).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_site_read_token_sees_its_own_site_and_nothing_else() {
+    const SHOP_TOKEN: &str = "rt_shop_only_token_0001";
+    let s = TestServer::start_with(|c| c.sites[1].read_token = Some(SHOP_TOKEN.into())).await;
+    // One session with a GPS fix on each site, through the HTTP fallback.
+    for (key, origin, sid) in [
+        (KEY, "https://any.example", "sess_test_0001"),
+        (SHOP_KEY, "https://shop.example", "sess_shop_0001"),
+    ] {
+        let body = json!({"hello": {"sid": sid, "did": format!("dev_{sid}"), "url": "https://x.example/p"},
+            "batches": [{"seq": 0, "t0": now_ms(), "ev": [[2, 0, 5, 5, 0, "#a", "A"], [8, 1, 52.5, 13.4]]}]});
+        let (st, _, _) = http(
+            s.addr,
+            "POST",
+            &format!("/v1/batch?key={key}"),
+            &[("origin", origin), ("content-type", "application/json")],
+            Bytes::from(body.to_string()),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    let get = |path: String, token: &'static str| {
+        let addr = s.addr;
+        async move {
+            let auth = format!("Bearer {token}");
+            let (st, _, body) = http(
+                addr,
+                "GET",
+                &path,
+                &[("authorization", &auth)],
+                Bytes::new(),
+            )
+            .await;
+            (
+                st,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let sids = |v: &serde_json::Value| -> Vec<String> {
+        let mut out: Vec<String> = v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["sid"].as_str().unwrap().to_owned())
+            .collect();
+        out.sort();
+        out
+    };
+    // The global token reads both sites.
+    let (_, all) = get("/api/sessions".into(), TOKEN).await;
+    assert_eq!(sids(&all), ["sess_shop_0001", "sess_test_0001"]);
+    // The shop's token: lists and devices are the shop's, named or not.
+    for path in ["/api/sessions", "/api/sessions?site=shop"] {
+        let (st, v) = get(path.into(), SHOP_TOKEN).await;
+        assert_eq!(
+            (st, sids(&v)),
+            (200, vec!["sess_shop_0001".to_owned()]),
+            "{path}"
+        );
+    }
+    let (_, devices) = get("/api/devices".into(), SHOP_TOKEN).await;
+    let dids: Vec<_> = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["did"].clone())
+        .collect();
+    assert_eq!(dids, [json!("dev_sess_shop_0001")]);
+    // Anything of the other site is refused, whichever endpoint.
+    for path in [
+        "/api/sessions?site=test",
+        "/api/sessions/sess_test_0001?site=test",
+        "/api/sessions/sess_test_0001/events?site=test",
+        "/api/devices?site=test",
+        "/api/devices/dev_sess_test_0001/track?site=test",
+        "/api/heatmap?site=test&url=https%3A%2F%2Fx.example%2Fp",
+    ] {
+        let (st, v) = get(path.into(), SHOP_TOKEN).await;
+        assert_eq!(
+            (st, v["error"].as_str()),
+            (403, Some("other_site")),
+            "{path}"
+        );
+    }
+    // Without a site, a session of the other site is simply not the shop's.
+    let (st, _) = get("/api/sessions/sess_test_0001".into(), SHOP_TOKEN).await;
+    assert_eq!(st, 404);
+    let (st, _) = get("/api/sessions/sess_shop_0001/events".into(), SHOP_TOKEN).await;
+    assert_eq!(st, 200);
+    let auth = format!("Bearer {SHOP_TOKEN}");
+    let (st, _, _) = http(
+        s.addr,
+        "DELETE",
+        "/api/sessions/sess_test_0001?site=test",
+        &[("authorization", &auth)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert_eq!(
+        get("/api/sessions/sess_test_0001?site=test".into(), TOKEN)
+            .await
+            .0,
+        200,
+        "still there"
+    );
+    // ?token= (how WebSockets and links carry it) is confined the same way.
+    let url = format!("ws://{}/api/live?site=test&token={SHOP_TOKEN}", s.addr);
+    let refused = tokio_tungstenite::connect_async(url).await.unwrap_err();
+    assert!(refused.to_string().contains("403"), "{refused}");
+    let url = format!("ws://{}/api/live?token={SHOP_TOKEN}", s.addr);
+    assert!(tokio_tungstenite::connect_async(url).await.is_ok());
+    // A token of no one is still refused.
+    assert_eq!(
+        get("/api/sessions".into(), "rt_nobody_at_all_000").await.0,
+        401
+    );
+    s.stop().await;
+}
