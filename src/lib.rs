@@ -9,19 +9,24 @@
 //!                                                                 ▼
 //!                                     pipeline/batcher.rs: group commit, one transaction
 //!                                                                 ▼
-//!                                     store/ (embedded redb; MongoDB later) ── durable
+//!                                     store/ (embedded redb, or MongoDB) ──── durable
 //!                                                                 │
 //!        acks ◀── pipeline/ack.rs ◀───────────────────────────────┤
 //!        live viewers ◀── live.rs ◀───────────────────────────────┘
 //!        replay.rs ◀── store range reads, in pages
+//!
+//!  tracker apps ──/v1/osmand|owntracks|overland──▶ trackers.rs (gps/ parsers)
+//!                    ──▶ pipeline/positions.rs group commit ──▶ store/ ──▶ live_map.rs
 //! ```
 //!
-//! Modules: [`config`] (every setting and limit), [`site`] (write keys, origins),
-//! [`error`] (error types and their codes), [`protocol`] (frames and events), [`ws`]
-//! (WebSocket upgrades with small buffers), [`ingest`] (one socket), [`fallback`] (HTTP
-//! batches), [`pipeline`] (queue, batcher, acks), [`store`] (the seam and the embedded
-//! store), [`live`] (live follow), [`replay`] (reading sessions back), [`routes`] (every
-//! endpoint), [`metrics`], [`bench`] (the load generator).
+//! Modules: [`config`] (every setting and limit), [`site`] (write keys, origins, site read
+//! tokens), [`client_ip`] (the client behind trusted proxies), [`error`] (error types and
+//! their codes), [`protocol`] (frames and events), [`ws`] (WebSocket upgrades with small
+//! buffers), [`ingest`] (one socket), [`fallback`] (HTTP batches), [`pipeline`] (queue,
+//! batcher, acks, tracker positions), [`store`] (the seam, the embedded store and MongoDB),
+//! [`gps`] and [`trackers`] (tracker apps), [`live`] and [`live_map`] (live follow),
+//! [`replay`] (reading sessions back), [`routes`] (every endpoint), [`assets`] (the embedded
+//! snippet and UI, gzipped), [`metrics`], [`bench`] (the load generator).
 
 pub mod app;
 pub mod assets;
