@@ -78,23 +78,38 @@ export class ActivityLog {
 
   constructor(private seek: (t: number) => void) {}
 
-  /** Redraws from `events` (time-ordered, already filtered to `LOGGED`). */
+  private start = 0;
+
+  private line(e: LogEvent): HTMLElement {
+    const d = describe(e)!;
+    return h(
+      'li',
+      { class: d.cls, title: d.text, onclick: () => this.seek(e.t) },
+      h('span', { class: 'at', title: new Date(e.t).toLocaleString() }, clock(e.t - this.start)),
+      h('span', { class: 'what' }, d.label),
+      h('span', { class: 'text' }, d.text),
+    );
+  }
+
+  /** Draws `events` (time-ordered, already filtered to `LOGGED`). While a session streams
+   * in or is followed live, new events come after the ones shown: only those are added. */
   render(events: LogEvent[], start: number): void {
-    this.shown = events.slice(0, MAX_LINES);
-    this.current = -1;
-    const lines = this.shown.map((e) => {
-      const d = describe(e)!;
-      return h(
-        'li',
-        { class: d.cls, title: d.text, onclick: () => this.seek(e.t) },
-        h('span', { class: 'at', title: new Date(e.t).toLocaleString() }, clock(e.t - start)),
-        h('span', { class: 'what' }, d.label),
-        h('span', { class: 'text' }, d.text),
-      );
-    });
-    if (events.length > MAX_LINES) lines.push(h('li', { class: 'more' }, `… ${events.length - MAX_LINES} more`));
-    if (!lines.length) lines.push(h('li', { class: 'more' }, 'No page views, clicks or events yet.'));
-    this.el.replaceChildren(...lines);
+    const n = this.shown.length;
+    const grown = n > 0 && start === this.start && events.length >= n && events[0] === this.shown[0] && events[n - 1] === this.shown[n - 1];
+    if (grown) {
+      const tail = this.el.lastElementChild;
+      if (tail?.classList.contains('more')) tail.remove();
+      const more = events.slice(n, MAX_LINES);
+      this.shown.push(...more);
+      this.el.append(...more.map((e) => this.line(e)));
+    } else {
+      this.start = start;
+      this.shown = events.slice(0, MAX_LINES);
+      this.current = -1;
+      this.el.replaceChildren(...this.shown.map((e) => this.line(e)));
+    }
+    if (events.length > MAX_LINES) this.el.append(h('li', { class: 'more' }, `… ${events.length - MAX_LINES} more`));
+    if (!this.shown.length) this.el.replaceChildren(h('li', { class: 'more' }, 'No page views, clicks or events yet.'));
   }
 
   /** Highlights the line at the playhead, keeping it in view. */

@@ -169,6 +169,19 @@ test('the activity log lists what the visitor did and seeks there', async () => 
   await ctx.close();
 });
 
+test('the activity log of a very busy session stops at 5,000 lines and says how many more', async () => {
+  const clicks = (n, from) => Array.from({ length: n }, (_, i) => [2, from + i, 10 + (i % 50), 10, 0, '#b', 'B']);
+  await seed({ sid: 'ui_sess_busy', url: 'https://shop.example/busy', vw: 800, vh: 600 }, [
+    { seq: 0, t0: T + 4000, ev: [[0, 0, 'https://shop.example/busy', 'Busy'], ...clicks(3000, 1)] },
+    { seq: 1, t0: T + 8000, ev: clicks(3000, 0) },
+  ]);
+  const { ctx, p, errors } = await open(`/sessions/ui_sess_busy?site=e2e&t=0&token=${TOKEN}`);
+  await p.waitForFunction(() => document.querySelector('ol.log li.more')?.textContent === '… 1001 more', null, { timeout: 15_000 });
+  assert.equal(await p.$$eval('ol.log li:not(.more)', (l) => l.length), 5000);
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
 test('live follow shows a new page view within a second', async () => {
   await seed({ sid: 'ui_sess_live', url: 'https://shop.example/live', vw: 800, vh: 600 }, [
     { seq: 0, t0: Date.now(), ev: [[0, 0, 'https://shop.example/live', 'Live'], [1, 10, 10, 10]] },
@@ -178,6 +191,9 @@ test('live follow shows a new page view within a second', async () => {
   await p.waitForFunction(() => document.querySelector('canvas.stage')?.dataset.url === 'https://shop.example/live');
   await seed({ sid: 'ui_sess_live' }, [{ seq: 1, t0: Date.now(), ev: [[0, 0, 'https://shop.example/live-new', 'New'], [2, 5, 20, 20, 0, '#x', 'X']] }]);
   await p.waitForFunction(() => document.querySelector('.meta .url').textContent === 'https://shop.example/live-new', null, { timeout: 1000 });
+  // The log grows with the session: the new page view and click are added after the first page.
+  await p.waitForFunction(() => document.querySelectorAll('ol.log li').length === 3);
+  assert.deepEqual(await p.$$eval('ol.log li .what', (w) => w.map((x) => x.textContent)), ['Page', 'Page', 'Click']);
   assert.deepEqual(errors, []);
   await ctx.close();
 });
