@@ -203,6 +203,62 @@ fn parse_opt<T: std::str::FromStr>(q: &Query, name: &str) -> Result<Option<T>, A
         .transpose()
 }
 
+/// Fixes one GPX download carries at most (about 12 MB held while it is written).
+const MAX_GPX_POINTS: usize = 100_000;
+
+/// A range of a device's track read page by page, without the apps' raw fields, up to
+/// [`MAX_GPX_POINTS`].
+async fn whole_track(
+    app: &App,
+    site: &str,
+    did: &str,
+    mut since: i64,
+    until: i64,
+) -> Result<Vec<crate::gps::Position>, ApiError> {
+    let mut all = Vec::new();
+    loop {
+        let page = app
+            .store
+            .track(site, did, since, until, MAX_TRACK_PAGE)
+            .await?;
+        let full = page.len() == MAX_TRACK_PAGE;
+        since = page.last().map_or(since, |p| p.ts + 1);
+        all.extend(
+            page.into_iter()
+                .map(|p| crate::gps::Position { raw: None, ..p }),
+        );
+        if !full || all.len() >= MAX_GPX_POINTS {
+            all.truncate(MAX_GPX_POINTS);
+            return Ok(all);
+        }
+    }
+}
+
+/// A track as a GPX file download named after the device.
+fn gpx_reply(did: &str, positions: &[crate::gps::Position]) -> Response {
+    let mut res = crate::gps::gpx::write(did, positions).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gpx+xml; charset=utf-8"),
+    );
+    // Device ids are `A-Z a-z 0-9 _ - : @ .`; anything else is left out of the file name.
+    let file: String = did
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.gpx\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    res
+}
+
 /// A deletion's answer: 204 when something was removed, 404 when there was nothing.
 fn no_content(found: bool) -> Result<Response, ApiError> {
     found
@@ -467,10 +523,24 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                 if simplify.is_some_and(|m| !(0.0..=100_000.0).contains(&m)) {
                     return Err(ApiError::BadRequest("simplify: metres, 0..100000".into()));
                 }
-                let positions = app.store.track(&site, &did, since, until, limit).await?;
-                let next = (positions.len() == limit)
-                    .then(|| positions.last().map(|p| p.ts + 1))
-                    .flatten();
+                let gpx = match q.get("format").map(String::as_str) {
+                    None | Some("json") => false,
+                    Some("gpx") => true,
+                    Some(f) => {
+                        return Err(ApiError::BadRequest(format!(
+                            "format: json or gpx, not {f:?}"
+                        )))
+                    }
+                };
+                let (positions, next) = if gpx {
+                    (whole_track(&app, &site, &did, since, until).await?, None)
+                } else {
+                    let page = app.store.track(&site, &did, since, until, limit).await?;
+                    let next = (page.len() == limit)
+                        .then(|| page.last().map(|p| p.ts + 1))
+                        .flatten();
+                    (page, next)
+                };
                 if positions.is_empty() && since == 0 && until == i64::MAX {
                     let known = app.store.devices(Some(&site)).await?;
                     if !known.iter().any(|d| d.did == did) {
@@ -481,6 +551,9 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
                     Some(m) => crate::gps::track::simplify(positions, m),
                     None => positions,
                 };
+                if gpx {
+                    return Ok(gpx_reply(&did, &positions));
+                }
                 Ok::<_, ApiError>(json_reply(&serde_json::json!({
                     "did": did, "positions": positions, "next": next
                 })))

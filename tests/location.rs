@@ -323,6 +323,32 @@ async fn overland_batches() {
     assert_eq!(st, 400);
     let (st, _) = s.get("/api/devices/ghost/track?site=test").await;
     assert_eq!(st, 404);
+    // The whole range as a GPX download, whatever the page size.
+    let (st, h, gpx) = http(
+        s.addr,
+        "GET",
+        "/api/devices/iphone/track?site=test&format=gpx&limit=20",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    let gpx = String::from_utf8(gpx.to_vec()).unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(h["content-type"], "application/gpx+xml; charset=utf-8");
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"iphone.gpx\""
+    );
+    assert_eq!(gpx.matches("<trkpt ").count(), 50);
+    assert!(gpx.contains(
+        "<trkpt lat=\"37.7700000\" lon=\"-122.4000000\"><time>2023-11-14T22:13:00.000Z</time></trkpt>"
+    ), "{gpx}");
+    let (st, _) = s
+        .get("/api/devices/iphone/track?site=test&format=kml")
+        .await;
+    assert_eq!(st, 400);
+    let (st, _) = s.get("/api/devices/ghost/track?site=test&format=gpx").await;
+    assert_eq!(st, 404);
     s.stop().await;
 }
 
@@ -517,5 +543,37 @@ async fn the_map_page_carries_the_configured_tiles_and_their_origin() {
     assert!(String::from_utf8_lossy(&body).contains("name=\"spoor-tiles\" content=\"\""));
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("img-src 'self' data:;"), "{csp}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_gpx_download_reads_past_one_page() {
+    let s = TestServer::start().await;
+    // 11,000 fixes, one second apart, in Overland batches of 1,000: more than a page (10,000).
+    for b in 0..11 {
+        let locations: Vec<Value> = (0..1000)
+            .map(|i| {
+                let n = b * 1000 + i;
+                json!({"type":"Feature","geometry":{"type":"Point","coordinates":[13.0 + n as f64 * 1e-5, 52.5]},
+                    "properties":{"timestamp": format!("2023-11-14T{:02}:{:02}:{:02}Z", n / 3600, n / 60 % 60, n % 60),
+                        "device_id": "long-haul"}})
+            })
+            .collect();
+        let body = json!({"locations": locations}).to_string();
+        let (st, answer) = send(&s, "POST", &format!("/v1/overland?key={KEY}"), &[], &body).await;
+        assert_eq!(st, 200, "{answer}");
+    }
+    let (st, _, gpx) = http(
+        s.addr,
+        "GET",
+        "/api/devices/long-haul/track?site=test&format=gpx",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let gpx = String::from_utf8(gpx.to_vec()).unwrap();
+    assert_eq!(gpx.matches("<trkpt ").count(), 11_000);
+    assert!(!gpx.contains("raw"), "the apps' raw fields stay out");
     s.stop().await;
 }

@@ -32,6 +32,20 @@ export async function json<T>(path: string): Promise<T> {
   return (await call(path)).json();
 }
 
+/** Saves what `path` answers as a file (the browser's download), with the token sent as a
+ * header rather than put in a link. */
+export async function download(path: string, name: string): Promise<void> {
+  const blob = await (await call(path)).blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 /** Deletes what `path` names (a session, a device), after the user confirms `question`.
  * Resolves `true` once it is gone, `false` if the user said no. */
 export async function removeAfterConfirm(path: string, question: string): Promise<boolean> {

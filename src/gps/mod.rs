@@ -5,6 +5,7 @@
 //! (metres, metres per second, degrees, epoch milliseconds), keeping the raw fields the app
 //! sent. Nothing here touches the store, so the parsers are unit-tested and fuzzed alone.
 
+pub mod gpx;
 pub mod osmand;
 pub mod overland;
 pub mod owntracks;

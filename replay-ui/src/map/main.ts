@@ -7,7 +7,7 @@
 
 import { L } from './leaflet';
 import 'leaflet.markercluster';
-import { json, removeAfterConfirm, setToken, token, Unauthorized } from '../api';
+import { download, json, removeAfterConfirm, setToken, token, Unauthorized } from '../api';
 import { h } from '../dom';
 import { askToken as askTokenForm } from '../token';
 import { ago, Clock, findStops, Fix, isStale, matchesSearch, positionAt } from './route';
@@ -151,6 +151,8 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   const clockText = h('span', { class: 'clock' }, '');
   const trackInfo = h('div', { class: 'track-info' }, 'Pick a device to see its track.');
   const deleteBtn = h('button', { type: 'button', class: 'danger', hidden: true }, 'Delete device');
+  const gpxBtn = h('button', { type: 'button', class: 'gpx', hidden: true, title: 'this range of the track, as a GPX file' }, 'Download GPX');
+  let shownRange = { since: 0, until: 0 };
   const panel = h(
     'aside',
     { class: 'side' },
@@ -165,7 +167,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
         h('label', {}, follow, ' follow')),
       slider,
       clockText,
-      h('div', {}, deleteBtn),
+      h('div', { class: 'device-actions' }, gpxBtn, ' ', deleteBtn),
     ),
     status,
   );
@@ -294,6 +296,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       since = span ? now - span : 0;
     }
     trackInfo.textContent = 'Loading track…';
+    shownRange = { since, until };
     let loaded: Fix[];
     try {
       loaded = await loadTrack(devices.get(did)?.fix.site || site, did, since, until);
@@ -304,6 +307,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     clearTrack();
     track = loaded;
     trackLayer = L.layerGroup().addTo(map);
+    gpxBtn.hidden = track.length === 0;
     if (track.length === 0) {
       trackInfo.textContent = `${did}: no positions in this range.`;
       playBtn.disabled = slider.disabled = true;
@@ -328,6 +332,18 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     clockText.textContent = new Date(track[0].ts).toLocaleString();
   }
 
+  gpxBtn.addEventListener('click', async () => {
+    const did = selected;
+    const known = did && devices.get(did);
+    if (!did || !known) return;
+    const path = `/api/devices/${encodeURIComponent(did)}/track?${q({ ...shownRange, format: 'gpx' }, known.fix.site || site)}`;
+    try {
+      await download(path, `${did.replace(/[^\w.@-]/g, '_')}.gpx`);
+    } catch (e) {
+      trackInfo.textContent = `${did}: download failed: ${e}`;
+    }
+  });
+
   deleteBtn.addEventListener('click', async () => {
     const did = selected;
     const known = did && devices.get(did);
@@ -346,7 +362,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     devices.delete(did);
     showCount();
     selected = null;
-    deleteBtn.hidden = true;
+    deleteBtn.hidden = gpxBtn.hidden = true;
     playBtn.disabled = slider.disabled = true;
     clockText.textContent = '';
     trackInfo.textContent = `${did} deleted.`;

@@ -4,7 +4,7 @@
 // so this also shows the grid drawn when tiles cannot load.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { KEY, TOKEN, browser, startSpoor, stop, tempDir, waitFor } from '../../../js-snippet/test/e2e/harness.mjs';
 
 let spoor, chrome;
@@ -69,6 +69,12 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   await p.click('li[data-did="courier-7"]');
   await p.waitForSelector('path.track-line');
   await waitFor('track info', async () => /28 positions, 1 stop/.test(await p.textContent('.track-info')));
+  // The track shown can be downloaded as GPX.
+  const [dl] = await Promise.all([p.waitForEvent('download'), p.click('button.gpx')]);
+  assert.equal(dl.suggestedFilename(), 'courier-7.gpx');
+  const gpx = readFileSync(await dl.path(), 'utf8');
+  assert.equal((gpx.match(/<trkpt /g) || []).length, 28);
+  assert.match(gpx, /<name>courier-7<\/name>/);
   assert.equal(await p.$$eval('path.stop-marker', (m) => m.length), 1);
   // Two straight legs with a corner: Leaflet draws them as (at least) two segments.
   await waitFor('the track shape', () => p.$eval('path.track-line', (el) => (el.getAttribute('d').match(/L/g) || []).length >= 2));
