@@ -208,8 +208,17 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     const marks: HTMLElement[] = tl.segments
       .filter((s) => s.skipped)
       .map((s) => h('div', { class: 'skipped', style: `left:${pct(s.start)};width:${(s.length / Math.max(1, tl.duration)) * 100}%`, title: 'inactivity skipped' }));
-    for (const e of rec.pages) marks.push(h('div', { class: 'mark page', style: `left:${pct(e.t)}`, title: String(e.f[0] ?? '') }));
-    for (const e of rec.clicks) marks.push(h('div', { class: `mark ${e.rage ? 'rage' : 'click'}`, style: `left:${pct(e.t)}` }));
+    // One mark per kind and thousandth of the bar: a session of 100,000 clicks draws at most
+    // a thousand of them, which look the same.
+    const taken = new Set<string>();
+    const mark = (e: Ev, cls: string, title = '') => {
+      const at = Math.round((tl.duration ? tl.toPlay(e.t) / tl.duration : 0) * 1000);
+      if (taken.has(cls + at)) return;
+      taken.add(cls + at);
+      marks.push(h('div', { class: `mark ${cls}`, style: `left:${at / 10}%`, title }));
+    };
+    for (const e of rec.pages) mark(e, 'page', String(e.f[0] ?? ''));
+    for (const e of rec.clicks) mark(e, e.rage ? 'rage' : 'click');
     track.replaceChildren(...marks);
     log.render(rec.log, rec.all.length ? rec.all[0].t : 0);
     dirty = false;

@@ -178,6 +178,9 @@ test('the activity log of a very busy session stops at 5,000 lines and says how 
   const { ctx, p, errors } = await open(`/sessions/ui_sess_busy?site=e2e&t=0&token=${TOKEN}`);
   await p.waitForFunction(() => document.querySelector('ol.log li.more')?.textContent === '… 1001 more', null, { timeout: 15_000 });
   assert.equal(await p.$$eval('ol.log li:not(.more)', (l) => l.length), 5000);
+  // The timeline draws one mark per kind and thousandth of its width, not 6,000.
+  const clickMarks = await p.$$eval('.timeline .mark.click', (m) => m.length);
+  assert.ok(clickMarks > 0 && clickMarks <= 1001, String(clickMarks));
   assert.deepEqual(errors, []);
   await ctx.close();
 });
