@@ -24,7 +24,11 @@ export function setToken(t: string | null): void {
 async function call(path: string, method = 'GET'): Promise<Response> {
   const r = await fetch(path, { method, headers: { authorization: `Bearer ${token() || ''}` } });
   if (r.status === 401) throw new Unauthorized();
-  if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
+  if (!r.ok) {
+    // The server's errors are `{"error": code, "message": …}`: show the message.
+    const body = await r.json().catch(() => null);
+    throw new Error(body?.message ? `${body.message} (HTTP ${r.status})` : `${path}: HTTP ${r.status}`);
+  }
   return r;
 }
 

@@ -10,6 +10,8 @@ import { chromium } from 'playwright-core';
 export const KEY = 'wk_e2e_key_0001';
 export const DEMO_KEY = 'wk_demo_key_0001';
 export const TOKEN = 'rt_e2e_token';
+/** A read token for the demo site alone. */
+export const DEMO_TOKEN = 'rt_demo_site_only_0001';
 const BIN = process.env.SPOOR_BIN || new URL('../../../target/debug/spoor', import.meta.url).pathname;
 
 /** Starts spoor; `port` 0 picks one (read back from its banner). */
@@ -28,6 +30,7 @@ origins = ["${pageOrigin}"]
 id = "demo"
 write_key = "${DEMO_KEY}"
 origins = ["*"]
+read_token = "${DEMO_TOKEN}"
 `,
   );
   const proc = spawn(BIN, ['serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });

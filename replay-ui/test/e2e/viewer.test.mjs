@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
-import { KEY, TOKEN, browser, startSpoor, stop, tempDir, waitFor } from '../../../js-snippet/test/e2e/harness.mjs';
+import { DEMO_TOKEN, KEY, TOKEN, browser, startSpoor, stop, tempDir, waitFor } from '../../../js-snippet/test/e2e/harness.mjs';
 
 let spoor, chrome;
 const T = Date.now() - 60_000;
@@ -272,6 +272,17 @@ test('a session can be deleted from the player, after a confirmation', async () 
   assert.equal(await status(), 404);
   assert.equal(await p.$$eval('tr[data-sid=ui_sess_gone]', (r) => r.length), 0);
   assert.ok((await p.$$eval('tr[data-sid]', (r) => r.length)) >= 3, 'the other sessions stay');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("a site's own read token shows that site only, and says so when asked for another", async () => {
+  const { ctx, p, errors } = await open(`/?token=${DEMO_TOKEN}`);
+  await p.waitForSelector('p.empty');
+  assert.equal(await p.$$eval('tr[data-sid]', (r) => r.length), 0, 'none of the e2e sessions');
+  await p.goto(spoor.base + '/sessions/ui_sess_cursor?site=e2e');
+  await p.waitForSelector('p.error');
+  assert.match(await p.textContent('p.error'), /this read token is for another site \(HTTP 403\)/);
   assert.deepEqual(errors, []);
   await ctx.close();
 });
