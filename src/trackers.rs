@@ -235,6 +235,12 @@ pub async fn handle(app: Arc<App>, req: Request) -> Response {
         Ok(()) => req.protocol.ok(),
         Err(e) => {
             app.metrics.error(e.code());
+            // For whoever sets up a device: which app, and why (never the key or the body).
+            tracing::debug!(
+                app = req.protocol.name(),
+                code = e.code(),
+                "Tracker request refused."
+            );
             e.response()
         }
     }
