@@ -91,6 +91,24 @@ async fn logs_hold_no_keys_tokens_or_event_bodies() {
     )
     .await;
     assert_eq!(status, 401);
+    // Tracker apps: the key in the path and in the query, a refused fix and a wrong key.
+    for (path, want) in [
+        (
+            format!("/v1/osmand/{SECRET_KEY}?id={BODY_MARK}&lat=52.5&lon=13.4"),
+            200,
+        ),
+        (
+            format!("/v1/osmand?key={SECRET_KEY}&id={BODY_MARK}&lat=95&lon=13.4"),
+            400,
+        ),
+        (
+            format!("/v1/osmand?key={SECRET_KEY}x&id={BODY_MARK}&lat=52.5&lon=13.4"),
+            403,
+        ),
+    ] {
+        let (status, _, _) = common::http(addr, "GET", &path, &[], Default::default()).await;
+        assert_eq!(status, want, "{path}");
+    }
     let auth = format!("Bearer {SECRET_TOKEN}");
     let (status, _, body) = common::http(
         addr,
@@ -122,6 +140,10 @@ async fn logs_hold_no_keys_tokens_or_event_bodies() {
     assert!(
         logs.contains("DEBUG") || logs.contains("INFO"),
         "debug logging was on:\n{logs}"
+    );
+    assert!(
+        logs.contains("Tracker request refused.") && logs.contains("code=\"bad_key\""),
+        "the refused fixes were logged:\n{logs}"
     );
     for secret in [SECRET_KEY, SECRET_TOKEN, BODY_MARK] {
         assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
