@@ -6,7 +6,7 @@
 // time order by binary search.
 
 import { ActivityLog, LOGGED } from './activity';
-import { Chunk, json, live, removeAfterConfirm, stream } from './api';
+import { Chunk, download, json, live, removeAfterConfirm, stream } from './api';
 import { duration, h, link, shortUa } from './dom';
 import { drawWireframe } from './wireframe';
 import { advance, clock, Timeline, upto } from './timeline';
@@ -156,11 +156,16 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     go('/');
   } }, 'Delete session');
   const log = new ActivityLog((t) => seek(tl.toPlay(t)));
+  const exportBtn = h('button', { type: 'button', class: 'export', title: 'every recorded batch, one JSON object a line' }, 'Download events');
+  exportBtn.addEventListener('click', () => {
+    const path = `/api/sessions/${encodeURIComponent(sid)}/events?site=${encodeURIComponent(site)}`;
+    download(path, `${sid}.ndjson`).catch((e) => exportBtn.replaceWith(h('span', { class: 'error' }, `Download failed: ${e}`)));
+  });
   root.replaceChildren(
     h(
       'div',
       { class: 'player' },
-      h('p', { class: 'crumbs' }, link('/', '← Sessions', go), deleteBtn),
+      h('p', { class: 'crumbs' }, link('/', '← Sessions', go), h('span', { class: 'actions' }, exportBtn, ' ', deleteBtn)),
       h('div', { class: 'meta' }, title, url, details(summary, go), heat),
       h('div', { class: 'stage-row' }, canvas, h('div', { class: 'log-wrap' }, log.el)),
       h('div', { class: 'controls' }, playBtn, time, speedSel, h('label', {}, skipBox, ' skip inactivity'), liveBtn),

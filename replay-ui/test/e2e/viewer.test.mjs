@@ -1,7 +1,7 @@
 // The replay viewer in headless Chromium against the real server, with seeded sessions.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { DEMO_TOKEN, KEY, TOKEN, browser, startSpoor, stop, tempDir, waitFor } from '../../../js-snippet/test/e2e/harness.mjs';
 
 let spoor, chrome;
@@ -158,6 +158,11 @@ test('the activity log lists what the visitor did and seeks there', async () => 
     ['0:04', 'Tab visible', ''],
   ]);
   assert.equal(await p.$eval('ol.log li.now', (l) => l.children[1].textContent), 'Page', 'paused at the start');
+  // The whole recording downloads as NDJSON, one batch a line.
+  const [dl] = await Promise.all([p.waitForEvent('download'), p.click('button.export')]);
+  assert.equal(dl.suggestedFilename(), 'ui_sess_log.ndjson');
+  const batches = readFileSync(await dl.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(batches.map((b) => [b.seq, b.ev.length]), [[0, 8]]);
   const details = await p.textContent('.meta .details');
   for (const part of ['5s', '1 page', '1 click', 'node', '800×600']) assert.ok(details.includes(part), `${part} in ${details}`);
   // A click on a line moves the playhead there: the tab-hidden overlay's moment.
