@@ -22,9 +22,18 @@ function askToken(message: string): void {
   askTokenForm(root, message, () => void route());
 }
 
+/** Counts navigations, so a view that finishes loading after the next one began is stopped
+ * at once instead of left running (a live list polling, a player following live). */
+let navigation = 0;
+
 async function route(): Promise<void> {
   cleanup?.();
   cleanup = undefined;
+  const mine = ++navigation;
+  const keep = (stop: () => void): void => {
+    if (mine === navigation) cleanup = stop;
+    else stop();
+  };
   const path = location.pathname;
   nav.replaceChildren(
     link('/', 'Sessions', go),
@@ -36,9 +45,9 @@ async function route(): Promise<void> {
   const site = new URLSearchParams(location.search).get('site') || '';
   try {
     const m = path.match(/^\/sessions\/([\w-]+)$/);
-    if (m) cleanup = await player(root, m[1], site, go);
+    if (m) keep(await player(root, m[1], site, go));
     else if (path === '/heatmap') await heatmap(root, site, new URLSearchParams(location.search).get('url') || '');
-    else cleanup = await list(root, go);
+    else keep(await list(root, go));
   } catch (e) {
     if (e instanceof Unauthorized) {
       setToken(null);
