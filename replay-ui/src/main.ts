@@ -43,16 +43,21 @@ async function route(): Promise<void> {
   for (const a of nav.querySelectorAll('a')) if (a.getAttribute('href') === path) a.classList.add('here');
   if (!token()) return askToken('spoor printed the viewer URL with its token when it started; paste the token here.');
   const site = new URLSearchParams(location.search).get('site') || '';
+  // Each navigation draws into its own element: a view still loading when the next one
+  // begins can only write into its own, detached one.
+  const view = h('div', { class: 'view' });
+  root.replaceChildren(view);
   try {
     const m = path.match(/^\/sessions\/([\w-]+)$/);
-    if (m) keep(await player(root, m[1], site, go));
-    else if (path === '/heatmap') await heatmap(root, site, new URLSearchParams(location.search).get('url') || '');
-    else keep(await list(root, go));
+    if (m) keep(await player(view, m[1], site, go));
+    else if (path === '/heatmap') await heatmap(view, site, new URLSearchParams(location.search).get('url') || '');
+    else keep(await list(view, go));
   } catch (e) {
+    if (mine !== navigation) return;
     if (e instanceof Unauthorized) {
       setToken(null);
       askToken('That token was not accepted. Paste the read token again.');
-    } else root.replaceChildren(h('p', { class: 'error' }, String(e)));
+    } else view.replaceChildren(h('p', { class: 'error' }, String(e)));
   }
 }
 
