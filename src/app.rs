@@ -26,18 +26,10 @@ pub struct App {
     /// Fired when the server begins to shut down: sockets stop reading and say goodbye.
     pub shutdown: CancellationToken,
     /// Every socket task, so shutdown can wait for them.
-    pub tracker: TaskTracker,
+    pub tasks: TaskTracker,
     pub ws_config: WebSocketConfig,
     /// Batches a second per site key.
     pub key_limits: KeyLimits,
     /// Open sockets per client IP.
     pub ip_sessions: Arc<IpSessions>,
-}
-
-/// Epoch milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -291,7 +291,7 @@ async fn session(
     let mut inflight: VecDeque<(u64, Instant, u64)> = VecDeque::new();
     let mut tick = tokio::time::interval(Duration::from_millis(args.interval_ms.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let t0_base = crate::app::now_ms();
+    let t0_base = crate::clock::now_ms();
     let started = Instant::now();
     loop {
         let now = Instant::now();

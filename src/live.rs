@@ -7,6 +7,9 @@
 //!
 //! Positions go on one more channel that every `/api/live` viewer subscribes to: each new
 //! position once it is durable, from the snippet and from tracker apps alike.
+//!
+//! The hub is the subscriber of the store's [`CommitFeed`]: the pipelines publish this
+//! server's commits into it, and a store shared by several servers can deliver theirs.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,14 +17,16 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::store::{ChunkWrite, CommitOutcome, Device, StoredChunk};
+use crate::gps::Position;
+use crate::store::feed::CommitFeed;
+use crate::store::{ChunkWrite, CommitOutcome, StoredChunk};
 
 type Followed = HashMap<Arc<str>, HashMap<Arc<str>, broadcast::Sender<Arc<StoredChunk>>>>;
 
 pub struct LiveHub {
     sessions: Mutex<Followed>,
     capacity: usize,
-    positions: broadcast::Sender<Arc<Device>>,
+    positions: broadcast::Sender<Arc<Position>>,
     /// A store-wide feed (MongoDB change streams) delivers instead of local commits.
     external: AtomicBool,
 }
@@ -36,17 +41,12 @@ impl LiveHub {
         }
     }
 
-    /// Whether a store-wide feed delivers (then local commits are not published here).
-    pub fn set_external(&self, on: bool) {
-        self.external.store(on, Ordering::SeqCst);
-    }
-
     fn local(&self) -> bool {
         !self.external.load(Ordering::SeqCst)
     }
 
-    /// Sends a stored chunk to its session's viewers (from a store-wide feed).
-    pub fn deliver_chunk(&self, site: &str, sid: &str, chunk: Arc<StoredChunk>) {
+    /// Sends a stored chunk to its session's viewers.
+    fn deliver_chunk(&self, site: &str, sid: &str, chunk: Arc<StoredChunk>) {
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let Some(s) = map.get_mut(site) else {
             return;
@@ -59,19 +59,19 @@ impl LiveHub {
     }
 
     /// Every new position from now on.
-    pub fn subscribe_positions(&self) -> broadcast::Receiver<Arc<Device>> {
+    pub fn subscribe_positions(&self) -> broadcast::Receiver<Arc<Position>> {
         self.positions.subscribe()
     }
 
     /// Sends durable positions from a local commit to the live map viewers.
-    pub fn publish_positions(&self, positions: impl IntoIterator<Item = Device>) {
+    pub fn publish_positions(&self, positions: impl IntoIterator<Item = Position>) {
         if self.local() {
             self.deliver_positions(positions);
         }
     }
 
     /// Sends positions to the live map viewers (nothing when nobody watches).
-    pub fn deliver_positions(&self, positions: impl IntoIterator<Item = Device>) {
+    fn deliver_positions(&self, positions: impl IntoIterator<Item = Position>) {
         if self.positions.receiver_count() == 0 {
             return;
         }
@@ -105,7 +105,7 @@ impl LiveHub {
                     c.stats
                         .fixes
                         .iter()
-                        .map(|f| Device::from_fix(&c.meta.site, did, f, "snippet")),
+                        .map(|f| Position::from_fix(&c.meta.site, did, f, "snippet")),
                 );
             }
         }
@@ -138,5 +138,19 @@ impl LiveHub {
             sessions.retain(|_, tx| tx.receiver_count() > 0);
             !sessions.is_empty()
         });
+    }
+}
+
+impl CommitFeed for LiveHub {
+    fn chunk(&self, site: &str, sid: &str, chunk: Arc<StoredChunk>) {
+        self.deliver_chunk(site, sid, chunk);
+    }
+
+    fn positions(&self, positions: Vec<Position>) {
+        self.deliver_positions(positions);
+    }
+
+    fn set_store_wide(&self, on: bool) {
+        self.external.store(on, Ordering::SeqCst);
     }
 }

@@ -1,6 +1,6 @@
 //! Signals computed at ingest: rage clicks and heatmap points.
 //!
-//! One [`Tracker`] follows one socket's page (the hello's URL, then page rows), scroll
+//! One [`SignalWalker`] follows one socket's page (the hello's URL, then page rows), scroll
 //! position and viewport across its batches, so that a click becomes a point in *document*
 //! coordinates of the page it happened on, and a burst of clicks that spans two batches is
 //! still one rage click. A rage click is 3 or more clicks within 1 s and 30 px; the click
@@ -62,7 +62,7 @@ pub struct Signals {
 }
 
 #[derive(Debug)]
-pub struct Tracker {
+pub struct SignalWalker {
     url: String,
     scroll: (f64, f64),
     viewport: (f64, f64),
@@ -81,9 +81,9 @@ fn clip(url: &str) -> String {
     url[..end].to_owned()
 }
 
-impl Tracker {
+impl SignalWalker {
     pub fn new(hello: &Hello) -> Self {
-        Tracker {
+        SignalWalker {
             url: clip(hello.url.as_deref().unwrap_or("")),
             scroll: (0.0, 0.0),
             viewport: (hello.vw.unwrap_or(0.0), hello.vh.unwrap_or(0.0)),
@@ -196,8 +196,8 @@ mod tests {
         }
     }
 
-    fn tracker() -> Tracker {
-        Tracker::new(&Hello {
+    fn walker() -> SignalWalker {
+        SignalWalker::new(&Hello {
             url: Some("https://x/a".into()),
             vw: Some(1280.0),
             vh: Some(720.0),
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn three_close_fast_clicks_are_one_rage_click() {
-        let mut t = tracker();
+        let mut t = walker();
         let s = t.observe(
             1000,
             &stats(vec![
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn slow_or_scattered_clicks_are_not_rage() {
-        let mut t = tracker();
+        let mut t = walker();
         let slow = t.observe(
             0,
             &stats(vec![
@@ -237,7 +237,7 @@ mod tests {
             &Bytes::new(),
         );
         assert_eq!(slow.rage_bursts, 0, "three clicks over 1.2 s");
-        let mut t = tracker();
+        let mut t = walker();
         let scattered = t.observe(
             0,
             &stats(vec![
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn clicks_without_a_reaction_within_a_second_are_dead() {
-        let mut t = tracker();
+        let mut t = walker();
         let a = t.observe(
             0,
             &stats(vec![
@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_burst_across_two_batches_counts_once() {
-        let mut t = tracker();
+        let mut t = walker();
         let a = t.observe(
             0,
             &stats(vec![mark(0, 900, CLICK, 50.0, 50.0, None)]),
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn clicks_are_filed_under_their_page_in_document_coordinates() {
-        let mut t = tracker();
+        let mut t = walker();
         let s = t.observe(
             0,
             &stats(vec![

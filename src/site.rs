@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, IngestError};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +188,24 @@ impl Sites {
     pub fn by_key(&self, key: &str) -> Option<Arc<Site>> {
         let site = self.by_key.get(key)?;
         bool::from(site.write_key.as_bytes().ct_eq(key.as_bytes())).then(|| site.clone())
+    }
+
+    /// The one write check, for the snippet's socket and beacons and for tracker apps alike:
+    /// a key is given, it is a site's, and the request's `Origin` (where a browser sent one)
+    /// is allowed for that site.
+    pub fn authorize(
+        &self,
+        key: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Arc<Site>, IngestError> {
+        let key = key
+            .filter(|k| !k.is_empty())
+            .ok_or(IngestError::MissingKey)?;
+        let site = self.by_key(key).ok_or(IngestError::BadKey)?;
+        if !site.allows_origin(origin) {
+            return Err(IngestError::OriginNotAllowed);
+        }
+        Ok(site)
     }
 }
 

@@ -24,6 +24,9 @@ async fn each_error_class_gets_its_code_and_close() {
     // Wrong key: upgraded, then told why (so the snippet can stop retrying).
     let mut ws = s.connect("wk_not_a_key").await;
     expect_error(&mut ws, "bad_key", 1008).await;
+    // No key at all: the same, with its own word.
+    let mut ws = s.connect("").await;
+    expect_error(&mut ws, "key_required", 1008).await;
 
     // A batch before hello.
     let mut ws = s.connect(KEY).await;
@@ -188,10 +191,11 @@ async fn an_abrupt_disconnect_loses_nothing_acked() {
 #[tokio::test]
 async fn read_endpoints_need_the_read_token() {
     let s = TestServer::start().await;
+    // No token is 401; a token that is not a read token (a write key, say) is 403.
     for (auth, want) in [
         (None, 401),
-        (Some("Bearer wrong"), 401),
-        (Some(format!("Bearer {KEY}").as_str()), 401),
+        (Some("Bearer wrong"), 403),
+        (Some(format!("Bearer {KEY}").as_str()), 403),
         (Some(format!("Bearer {TOKEN}").as_str()), 200),
     ] {
         for path in [
@@ -208,9 +212,14 @@ async fn read_endpoints_need_the_read_token() {
                 want
             };
             assert_eq!(status, want, "{path} with {auth:?}");
-            if status == 401 {
+            if status == 401 || status == 403 {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                assert_eq!(v["error"], "unauthorized");
+                let word = if status == 401 {
+                    "unauthorized"
+                } else {
+                    "bad_token"
+                };
+                assert_eq!(v["error"], word);
             }
         }
     }
@@ -231,7 +240,7 @@ async fn read_endpoints_need_the_read_token() {
         Bytes::new(),
     )
     .await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
     s.stop().await;
 }
 
@@ -277,7 +286,10 @@ async fn http_fallback_stores_once_and_answers_when_durable() {
     assert_eq!((st, v), (200, json!({"acked": 2})));
     // Wrong key, foreign origin, invalid batch.
     let (st, _, v) = post(json_body.clone(), "application/json", "wk_nope_nope", None).await;
-    assert_eq!((st, v["error"].as_str()), (401, Some("bad_key")));
+    assert_eq!((st, v["error"].as_str()), (403, Some("bad_key")));
+    // No key at all is 401.
+    let (st, _, v) = post(json_body.clone(), "application/json", "", None).await;
+    assert_eq!((st, v["error"].as_str()), (401, Some("key_required")));
     let (st, _, v) = post(
         json_body.clone(),
         "application/json",
@@ -608,10 +620,10 @@ async fn a_site_read_token_sees_its_own_site_and_nothing_else() {
     assert!(refused.to_string().contains("403"), "{refused}");
     let url = format!("ws://{}/api/live?token={SHOP_TOKEN}", s.addr);
     assert!(tokio_tungstenite::connect_async(url).await.is_ok());
-    // A token of no one is still refused.
+    // A token of no one is still refused: 403, as every unknown token or key is.
     assert_eq!(
         get("/api/sessions".into(), "rt_nobody_at_all_000").await.0,
-        401
+        403
     );
     s.stop().await;
 }

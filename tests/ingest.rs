@@ -480,6 +480,91 @@ async fn the_snippet_and_the_ui_are_served_gzipped_with_revalidation() {
     }
     let (_, h, js) = http(s.addr, "GET", "/spoor.js", &[], Default::default()).await;
     assert_eq!(h["cache-control"], "public, max-age=300");
-    assert_eq!(js, spoor::assets::SNIPPET.as_bytes());
+    assert_eq!(js, spoor::http::assets::SNIPPET.as_bytes());
+    s.stop().await;
+}
+
+/// What a session summary says, less the session's id and anything time-dependent.
+fn comparable(mut summary: Value) -> Value {
+    let m = summary.as_object_mut().unwrap();
+    for k in ["sid", "started", "last", "rx_last", "duration_ms"] {
+        m.remove(k);
+    }
+    summary
+}
+
+/// Both transports are one ingest session: the same hostile hello and batches (an oversized
+/// multibyte User-Agent, markup in every text, a resent batch, a batch the decoder refuses)
+/// sent over the WebSocket and over HTTP leave the same stored summary and the same errors.
+#[tokio::test]
+async fn websocket_and_http_ingest_the_same_hostile_session_alike() {
+    let s = TestServer::start().await;
+    let ua = format!("Mozilla/5.0 {}", "é".repeat(600));
+    let t0 = now_ms();
+    let hello = |sid: &str| {
+        json!({"t":"hello","v":1,"sid":sid,"did":"visitor_1",
+            "url":"https://shop.example/a?q=<script>alert(1)</script>",
+            "ref":"javascript:alert(1)",
+            "title":"<img src=x onerror=alert(1)>".repeat(20),
+            "vw":1280,"vh":720,"dpr":2,"tz":"Europe/Berlin","lang":"en"})
+    };
+    let b0 = json!({"t":"batch","seq":0,"t0":t0,"ev":[
+        [0, 0, "https://shop.example/b#<svg onload=alert(1)>", "<b>title</b>"],
+        [2, 5, 10, 20, 0, "button#buy", "<script>".repeat(40)],
+        [2, 6, 10, 20, 0, "button#buy", "x"],
+        [2, 7, 10, 20, 0, "button#buy", "x"]]});
+    let b1 = json!({"t":"batch","seq":1,"t0":t0 + 50,"ev":[[1, 0, 5, 5], [9, 1, "signup", {"plan": "<i>pro</i>"}]]});
+
+    // Over the WebSocket: hello, batch 0, batch 0 again (a resend), batch 1.
+    let mut ws = s
+        .connect_with_headers(KEY, &[("user-agent", ua.as_str())])
+        .await
+        .unwrap();
+    ws.send(pack(&hello("hostile_ws_1"))).await.unwrap();
+    assert_eq!(recv(&mut ws).await.unwrap()["acked"], -1);
+    for b in [&b0, &b0, &b1] {
+        ws.send(pack(b)).await.unwrap();
+    }
+    assert_eq!(await_ack(&mut ws, 1).await, 1);
+    // Over HTTP: the same in one request.
+    let body = json!({"hello": hello("hostile_http1"), "batches": [b0, b0, b1]});
+    let (st, _, answer) = http(
+        s.addr,
+        "POST",
+        &format!("/v1/batch?key={KEY}"),
+        &[("content-type", "application/json"), ("user-agent", &ua)],
+        body.to_string().into(),
+    )
+    .await;
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&answer));
+
+    let ws_summary = s.get_json("/api/sessions/hostile_ws_1?site=test").await;
+    let http_summary = s.get_json("/api/sessions/hostile_http1?site=test").await;
+    assert_eq!(ws_summary["batches"], 2, "{ws_summary}");
+    assert!(
+        ws_summary["ua"].as_str().unwrap().len() <= 512,
+        "the UA is clipped"
+    );
+    assert_eq!(comparable(ws_summary), comparable(http_summary));
+    assert_eq!(
+        s.events("test", "hostile_ws_1").await.len(),
+        s.events("test", "hostile_http1").await.len()
+    );
+
+    // A batch the decoder refuses gets the same word on both.
+    let bad = json!({"t":"batch","seq":2,"t0":t0,"ev":[[77, 0]]});
+    ws.send(pack(&bad)).await.unwrap();
+    expect_error(&mut ws, "unknown_event_kind", 1007).await;
+    let body = json!({"hello": hello("hostile_http1"), "batches": [bad]});
+    let (st, _, answer) = http(
+        s.addr,
+        "POST",
+        &format!("/v1/batch?key={KEY}"),
+        &[("content-type", "application/json")],
+        body.to_string().into(),
+    )
+    .await;
+    let v: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!((st, v["error"].as_str()), (400, Some("unknown_event_kind")));
     s.stop().await;
 }

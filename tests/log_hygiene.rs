@@ -90,7 +90,7 @@ async fn logs_hold_no_keys_tokens_or_event_bodies() {
         Default::default(),
     )
     .await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
     // Tracker apps: the key in the path and in the query, a refused fix and a wrong key.
     for (path, want) in [
         (

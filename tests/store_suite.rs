@@ -11,10 +11,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use spoor::gps::Position;
 use spoor::protocol::{ChunkStats, GpsFix, Hello};
 use spoor::signals::{ClickPoint, Signals};
 use spoor::store::embedded::EmbeddedStore;
-use spoor::store::{ChunkWrite, Device, SessionMeta, SessionPage, SessionQuery, Store, TimeRange};
+use spoor::store::{ChunkWrite, SessionMeta, SessionPage, SessionQuery, Store, TimeRange};
 
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -75,7 +76,7 @@ async fn commit(s: &Arc<dyn Store>, chunks: Vec<ChunkWrite>) -> Vec<(bool, i64)>
         .collect()
 }
 
-fn fix(site: &str, did: &str, ts: i64, lat: f64, battery: Option<f64>) -> Device {
+fn fix(site: &str, did: &str, ts: i64, lat: f64, battery: Option<f64>) -> Position {
     let mut p = spoor::gps::blank(did, "osmand");
     (p.site, p.ts, p.lat, p.lon, p.battery) = (site.into(), ts, lat, 13.4, battery);
     p.speed_mps = Some(3.0);

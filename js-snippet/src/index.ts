@@ -11,6 +11,7 @@ import { Emit } from './collectors/types';
 import { viewport } from './collectors/viewport';
 import { optedOut, readConfig, sampledIn } from './config';
 import { Outbox, Saved } from './outbox';
+import { Kind } from './protocol';
 import { now, on, safe, Teardown } from './safe';
 import { Transport } from './transport';
 
@@ -65,7 +66,7 @@ function start(): void {
   let layout: ReturnType<typeof layouts> | undefined;
   const emit: Emit = (kind, ...fields) => {
     box.add(kind, fields, now());
-    if (kind === 0) layout?.page();
+    if (kind === Kind.Page) layout?.page();
     if (box.pending >= cfg.batchEvents) t.flush(now());
   };
   layout = layouts(emit);
@@ -91,7 +92,7 @@ function start(): void {
   t.flush(now());
 
   w.spoor = safe((cmd: string, a?: unknown, b?: unknown) => {
-    if (cmd === 'event' && typeof a === 'string') emit(9, a, b ?? null);
+    if (cmd === 'event' && typeof a === 'string') emit(Kind.Custom, a, b ?? null);
     else if (cmd === 'identify' && typeof a === 'string' && /^[\w-]{1,64}$/.test(a)) {
       did = a;
       try {
@@ -99,7 +100,7 @@ function start(): void {
       } catch {
         // Not persisted; this page still uses it.
       }
-      emit(9, 'identify', { did: a });
+      emit(Kind.Custom, 'identify', { did: a });
     } else if (cmd === 'stop') {
       t.flush(now());
       t.beacon(now());

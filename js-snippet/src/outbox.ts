@@ -5,6 +5,8 @@
 // mouse moves and scrolls are dropped first, then anything; the drops are reported in a
 // custom event `spoor_dropped` in the next batch.
 
+import { Kind } from './protocol';
+
 export type Row = unknown[];
 export interface Batch {
   seq: number;
@@ -16,11 +18,6 @@ export interface Saved {
   seq: number;
   unacked: Batch[];
 }
-
-const MOVE = 1;
-const SCROLL = 3;
-const TOUCH = 7;
-const CUSTOM = 9;
 
 export class Outbox {
   cur: Row[] = [];
@@ -49,7 +46,7 @@ export class Outbox {
   /** Queues one event `[kind, …fields]` happening at `now` (epoch ms). */
   add(kind: number, fields: unknown[], now: number): void {
     const held = this.count + this.cur.length;
-    if (held >= 2 * this.cap || (held >= this.cap && (kind === MOVE || kind === SCROLL || kind === TOUCH))) {
+    if (held >= 2 * this.cap || (held >= this.cap && (kind === Kind.Move || kind === Kind.Scroll || kind === Kind.Touch))) {
       this.dropped++;
       return;
     }
@@ -67,7 +64,7 @@ export class Outbox {
     if (this.dropped) {
       const n = this.dropped;
       this.dropped = 0;
-      this.add(CUSTOM, ['spoor_dropped', { events: n }], now);
+      this.add(Kind.Custom, ['spoor_dropped', { events: n }], now);
     }
     if (!this.cur.length) return null;
     const b: Batch = { seq: this.seq++, t0: this.t0, ev: this.cur };

@@ -5,6 +5,7 @@
 
 import { decode, encode, Value } from './msgpack';
 import { Batch, Outbox } from './outbox';
+import { FATAL } from './protocol';
 import { safe } from './safe';
 
 const BACKOFF_BASE = 500;
@@ -12,8 +13,6 @@ const BACKOFF_CAP = 30_000;
 const BEACON_MAX = 56_000; // JSON per beacon: with the hello, under the browsers' 64 KiB
 /** Sockets that never opened before falling back to HTTP. */
 const WS_FAILURES_BEFORE_HTTP = 3;
-/** Errors after which retrying cannot help: stop for this page. */
-const FATAL = /^(bad_key|origin_not_allowed|unsupported_version|invalid_field|malformed_frame|unknown_event_kind|batch_too_large|frame_too_large)$/;
 
 export class Transport {
   ws: WebSocket | null = null;
@@ -68,7 +67,7 @@ export class Transport {
       } else if (f.t === 'ack') {
         this.box.ack(f.seq);
         this.changed();
-      } else if (f.t === 'error' && FATAL.test(f.code)) {
+      } else if (f.t === 'error' && FATAL.includes(f.code)) {
         this.stop();
       }
     });

@@ -6,6 +6,7 @@
 
 import { h } from './dom';
 import { clock, upto } from './timeline';
+import { Kind } from '../../js-snippet/src/protocol';
 
 /** An event as the player keeps it: absolute time, kind, fields after DT. */
 export interface LogEvent {
@@ -17,7 +18,7 @@ export interface LogEvent {
 
 /** The kinds the log shows: pointer moves, scrolls, touches, resizes, GPS and layouts are
  * drawn on the stage instead. */
-export const LOGGED = new Set([0, 2, 5, 6, 9]);
+export const LOGGED = new Set<number>([Kind.Page, Kind.Click, Kind.Visibility, Kind.Input, Kind.Custom]);
 
 /** Lines shown at most: a pathological session cannot make the page unresponsive. */
 export const MAX_LINES = 5000;
@@ -35,9 +36,9 @@ function str(v: unknown): string {
 /** A line's label and text for one event, or null for a kind the log leaves out. */
 export function describe(e: LogEvent): { label: string; text: string; cls: string } | null {
   switch (e.k) {
-    case 0:
+    case Kind.Page:
       return { label: 'Page', text: clip(str(e.f[1]) ? `${str(e.f[1])} · ${str(e.f[0])}` : str(e.f[0])), cls: 'page' };
-    case 2: {
+    case Kind.Click: {
       const text = str(e.f[4]).trim();
       const sel = str(e.f[3]);
       return {
@@ -46,11 +47,11 @@ export function describe(e: LogEvent): { label: string; text: string; cls: strin
         cls: e.rage ? 'rage' : 'click',
       };
     }
-    case 5:
+    case Kind.Visibility:
       return { label: e.f[0] === false ? 'Tab hidden' : 'Tab visible', text: '', cls: 'vis' };
-    case 6:
+    case Kind.Input:
       return { label: 'Input', text: clip(str(e.f[0])), cls: 'input' };
-    case 9: {
+    case Kind.Custom: {
       let props = '';
       if (e.f[1] !== null && e.f[1] !== undefined) {
         try {

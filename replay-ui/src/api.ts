@@ -25,8 +25,10 @@ async function call(path: string, method = 'GET'): Promise<Response> {
   const r = await fetch(path, { method, headers: { authorization: `Bearer ${token() || ''}` } });
   if (r.status === 401) throw new Unauthorized();
   if (!r.ok) {
-    // The server's errors are `{"error": code, "message": …}`: show the message.
+    // The server's errors are `{"error": code, "message": …}`: show the message. A token
+    // that is not a read token (403 `bad_token`) is asked for again, like a missing one.
     const body = await r.json().catch(() => null);
+    if (body?.error === 'bad_token') throw new Unauthorized();
     throw new Error(body?.message ? `${body.message} (HTTP ${r.status})` : `${path}: HTTP ${r.status}`);
   }
   return r;

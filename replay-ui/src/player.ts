@@ -10,6 +10,7 @@ import { Chunk, download, json, live, removeAfterConfirm, stream } from './api';
 import { duration, h, link, shortUa } from './dom';
 import { drawWireframe } from './wireframe';
 import { advance, clock, Timeline, upto } from './timeline';
+import { Kind } from '../../js-snippet/src/protocol';
 
 interface Ev {
   t: number;
@@ -50,16 +51,16 @@ class Recording {
     c.ev.forEach((row, i) => {
       const e: Ev = { t: c.t0 + (row[1] as number), k: row[0] as number, f: row.slice(2), rage: rage.has(i) };
       insert(this.all, e);
-      if (e.k === 1 || e.k === 2 || e.k === 7) insert(this.pointer, e);
-      if (e.k === 2) insert(this.clicks, e);
-      if (e.k === 3) {
+      if (e.k === Kind.Move || e.k === Kind.Click || e.k === Kind.Touch) insert(this.pointer, e);
+      if (e.k === Kind.Click) insert(this.clicks, e);
+      if (e.k === Kind.Scroll) {
         insert(this.scrolls, e);
         this.maxScroll = Math.max(this.maxScroll, Number(e.f[1]) || 0);
       }
-      if (e.k === 4) insert(this.resizes, e);
-      if (e.k === 0) insert(this.pages, e);
-      if (e.k === 5) insert(this.vis, e);
-      if (e.k === 10) insert(this.layouts, e);
+      if (e.k === Kind.Resize) insert(this.resizes, e);
+      if (e.k === Kind.Page) insert(this.pages, e);
+      if (e.k === Kind.Visibility) insert(this.vis, e);
+      if (e.k === Kind.Layout) insert(this.layouts, e);
       if (LOGGED.has(e.k)) insert(this.log, e);
     });
     return true;

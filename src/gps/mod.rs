@@ -5,17 +5,16 @@
 //! (metres, metres per second, degrees, epoch milliseconds), keeping the raw fields the app
 //! sent. Nothing here touches the store, so the parsers are unit-tested and fuzzed alone.
 
+pub mod apps;
 pub mod gpx;
 pub mod osmand;
 pub mod overland;
 pub mod owntracks;
+mod position;
 pub mod track;
 
-use std::collections::HashMap;
-
-use serde::{Deserialize, Serialize};
-
-pub use crate::store::Device as Position;
+pub use crate::error::GpsError;
+pub use position::Position;
 
 /// Raw fields kept per position at most (bytes); longer raw input is cut at a char boundary.
 pub const MAX_RAW_BYTES: usize = 2048;
@@ -24,70 +23,6 @@ pub const MAX_POSITIONS_PER_REQUEST: usize = 1000;
 /// Fix times accepted: from 2000-01-01 to a day ahead of the server's clock.
 pub const MIN_FIX_MS: i64 = 946_684_800_000;
 pub const MAX_FUTURE_MS: i64 = 86_400_000;
-
-/// Why a tracker request was refused. The message says which field and why, for the people
-/// setting up the app.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum GpsError {
-    #[error("{field}: {reason}")]
-    Invalid { field: String, reason: String },
-    #[error("body: {0}")]
-    Body(String),
-    #[error("more than {MAX_POSITIONS_PER_REQUEST} positions in one request")]
-    TooMany,
-}
-
-impl GpsError {
-    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        GpsError::Invalid {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The unit a protocol's speed field is in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpeedUnit {
-    /// The OsmAnd protocol's unit, and Traccar's.
-    #[default]
-    Knots,
-    Mps,
-    Kmh,
-    Mph,
-}
-
-impl SpeedUnit {
-    pub fn to_mps(self, v: f64) -> f64 {
-        match self {
-            SpeedUnit::Knots => v * 1852.0 / 3600.0,
-            SpeedUnit::Mps => v,
-            SpeedUnit::Kmh => v / 3.6,
-            SpeedUnit::Mph => v * 0.44704,
-        }
-    }
-}
-
-/// `[gps]` in the configuration file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GpsConfig {
-    /// The unit of `speed` in `/v1/osmand` query and form requests. The protocol says
-    /// knots; some apps send m/s.
-    pub osmand_speed_unit: SpeedUnit,
-    /// Per-device overrides of `osmand_speed_unit`, by device id.
-    pub device_speed_units: HashMap<String, SpeedUnit>,
-}
-
-impl GpsConfig {
-    pub fn osmand_unit(&self, did: &str) -> SpeedUnit {
-        self.device_speed_units
-            .get(did)
-            .copied()
-            .unwrap_or(self.osmand_speed_unit)
-    }
-}
 
 /// Parses a fix time: epoch seconds (below 2^31, as Traccar decides), epoch milliseconds,
 /// either with a fraction, or ISO-8601 / RFC 3339 (no offset means UTC).
@@ -122,7 +57,7 @@ pub fn number(field: &str, s: &str) -> Result<f64, GpsError> {
         .ok_or_else(|| GpsError::invalid(field, format!("{s:?} is not a number")))
 }
 
-/// Device ids: 1–64 bytes of letters, digits and `_-:@.` (what tracker apps use: IMEIs,
+/// Position ids: 1–64 bytes of letters, digits and `_-:@.` (what tracker apps use: IMEIs,
 /// names, `user/device` joined with `:`).
 pub fn valid_device_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -234,22 +169,6 @@ mod tests {
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("-5").is_err());
         assert!(parse_time("NaN").is_err());
-    }
-
-    #[test]
-    fn speed_units_convert_to_metres_per_second() {
-        assert!((SpeedUnit::Knots.to_mps(10.0) - 5.144_444).abs() < 1e-5);
-        assert_eq!(SpeedUnit::Mps.to_mps(3.5), 3.5);
-        assert!((SpeedUnit::Kmh.to_mps(36.0) - 10.0).abs() < 1e-9);
-        assert!((SpeedUnit::Mph.to_mps(10.0) - 4.4704).abs() < 1e-9);
-    }
-
-    #[test]
-    fn per_device_speed_units_override_the_default() {
-        let mut c = GpsConfig::default();
-        c.device_speed_units.insert("phone".into(), SpeedUnit::Mps);
-        assert_eq!(c.osmand_unit("phone"), SpeedUnit::Mps);
-        assert_eq!(c.osmand_unit("truck"), SpeedUnit::Knots);
     }
 
     #[test]

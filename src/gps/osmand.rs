@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 
-use super::{blank, clip_raw, known, number, parse_time, GpsConfig, GpsError, Position};
+use super::{blank, clip_raw, known, number, parse_time, GpsError, Position};
+use crate::config::GpsConfig;
 
 /// One fix from query or form parameters (the form's after the query's, later ones win).
 /// `now` stands in for a missing `timestamp`, as Traccar does.
@@ -83,7 +84,7 @@ pub fn from_json(body: &Value, now: i64) -> Result<Vec<Position>, GpsError> {
         _ => return Err(GpsError::invalid("location", "required (an object)")),
     };
     if locations.len() > super::MAX_POSITIONS_PER_REQUEST {
-        return Err(GpsError::TooMany);
+        return Err(GpsError::TooMany(super::MAX_POSITIONS_PER_REQUEST));
     }
     locations
         .into_iter()
@@ -120,7 +121,7 @@ pub fn from_json(body: &Value, now: i64) -> Result<Vec<Position>, GpsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gps::SpeedUnit;
+    use crate::config::SpeedUnit;
 
     const NOW: i64 = 1_800_000_000_000;
 

@@ -26,7 +26,7 @@ pub fn parse(body: &[u8], default_id: Option<&str>) -> Result<Vec<Position>, Gps
         return Err(GpsError::invalid("locations", "required (an array)"));
     };
     if locations.len() > MAX_POSITIONS_PER_REQUEST {
-        return Err(GpsError::TooMany);
+        return Err(GpsError::TooMany(MAX_POSITIONS_PER_REQUEST));
     }
     locations
         .iter()

@@ -6,7 +6,8 @@
 
 use serde_json::Value;
 
-use super::{blank, clip_raw, known, GpsError, Position, SpeedUnit};
+use super::{blank, clip_raw, known, GpsError, Position};
+use crate::config::SpeedUnit;
 
 /// Who sent it, from the request's headers.
 #[derive(Debug, Default, Clone)]
@@ -37,7 +38,7 @@ pub fn parse(body: &[u8], sender: &Sender) -> Result<Vec<Position>, GpsError> {
         one => vec![one],
     };
     if messages.len() > super::MAX_POSITIONS_PER_REQUEST {
-        return Err(GpsError::TooMany);
+        return Err(GpsError::TooMany(super::MAX_POSITIONS_PER_REQUEST));
     }
     let mut out = Vec::new();
     for m in &messages {

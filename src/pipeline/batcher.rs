@@ -24,14 +24,30 @@ use crate::store::{ChunkWrite, CommitOutcome, Store};
 const FAILURE_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct Batcher {
-    pub rx: flume::Receiver<Submission>,
-    pub store: Arc<dyn Store>,
-    pub config: PipelineConfig,
-    pub metrics: Arc<Metrics>,
-    pub live: Arc<LiveHub>,
+    rx: flume::Receiver<Submission>,
+    store: Arc<dyn Store>,
+    config: PipelineConfig,
+    metrics: Arc<Metrics>,
+    live: Arc<LiveHub>,
 }
 
 impl Batcher {
+    pub fn new(
+        rx: flume::Receiver<Submission>,
+        store: Arc<dyn Store>,
+        config: PipelineConfig,
+        metrics: Arc<Metrics>,
+        live: Arc<LiveHub>,
+    ) -> Self {
+        Batcher {
+            rx,
+            store,
+            config,
+            metrics,
+            live,
+        }
+    }
+
     /// Runs until the queue closes, or until `drain` fires and the queue is empty.
     pub async fn run(self, drain: CancellationToken) {
         loop {

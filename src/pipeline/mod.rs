@@ -17,10 +17,63 @@ pub mod positions;
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
+use crate::config::PipelineConfig;
 use crate::error::IngestError;
-use crate::store::ChunkWrite;
+use crate::live::LiveHub;
+use crate::metrics::Metrics;
+use crate::store::{ChunkWrite, Store};
 pub use ack::{AckGuard, AckState};
+pub use positions::PositionPipeline;
+
+/// The running pipelines' tasks: the batcher and the position writer.
+pub struct Running {
+    drain: CancellationToken,
+    batcher: JoinHandle<()>,
+    positions: JoinHandle<()>,
+}
+
+impl Running {
+    /// Commits what is queued, stops both writers and waits for them; after this the store
+    /// is no longer written. Call it once nothing submits any more (the sockets are done).
+    pub async fn drain(self) -> Result<(), tokio::task::JoinError> {
+        self.drain.cancel();
+        self.batcher.await?;
+        self.positions.await
+    }
+}
+
+/// Starts the batcher and the position writer on `store`, with the queues `config` sizes;
+/// both publish what they commit to `live`. The returned senders are how sockets and
+/// tracker requests submit; [`Running::drain`] ends it.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    config: &PipelineConfig,
+    metrics: Arc<Metrics>,
+    live: Arc<LiveHub>,
+) -> (Pipeline, PositionPipeline, Running) {
+    let drain = CancellationToken::new();
+    let (tx, rx) = flume::bounded(config.queue_capacity.max(1));
+    let batcher = batcher::Batcher::new(rx, store.clone(), config.clone(), metrics, live.clone());
+    let (positions, writer) = positions::channel(
+        config.position_queue_capacity,
+        config.max_group_positions,
+        store,
+        live,
+    );
+    let running = Running {
+        batcher: tokio::spawn(batcher.run(drain.clone())),
+        positions: tokio::spawn(writer.run(drain.clone())),
+        drain,
+    };
+    (
+        Pipeline::new(tx, config.max_inflight_bytes),
+        positions,
+        running,
+    )
+}
 
 /// Bytes charged per batch beyond its events, for the record around them.
 const PER_BATCH_OVERHEAD: usize = 256;

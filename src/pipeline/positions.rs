@@ -1,46 +1,37 @@
 //! Group commit for tracker positions: requests that arrive while a commit runs are stored
 //! together in the next one, so many tracker apps share one durable write (one fsync) instead
-//! of paying one each. Every request still gets its own answer, only once durable.
+//! of paying one each. Every request still gets its own answer, only once durable, and the
+//! new positions go to the live feed after their commit.
 //!
-//! The queue is bounded: when it is full, requests wait for room (backpressure), and the
-//! answer waits for the commit that holds it.
+//! The queue is bounded (`pipeline.position_queue_capacity`): when it is full, requests wait
+//! for room (backpressure). At shutdown the writer commits what is queued before it stops,
+//! as the batcher does, so every request that got into the queue is answered.
 
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::StoreError;
-use crate::store::{Device, Store};
-
-/// Requests waiting at most, and positions per commit at most.
-const QUEUE: usize = 1024;
-const MAX_GROUP_POSITIONS: usize = 20_000;
+use crate::gps::Position;
+use crate::live::LiveHub;
+use crate::store::Store;
 
 struct Request {
-    positions: Vec<Device>,
-    reply: oneshot::Sender<Result<Vec<bool>, StoreError>>,
+    positions: Vec<Position>,
+    reply: oneshot::Sender<Result<usize, StoreError>>,
 }
 
+/// The sending side; cheap to clone.
 #[derive(Clone)]
 pub struct PositionPipeline {
     tx: flume::Sender<Request>,
 }
 
 impl PositionPipeline {
-    /// Starts the committing task; it ends when `drain` fires (after the group in hand)
-    /// or the last sender is dropped, and then releases the store.
-    pub fn start(
-        store: Arc<dyn Store>,
-        drain: tokio_util::sync::CancellationToken,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = flume::bounded(QUEUE);
-        let task = tokio::spawn(run(rx, store, drain));
-        (PositionPipeline { tx }, task)
-    }
-
-    /// Stores the positions (idempotent on site, device and fix time) and returns, per
-    /// position, whether it was new.
-    pub async fn commit(&self, positions: Vec<Device>) -> Result<Vec<bool>, StoreError> {
+    /// Stores the positions (idempotent on site, device and fix time) and returns how many
+    /// were new.
+    pub async fn commit(&self, positions: Vec<Position>) -> Result<usize, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send_async(Request { positions, reply })
@@ -52,23 +43,57 @@ impl PositionPipeline {
     }
 }
 
-async fn run(
+/// The committing side, run by [`super::spawn`].
+pub(super) struct PositionWriter {
     rx: flume::Receiver<Request>,
     store: Arc<dyn Store>,
-    drain: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        let first = tokio::select! {
-            r = rx.recv_async() => match r {
-                Ok(r) => r,
-                Err(_) => return,
-            },
-            _ = drain.cancelled() => return,
-        };
+    live: Arc<LiveHub>,
+    max_group: usize,
+}
+
+pub(super) fn channel(
+    capacity: usize,
+    max_group: usize,
+    store: Arc<dyn Store>,
+    live: Arc<LiveHub>,
+) -> (PositionPipeline, PositionWriter) {
+    let (tx, rx) = flume::bounded(capacity.max(1));
+    let writer = PositionWriter {
+        rx,
+        store,
+        live,
+        max_group: max_group.max(1),
+    };
+    (PositionPipeline { tx }, writer)
+}
+
+impl PositionWriter {
+    /// Runs until every sender is gone, or until `drain` fires and the queue is empty.
+    pub async fn run(self, drain: CancellationToken) {
+        loop {
+            // Wait for a first request; once draining, only take what is already queued.
+            let first = tokio::select! {
+                biased;
+                r = self.rx.recv_async() => match r {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+                _ = drain.cancelled() => match self.rx.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            let group = self.gather(first);
+            self.commit(group).await;
+        }
+        tracing::debug!("Position writer stopped.");
+    }
+
+    fn gather(&self, first: Request) -> Vec<Request> {
+        let mut n = first.positions.len();
         let mut group = vec![first];
-        let mut n = group[0].positions.len();
-        while n < MAX_GROUP_POSITIONS {
-            match rx.try_recv() {
+        while n < self.max_group {
+            match self.rx.try_recv() {
                 Ok(r) => {
                     n += r.positions.len();
                     group.push(r);
@@ -76,20 +101,32 @@ async fn run(
                 Err(_) => break,
             }
         }
+        group
+    }
+
+    async fn commit(&self, mut group: Vec<Request>) {
         // The positions move into the commit; each request keeps its count to split answers.
         let counts: Vec<usize> = group.iter().map(|r| r.positions.len()).collect();
-        let all: Vec<Device> = group
-            .iter_mut()
-            .flat_map(|r| std::mem::take(&mut r.positions))
-            .collect();
-        match store.commit_positions(Arc::new(all)).await {
+        let all: Arc<Vec<Position>> = Arc::new(
+            group
+                .iter_mut()
+                .flat_map(|r| std::mem::take(&mut r.positions))
+                .collect(),
+        );
+        match self.store.commit_positions(all.clone()).await {
             Ok(stored) => {
                 let mut rest = stored.as_slice();
                 for (r, n) in group.into_iter().zip(counts) {
                     let (mine, more) = rest.split_at(n.min(rest.len()));
                     rest = more;
-                    let _ = r.reply.send(Ok(mine.to_vec()));
+                    let _ = r.reply.send(Ok(mine.iter().filter(|s| **s).count()));
                 }
+                let all = Arc::try_unwrap(all).unwrap_or_else(|a| (*a).clone());
+                self.live.publish_positions(
+                    all.into_iter()
+                        .zip(stored)
+                        .filter_map(|(p, new)| new.then_some(p)),
+                );
             }
             Err(e) => {
                 let msg = e.to_string();

@@ -20,6 +20,21 @@ pub const GPS: i64 = 8;
 pub const CUSTOM: i64 = 9;
 pub const LAYOUT: i64 = 10;
 
+/// Every kind with its name in DESIGN.md's table (the snippet's and viewer's `Kind` enum).
+pub const KINDS: [(i64, &str); 11] = [
+    (PAGE, "page"),
+    (MOVE, "move"),
+    (CLICK, "click"),
+    (SCROLL, "scroll"),
+    (RESIZE, "resize"),
+    (VISIBILITY, "visibility"),
+    (INPUT, "input"),
+    (TOUCH, "touch"),
+    (GPS, "gps"),
+    (CUSTOM, "custom"),
+    (LAYOUT, "layout"),
+];
+
 /// Most time one batch may span (DT is ms after `t0`).
 pub const MAX_DT_MS: i64 = 24 * 3_600_000;
 /// Fields beyond the table that a row may carry (room for additions without a new version).

@@ -21,11 +21,12 @@ use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::points::{Heat, TimeRange};
-use super::summary::{advance_acked, Device, SessionSummary};
+use super::summary::{advance_acked, SessionSummary};
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
 };
 use crate::error::StoreError;
+use crate::gps::Position;
 use crate::signals::ClickPoint;
 
 const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chunks");
@@ -211,7 +212,7 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
         let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
         let mut click_t = txn.open_table(CLICKS).map_err(unavailable)?;
         let mut layout_t = txn.open_table(LAYOUTS).map_err(unavailable)?;
-        let mut devices: HashMap<(&str, &str), Device> = HashMap::new();
+        let mut devices: HashMap<(&str, &str), Position> = HashMap::new();
 
         for c in chunks {
             let (site, sid) = (&*c.meta.site, &*c.meta.sid);
@@ -270,7 +271,7 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
                 }
                 for fix in &c.stats.fixes {
                     let did = c.meta.device_id();
-                    let d = Device::from_fix(site, did, fix, "snippet");
+                    let d = Position::from_fix(site, did, fix, "snippet");
                     put_position(&mut pos_t, &d)?;
                     let prev = devices.remove(&(site, did));
                     devices.insert((site, did), d.newer(prev));
@@ -317,7 +318,7 @@ fn commit_group(db: &Database, chunks: &[ChunkWrite]) -> Result<Vec<CommitOutcom
 /// Stores a position unless one with its (site, device, fix time) is stored; `true` if new.
 fn put_position(
     t: &mut redb::Table<PositionKey<'static>, &[u8]>,
-    d: &Device,
+    d: &Position,
 ) -> Result<bool, StoreError> {
     let key = (
         d.site.as_str(),
@@ -332,10 +333,10 @@ fn put_position(
 }
 
 /// Makes `d` the device's record unless the stored one is newer.
-fn save_latest(t: &mut redb::Table<(&str, &str), &[u8]>, d: Device) -> Result<(), StoreError> {
+fn save_latest(t: &mut redb::Table<(&str, &str), &[u8]>, d: Position) -> Result<(), StoreError> {
     let key = (d.site.as_str(), d.did.as_str());
     let prev = match t.get(key).map_err(unavailable)? {
-        Some(v) => Some(rmp_serde::from_slice::<Device>(v.value()).map_err(corrupt)?),
+        Some(v) => Some(rmp_serde::from_slice::<Position>(v.value()).map_err(corrupt)?),
         None => None,
     };
     let d = d.newer(prev);
@@ -344,13 +345,13 @@ fn save_latest(t: &mut redb::Table<(&str, &str), &[u8]>, d: Device) -> Result<()
     Ok(())
 }
 
-fn commit_positions(db: &Database, positions: &[Device]) -> Result<Vec<bool>, StoreError> {
+fn commit_positions(db: &Database, positions: &[Position]) -> Result<Vec<bool>, StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
     let mut stored = Vec::with_capacity(positions.len());
     {
         let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
         let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
-        let mut latest: HashMap<(&str, &str), &Device> = HashMap::new();
+        let mut latest: HashMap<(&str, &str), &Position> = HashMap::new();
         for p in positions {
             stored.push(put_position(&mut pos_t, p)?);
             let e = latest.entry((&p.site, &p.did)).or_insert(p);
@@ -542,7 +543,7 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError> {
+    async fn devices(&self, site: Option<&str>) -> Result<Vec<Position>, StoreError> {
         let site = site.map(str::to_owned);
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
@@ -563,7 +564,10 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn commit_positions(&self, positions: Arc<Vec<Device>>) -> Result<Vec<bool>, StoreError> {
+    async fn commit_positions(
+        &self,
+        positions: Arc<Vec<Position>>,
+    ) -> Result<Vec<bool>, StoreError> {
         self.blocking(move |db| commit_positions(db, &positions))
             .await
     }
@@ -575,7 +579,7 @@ impl Store for EmbeddedStore {
         since: i64,
         until: i64,
         limit: usize,
-    ) -> Result<Vec<Device>, StoreError> {
+    ) -> Result<Vec<Position>, StoreError> {
         let (site, did) = (site.to_owned(), did.to_owned());
         let since = u64::try_from(since).unwrap_or(0);
         let Ok(until) = u64::try_from(until) else {
@@ -731,7 +735,7 @@ impl Store for EmbeddedStore {
                         for entry in range.skip(usize::from(start.is_some())).take(PURGE_BATCH) {
                             let (k, v) = entry.map_err(unavailable)?;
                             let (site, did) = k.value();
-                            let old = rmp_serde::from_slice::<Device>(v.value())
+                            let old = rmp_serde::from_slice::<Position>(v.value())
                                 .is_ok_and(|d| d.ts < cutoff);
                             batch.push((site.to_owned(), did.to_owned(), old));
                         }

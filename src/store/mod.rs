@@ -6,10 +6,12 @@
 //! same trait. Keys are (site, sid, seq): retries are idempotent and replay is a range scan.
 
 pub mod embedded;
+pub mod feed;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod mongo;
 pub mod points;
+pub mod retention;
 pub mod summary;
 
 use std::sync::Arc;
@@ -19,11 +21,12 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::gps::Position;
 use crate::protocol::{ChunkStats, Hello};
 use crate::signals::{ClickPoint, Signals};
 
 pub use points::TimeRange;
-pub use summary::{Device, SessionSummary};
+pub use summary::SessionSummary;
 
 /// What every chunk of one connection shares: its site, session and the hello metadata.
 #[derive(Debug, Clone)]
@@ -178,7 +181,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stores positions from tracker apps, skipping any whose (site, device, fix time) is
     /// stored already, and keeps each device's latest position current, in one durable
     /// transaction. Returns, per position, whether it was new.
-    async fn commit_positions(&self, positions: Arc<Vec<Device>>) -> Result<Vec<bool>, StoreError>;
+    async fn commit_positions(
+        &self,
+        positions: Arc<Vec<Position>>,
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// Up to `limit` positions of a device with `since <= ts <= until`, oldest first.
     async fn track(
@@ -188,10 +194,10 @@ pub trait Store: Send + Sync + 'static {
         since: i64,
         until: i64,
         limit: usize,
-    ) -> Result<Vec<Device>, StoreError>;
+    ) -> Result<Vec<Position>, StoreError>;
 
     /// The latest position of every device (of one site, or all).
-    async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError>;
+    async fn devices(&self, site: Option<&str>) -> Result<Vec<Position>, StoreError>;
 
     /// The newest layout snapshot recorded on this page URL: its time and its row
     /// (`[10, DT, docWidth, docHeight, boxes]`, MessagePack).
@@ -223,12 +229,12 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store is reachable and answering.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Starts a store-wide feed of new chunks and positions into `hub`, for stores that
-    /// several servers share (MongoDB change streams). By default the server's own commits
-    /// feed it.
-    fn start_live_feed(
+    /// Starts a store-wide feed of every server's new chunks and positions into `feed`, for
+    /// stores that several servers share (MongoDB change streams). By default there is none,
+    /// and the server publishes its own commits.
+    fn start_feed(
         &self,
-        _hub: Arc<crate::live::LiveHub>,
+        _feed: Arc<dyn feed::CommitFeed>,
         _shutdown: tokio_util::sync::CancellationToken,
     ) {
     }

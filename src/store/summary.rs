@@ -6,7 +6,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ChunkWrite, SessionMeta};
-use crate::protocol::GpsFix;
 
 /// Distinct page URLs kept per session summary.
 pub const MAX_SUMMARY_PAGES: usize = 100;
@@ -132,59 +131,6 @@ pub fn advance_acked<E>(
     Ok(acked)
 }
 
-/// A device's position: one fix of its track, and the latest one is the device's record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Device {
-    pub did: String,
-    pub site: String,
-    pub lat: f64,
-    pub lon: f64,
-    /// Epoch ms of the fix.
-    pub ts: i64,
-    pub accuracy_m: Option<f64>,
-    pub speed_mps: Option<f64>,
-    pub heading_deg: Option<f64>,
-    pub altitude_m: Option<f64>,
-    pub battery: Option<f64>,
-    /// `snippet`, `osmand`, `owntracks` or `overland`.
-    pub source: String,
-    /// What the tracker app sent for this fix, as it sent it (clipped to 2 KiB).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
-}
-
-impl Device {
-    pub fn from_fix(site: &str, did: &str, fix: &GpsFix, source: &str) -> Self {
-        Device {
-            did: did.to_owned(),
-            site: site.to_owned(),
-            lat: fix.lat,
-            lon: fix.lon,
-            ts: fix.ts,
-            accuracy_m: fix.accuracy_m,
-            speed_mps: fix.speed_mps,
-            heading_deg: fix.heading_deg,
-            altitude_m: fix.altitude_m,
-            battery: None,
-            source: source.to_owned(),
-            raw: None,
-        }
-    }
-
-    /// Keeps whichever position is newer (by fix time); a newer fix without a battery level
-    /// keeps the older one's (apps send it only now and then).
-    pub fn newer(self, other: Option<Device>) -> Device {
-        match other {
-            Some(o) if o.ts > self.ts => o,
-            Some(o) => Device {
-                battery: self.battery.or(o.battery),
-                ..self
-            },
-            None => self,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -262,20 +208,5 @@ mod tests {
         assert_eq!(advance_acked(-1, f), Ok(2));
         assert_eq!(advance_acked(3, f), Ok(4));
         assert_eq!(advance_acked(-1, |_| Ok::<_, ()>(false)), Ok(-1));
-    }
-
-    #[test]
-    fn newer_device_position_wins() {
-        let fix = |ts| GpsFix {
-            lat: 1.0,
-            lon: 2.0,
-            ts,
-            ..GpsFix::default()
-        };
-        let a = Device::from_fix("s", "d", &fix(10), "snippet");
-        let b = Device::from_fix("s", "d", &fix(20), "snippet");
-        assert_eq!(a.clone().newer(Some(b.clone())).ts, 20);
-        assert_eq!(b.clone().newer(Some(a)).ts, 20);
-        assert_eq!(b.newer(None).ts, 20);
     }
 }

@@ -21,11 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use spoor::config::{Config, StoreSpec};
 use spoor::error::StoreError;
+use spoor::gps::Position;
 use spoor::site::Site;
 use spoor::store::embedded::EmbeddedStore;
 use spoor::store::{
-    ChunkWrite, CommitOutcome, Device, SessionPage, SessionQuery, SessionSummary, Store,
-    StoredChunk,
+    ChunkWrite, CommitOutcome, SessionPage, SessionQuery, SessionSummary, Store, StoredChunk,
 };
 
 pub const KEY: &str = "wk_test_key_1";
@@ -36,7 +36,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub fn now_ms() -> i64 {
-    spoor::app::now_ms()
+    spoor::clock::now_ms()
 }
 
 /// Two sites: `test` (any origin) and `shop` (only https://shop.example).
@@ -137,8 +137,10 @@ impl TestServer {
         for (name, value) in headers {
             req.headers_mut().append(*name, value.parse().unwrap());
         }
-        req.headers_mut()
-            .insert("user-agent", "spoor-test/1".parse().unwrap());
+        if !req.headers().contains_key("user-agent") {
+            req.headers_mut()
+                .insert("user-agent", "spoor-test/1".parse().unwrap());
+        }
         tokio_tungstenite::connect_async(req)
             .await
             .map(|(ws, _)| ws)
@@ -372,10 +374,10 @@ impl Store for ControlledStore {
     ) -> Result<Vec<StoredChunk>, StoreError> {
         self.inner.read_chunks(site, sid, from, limit).await
     }
-    async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError> {
+    async fn devices(&self, site: Option<&str>) -> Result<Vec<Position>, StoreError> {
         self.inner.devices(site).await
     }
-    async fn commit_positions(&self, p: Arc<Vec<Device>>) -> Result<Vec<bool>, StoreError> {
+    async fn commit_positions(&self, p: Arc<Vec<Position>>) -> Result<Vec<bool>, StoreError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("injected failure".into()));
         }
@@ -388,7 +390,7 @@ impl Store for ControlledStore {
         since: i64,
         until: i64,
         limit: usize,
-    ) -> Result<Vec<Device>, StoreError> {
+    ) -> Result<Vec<Position>, StoreError> {
         self.inner.track(site, did, since, until, limit).await
     }
     async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {

@@ -3,6 +3,7 @@
 
 import { safe, Teardown } from '../safe';
 import { Emit } from './types';
+import { Kind } from '../protocol';
 
 export function gps(emit: Emit): Teardown {
   const geo = navigator.geolocation;
@@ -10,9 +11,9 @@ export function gps(emit: Emit): Teardown {
   const id = geo.watchPosition(
     safe((p: GeolocationPosition) => {
       const c = p.coords;
-      emit(8, c.latitude, c.longitude, c.accuracy, c.altitude, c.speed, c.heading);
+      emit(Kind.Gps, c.latitude, c.longitude, c.accuracy, c.altitude, c.speed, c.heading);
     }),
-    safe((e: GeolocationPositionError) => emit(9, 'spoor_gps_error', { code: e.code })),
+    safe((e: GeolocationPositionError) => emit(Kind.Custom, 'spoor_gps_error', { code: e.code })),
     { enableHighAccuracy: true, maximumAge: 10_000 },
   );
   return () => geo.clearWatch(id);

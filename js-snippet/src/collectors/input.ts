@@ -4,6 +4,7 @@
 import { on, Teardown } from '../safe';
 import { blocked, selector } from '../selector';
 import { Emit } from './types';
+import { Kind } from '../protocol';
 
 const FIELD = /^(INPUT|TEXTAREA|SELECT)$/;
 
@@ -11,7 +12,7 @@ export function inputs(emit: Emit): Teardown {
   const h = (e: Event): void => {
     const el = e.target instanceof Element ? e.target : null;
     if (el && (FIELD.test(el.tagName) || (el as HTMLElement).isContentEditable)) {
-      emit(6, blocked(el) ? null : selector(el));
+      emit(Kind.Input, blocked(el) ? null : selector(el));
     }
   };
   const offs = [on(document, 'focusin', h), on(document, 'change', h)];

@@ -5,6 +5,7 @@
 
 import { safe, Teardown } from '../safe';
 import { Emit } from './types';
+import { Kind } from '../protocol';
 
 export const MAX_BOXES = 500;
 /** Role codes, in the order of docs/protocol.md. */
@@ -94,7 +95,7 @@ export function layouts(emit: Emit, minGapMs = 3000): { page: () => void; stop: 
   const take = safe(() => {
     timer = undefined;
     last = Date.now();
-    emit(10, ...snapshot());
+    emit(Kind.Layout, ...snapshot());
   });
   // Debounced: waits for the page to settle, never more often than minGapMs.
   const soon = (delay = 500): void => {

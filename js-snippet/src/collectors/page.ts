@@ -3,13 +3,14 @@
 
 import { on, safe, Teardown } from '../safe';
 import { Emit } from './types';
+import { Kind } from '../protocol';
 
 export function pages(emit: Emit): Teardown {
   let last = '';
   const check = safe(() => {
     if (location.href !== last) {
       last = location.href;
-      emit(0, location.href, document.title);
+      emit(Kind.Page, location.href, document.title);
     }
   });
   check();

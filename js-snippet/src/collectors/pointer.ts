@@ -3,6 +3,7 @@
 import { on, Teardown } from '../safe';
 import { blocked, selector, text } from '../selector';
 import { Emit } from './types';
+import { Kind } from '../protocol';
 
 export interface PointerOptions {
   /** Least ms between two recorded moves. */
@@ -26,19 +27,19 @@ export function pointer(emit: Emit, o: PointerOptions): Teardown {
     }
   };
   const offs = [
-    on(document, 'mousemove', (e: MouseEvent) => sample(1, e.clientX, e.clientY, e.timeStamp)),
+    on(document, 'mousemove', (e: MouseEvent) => sample(Kind.Move, e.clientX, e.clientY, e.timeStamp)),
     on(document, 'touchmove', (e: TouchEvent) => {
       const t = e.touches[0];
-      if (t) sample(7, t.clientX, t.clientY, e.timeStamp);
+      if (t) sample(Kind.Touch, t.clientX, t.clientY, e.timeStamp);
     }),
     on(document, 'touchstart', (e: TouchEvent) => {
       const t = e.touches[0];
-      if (t) emit(7, Math.round(t.clientX), Math.round(t.clientY));
+      if (t) emit(Kind.Touch, Math.round(t.clientX), Math.round(t.clientY));
     }),
     on(document, 'click', (e: MouseEvent) => {
       const el = e.target instanceof Element ? e.target : null;
       const hidden = blocked(el);
-      emit(2, Math.round(e.clientX), Math.round(e.clientY), e.button, hidden ? null : selector(el), hidden || !o.clickText ? null : text(el));
+      emit(Kind.Click, Math.round(e.clientX), Math.round(e.clientY), e.button, hidden ? null : selector(el), hidden || !o.clickText ? null : text(el));
     }),
   ];
   return () => offs.forEach((f) => f());

@@ -2,6 +2,7 @@
 
 import { on, Teardown } from '../safe';
 import { Emit } from './types';
+import { Kind } from '../protocol';
 
 /** Calls `f` at most once per `ms`, always with the latest state (trailing call). */
 export function throttle(f: () => void, ms: number, set = setTimeout): () => void {
@@ -17,12 +18,12 @@ export function throttle(f: () => void, ms: number, set = setTimeout): () => voi
 }
 
 export function viewport(emit: Emit, scrollMs: number): Teardown {
-  const scroll = throttle(() => emit(3, Math.round(scrollX), Math.round(scrollY)), scrollMs);
-  const resize = throttle(() => emit(4, innerWidth, innerHeight), 250);
+  const scroll = throttle(() => emit(Kind.Scroll, Math.round(scrollX), Math.round(scrollY)), scrollMs);
+  const resize = throttle(() => emit(Kind.Resize, innerWidth, innerHeight), 250);
   const offs = [
     on(window, 'scroll', scroll),
     on(window, 'resize', resize),
-    on(document, 'visibilitychange', () => emit(5, !document.hidden)),
+    on(document, 'visibilitychange', () => emit(Kind.Visibility, !document.hidden)),
   ];
   return () => offs.forEach((f) => f());
 }

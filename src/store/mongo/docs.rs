@@ -11,8 +11,9 @@ use mongodb::bson;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{doc, Binary, Bson, Document};
 
-use super::super::{ChunkWrite, Device, SessionSummary, StoredChunk};
+use super::super::{ChunkWrite, SessionSummary, StoredChunk};
 use crate::error::StoreError;
+use crate::gps::Position;
 
 /// Widths of the zero-padded numbers in `_id`s (`seq` < 2^31, fix times < 10^13 ms).
 const SEQ_WIDTH: usize = 10;
@@ -130,14 +131,14 @@ pub fn session_from_doc(d: Document) -> Result<(SessionSummary, i64), StoreError
 }
 
 /// A position (or a device's latest one) as stored.
-pub fn position_doc(p: &Device, id: String) -> Result<Document, StoreError> {
+pub fn position_doc(p: &Position, id: String) -> Result<Document, StoreError> {
     let mut d = bson::to_document(p).map_err(|e| corrupt(&e.to_string()))?;
     d.insert("_id", id);
     d.insert("at", date(p.ts));
     Ok(d)
 }
 
-pub fn position_from_doc(d: Document) -> Result<Device, StoreError> {
+pub fn position_from_doc(d: Document) -> Result<Position, StoreError> {
     bson::from_document(d).map_err(|e| corrupt(&e.to_string()))
 }
 

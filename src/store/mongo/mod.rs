@@ -11,12 +11,12 @@
 //! chunks that are new *or still pending*, and only then is the flag cleared. A commit that
 //! fails half-way is finished by the client's resend. The summary records which seqs it
 //! counts ([`applied`]), so a chunk still flagged after its summary update (a crash between
-//! the two writes, or two servers finishing it at once) is not counted twice. Device records are updated with a
+//! the two writes, or two servers finishing it at once) is not counted twice. Position records are updated with a
 //! conditional upsert (`ts` older than the new fix), so concurrent servers never move a
 //! device back in time. Writes use the configured write concern (default `majority` with
 //! journal), so an ack means the batch survives a failover.
 //!
-//! Live views: `start_live_feed` follows the `chunks` and `positions` collections through
+//! Live views: `start_feed` follows the `chunks` and `positions` collections through
 //! change streams, so a viewer on any server sees what every server ingested.
 
 use mongodb::bson;
@@ -43,14 +43,15 @@ use tokio_util::sync::CancellationToken;
 use self::applied::Applied;
 use self::docs::*;
 use self::errors::store_error;
+use super::feed::CommitFeed;
 use super::points::{Heat, TimeRange};
-use super::summary::{Device, SessionSummary};
+use super::summary::SessionSummary;
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
 };
 use crate::config::MongoConfig;
 use crate::error::StoreError;
-use crate::live::LiveHub;
+use crate::gps::Position;
 use crate::signals::ClickPoint;
 
 /// One insert command at most: MongoDB's 48 MB message (less room for the envelope) and
@@ -281,7 +282,7 @@ impl MongoStore {
 
     /// Makes `d` its device's record unless a newer fix is stored (a duplicate key on the
     /// upsert means exactly that). A fix without a battery level keeps the stored one.
-    async fn save_latest(&self, d: &Device) -> Result<(), StoreError> {
+    async fn save_latest(&self, d: &Position) -> Result<(), StoreError> {
         let mut set = position_doc(d, device_id(&d.site, &d.did))?;
         set.remove("_id");
         if d.battery.is_none() {
@@ -299,7 +300,7 @@ impl MongoStore {
         errors::duplicates(result).map(|_| ())
     }
 
-    async fn store_positions(&self, positions: &[Device]) -> Result<Vec<bool>, StoreError> {
+    async fn store_positions(&self, positions: &[Position]) -> Result<Vec<bool>, StoreError> {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
@@ -309,7 +310,7 @@ impl MongoStore {
             .collect::<Result<Vec<_>, _>>()?;
         let sizes = vec![512; docs.len()];
         let dup = self.insert_all(&self.positions, &docs, &sizes).await?;
-        let mut latest: HashMap<(&str, &str), &Device> = HashMap::new();
+        let mut latest: HashMap<(&str, &str), &Position> = HashMap::new();
         for p in positions {
             let e = latest.entry((&p.site, &p.did)).or_insert(p);
             if p.ts > e.ts {
@@ -365,7 +366,7 @@ impl MongoStore {
                 c.stats
                     .fixes
                     .iter()
-                    .map(|f| Device::from_fix(site, did, f, "snippet")),
+                    .map(|f| Position::from_fix(site, did, f, "snippet")),
             );
         }
         if !clicks.is_empty() {
@@ -616,7 +617,10 @@ impl Store for MongoStore {
         Ok(out)
     }
 
-    async fn commit_positions(&self, positions: Arc<Vec<Device>>) -> Result<Vec<bool>, StoreError> {
+    async fn commit_positions(
+        &self,
+        positions: Arc<Vec<Position>>,
+    ) -> Result<Vec<bool>, StoreError> {
         self.store_positions(&positions).await
     }
 
@@ -627,7 +631,7 @@ impl Store for MongoStore {
         since: i64,
         until: i64,
         limit: usize,
-    ) -> Result<Vec<Device>, StoreError> {
+    ) -> Result<Vec<Position>, StoreError> {
         let mut cursor = self
             .positions
             .find(doc! {"site": site, "did": did, "ts": {"$gte": since, "$lte": until}})
@@ -642,7 +646,7 @@ impl Store for MongoStore {
         Ok(out)
     }
 
-    async fn devices(&self, site: Option<&str>) -> Result<Vec<Device>, StoreError> {
+    async fn devices(&self, site: Option<&str>) -> Result<Vec<Position>, StoreError> {
         let filter = site.map_or(doc! {}, |s| doc! {"site": s});
         let mut cursor = self
             .devices
@@ -781,8 +785,8 @@ impl Store for MongoStore {
             .map_err(store_error)
     }
 
-    fn start_live_feed(&self, hub: Arc<LiveHub>, shutdown: CancellationToken) {
-        watch::spawn(self.chunks.clone(), self.positions.clone(), hub, shutdown);
+    fn start_feed(&self, feed: Arc<dyn CommitFeed>, shutdown: CancellationToken) {
+        watch::spawn(self.chunks.clone(), self.positions.clone(), feed, shutdown);
     }
 }
 

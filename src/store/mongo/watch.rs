@@ -1,8 +1,9 @@
-//! Live views across servers: change streams on `chunks` and `positions` feed the local
-//! `LiveHub`, so a viewer connected to any server sees what every server ingested.
+//! Live views across servers: change streams on `chunks` and `positions` feed the server's
+//! [`CommitFeed`] (its live hub), so a viewer connected to any server sees what every server
+//! ingested.
 //!
-//! While a stream is open the hub takes nothing from local commits (each insert would
-//! otherwise arrive twice). When a stream fails the hub goes back to local publishing, and
+//! While a stream is open the feed takes nothing from local commits (each insert would
+//! otherwise arrive twice). When a stream fails the feed goes back to local publishing, and
 //! the stream resumes from its last token, so nothing durable is skipped; a viewer may see a
 //! chunk twice across that switch, and replay's follow loop drops chunks it already sent.
 //! A standalone server (no replica set) cannot stream changes: live views then show only
@@ -18,13 +19,13 @@ use mongodb::Collection;
 use tokio_util::sync::CancellationToken;
 
 use super::docs::{chunk_from_doc, position_from_doc};
-use crate::live::LiveHub;
+use crate::store::feed::CommitFeed;
 
 /// Change streams need a replica set: "$changeStream is only supported on replica sets".
 const NOT_A_REPLICA_SET: i32 = 40573;
 
 #[derive(Clone, Copy)]
-enum Feed {
+enum Source {
     Chunks,
     Positions,
 }
@@ -32,26 +33,31 @@ enum Feed {
 pub fn spawn(
     chunks: Collection<Document>,
     positions: Collection<Document>,
-    hub: Arc<LiveHub>,
+    feed: Arc<dyn CommitFeed>,
     shutdown: CancellationToken,
 ) {
-    tokio::spawn(follow(chunks, Feed::Chunks, hub.clone(), shutdown.clone()));
-    tokio::spawn(follow(positions, Feed::Positions, hub, shutdown));
+    tokio::spawn(follow(
+        chunks,
+        Source::Chunks,
+        feed.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(follow(positions, Source::Positions, feed, shutdown));
 }
 
-fn deliver(hub: &LiveHub, feed: Feed, d: Document) {
-    match feed {
-        Feed::Chunks => {
+fn deliver(feed: &dyn CommitFeed, source: Source, d: Document) {
+    match source {
+        Source::Chunks => {
             let (Ok(site), Ok(sid)) = (d.get_str("site"), d.get_str("sid")) else {
                 return;
             };
             match chunk_from_doc(&d) {
-                Ok(c) => hub.deliver_chunk(site, sid, Arc::new(c)),
+                Ok(c) => feed.chunk(site, sid, Arc::new(c)),
                 Err(e) => tracing::warn!(error = %e, "Skipped a chunk in the change stream."),
             }
         }
-        Feed::Positions => match position_from_doc(d) {
-            Ok(p) => hub.deliver_positions(std::iter::once(p)),
+        Source::Positions => match position_from_doc(d) {
+            Ok(p) => feed.positions(vec![p]),
             Err(e) => tracing::warn!(error = %e, "Skipped a position in the change stream."),
         },
     }
@@ -59,8 +65,8 @@ fn deliver(hub: &LiveHub, feed: Feed, d: Document) {
 
 async fn follow(
     coll: Collection<Document>,
-    feed: Feed,
-    hub: Arc<LiveHub>,
+    source: Source,
+    feed: Arc<dyn CommitFeed>,
     shutdown: CancellationToken,
 ) {
     let mut token: Option<ResumeToken> = None;
@@ -74,7 +80,7 @@ async fn follow(
         let mut stream = match opened {
             Ok(s) => s,
             Err(e) => {
-                hub.set_external(false);
+                feed.set_store_wide(false);
                 if super::errors::facts(&e).code == Some(NOT_A_REPLICA_SET) {
                     tracing::warn!(
                         "MongoDB is not a replica set: live views show only what this server ingests."
@@ -90,7 +96,7 @@ async fn follow(
                 continue;
             }
         };
-        hub.set_external(true);
+        feed.set_store_wide(true);
         wait = Duration::from_millis(500);
         loop {
             tokio::select! {
@@ -98,7 +104,7 @@ async fn follow(
                     Some(Ok(ev)) => {
                         token = stream.resume_token();
                         if let Some(d) = ev.full_document {
-                            deliver(&hub, feed, d);
+                            deliver(&*feed, source, d);
                         }
                     }
                     Some(Err(e)) => {
@@ -110,6 +116,6 @@ async fn follow(
                 _ = shutdown.cancelled() => return,
             }
         }
-        hub.set_external(false);
+        feed.set_store_wide(false);
     }
 }

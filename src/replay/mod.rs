@@ -4,6 +4,8 @@
 //! `ev` bytes are sent as they are for MessagePack and transcoded straight into the output
 //! for NDJSON, without building values in between.
 
+pub mod positions;
+
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -14,9 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::app::App;
-use crate::error::StoreError;
+use crate::error::{StoreError, ViewerClose};
+use crate::net::ws::WsStream;
 use crate::store::{Store, StoredChunk};
-use crate::ws::WsStream;
 
 /// Chunks read per store call: large enough for sequential reads, small enough to keep a
 /// replay's memory to a few hundred KiB.
@@ -157,15 +159,10 @@ pub type ViewerSink = futures_util::stream::SplitSink<WsStream, Message>;
 
 /// Says goodbye to a live viewer with a close code (waiting at most `timeout` for a viewer
 /// that no longer reads).
-pub async fn close_viewer(
-    sink: &mut ViewerSink,
-    code: u16,
-    reason: &'static str,
-    timeout: std::time::Duration,
-) {
+pub async fn close_viewer(sink: &mut ViewerSink, why: ViewerClose, timeout: std::time::Duration) {
     let close = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
+        code: CloseCode::from(why.close_code()),
+        reason: why.code().into(),
     };
     let _ = tokio::time::timeout(timeout, sink.send(Message::Close(Some(close)))).await;
 }
@@ -194,7 +191,7 @@ pub async fn follow(ws: WsStream, app: Arc<App>, site: String, sid: String, form
     // Subscribe before reading the store, so nothing committed in between is missed.
     let mut live = app.live.subscribe(&site, &sid);
     let timeout = std::time::Duration::from_millis(app.config.limits.live_send_timeout_ms);
-    let result: Result<(u16, &'static str), ViewerEnd> = async {
+    let result: Result<ViewerClose, ViewerEnd> = async {
         let mut from = 0u64;
         let mut sent_max: Option<u64> = None;
         loop {
@@ -223,9 +220,9 @@ pub async fn follow(ws: WsStream, app: Arc<App>, site: String, sid: String, form
                         sent_max = Some(sent_max.map_or(c.seq, |m| m.max(c.seq)));
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        return Ok((1008, "viewer_too_slow"));
+                        return Ok(ViewerClose::TooSlow);
                     }
-                    Err(broadcast::error::RecvError::Closed) => return Ok((1001, "closed")),
+                    Err(broadcast::error::RecvError::Closed) => return Ok(ViewerClose::FeedClosed),
                 },
                 msg = incoming.next() => match msg {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
@@ -233,17 +230,17 @@ pub async fn follow(ws: WsStream, app: Arc<App>, site: String, sid: String, form
                     }
                     Some(Ok(_)) => {}
                 },
-                _ = app.shutdown.cancelled() => return Ok((1001, "shutting_down")),
+                _ = app.shutdown.cancelled() => return Ok(ViewerClose::ShuttingDown),
             }
         }
     }
     .await;
     match result {
-        Ok((code, reason)) => {
-            if code == 1008 {
+        Ok(why) => {
+            if why == ViewerClose::TooSlow {
                 app.metrics.viewers_dropped.inc();
             }
-            close_viewer(&mut sink, code, reason, timeout).await;
+            close_viewer(&mut sink, why, timeout).await;
         }
         Err(ViewerEnd::Stuck) => {
             app.metrics.viewers_dropped.inc();

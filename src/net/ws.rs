@@ -42,7 +42,7 @@ pub struct Upgrade {
     accept: String,
     on_upgrade: OnUpgrade,
     /// Held by the socket's task: an upgraded socket still counts as a connection.
-    slot: Option<crate::server::ConnSlot>,
+    slot: Option<crate::net::server::ConnSlot>,
 }
 
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
@@ -59,11 +59,11 @@ pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = warp::Rejection> +
     warp::get()
         .and(warp::header::headers_cloned())
         .and(warp::ext::optional::<OnUpgrade>())
-        .and(warp::ext::optional::<crate::server::ConnSlot>())
+        .and(warp::ext::optional::<crate::net::server::ConnSlot>())
         .and_then(
             |headers: HeaderMap,
              on_upgrade: Option<OnUpgrade>,
-             slot: Option<crate::server::ConnSlot>| async move {
+             slot: Option<crate::net::server::ConnSlot>| async move {
                 let is_ws = header_has_token(&headers, header::CONNECTION, "upgrade")
                     && header_has_token(&headers, header::UPGRADE, "websocket")
                     && headers
@@ -91,7 +91,7 @@ impl Upgrade {
     pub fn respond<F, Fut>(
         self,
         config: WebSocketConfig,
-        tracker: &TaskTracker,
+        tasks: &TaskTracker,
         handle: F,
     ) -> warp::reply::Response
     where
@@ -100,7 +100,7 @@ impl Upgrade {
     {
         let on_upgrade = self.on_upgrade;
         let slot = self.slot;
-        tracker.spawn(async move {
+        tasks.spawn(async move {
             let _slot = slot;
             match on_upgrade.await {
                 Ok(upgraded) => {

@@ -8,17 +8,23 @@ use flate2::Compression;
 use http::{header, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
+use std::sync::{Arc, LazyLock};
+
+use warp::filters::BoxedFilter;
+use warp::Filter;
+
+use crate::app::App;
 use crate::config::Config;
 
 /// `js-snippet/dist/spoor.js`, rebuilt by `npm run build` (CI checks it is current).
-pub const SNIPPET: &str = include_str!("../js-snippet/dist/spoor.js");
+pub const SNIPPET: &str = include_str!("../../js-snippet/dist/spoor.js");
 
-const UI_INDEX: &str = include_str!("../replay-ui/dist/index.html");
-const UI_JS: &str = include_str!("../replay-ui/dist/app.js");
-const UI_CSS: &str = include_str!("../replay-ui/dist/app.css");
-const MAP_HTML: &str = include_str!("../replay-ui/dist/map.html");
-const MAP_JS: &str = include_str!("../replay-ui/dist/map.js");
-const MAP_CSS: &str = include_str!("../replay-ui/dist/map.css");
+const UI_INDEX: &str = include_str!("../../replay-ui/dist/index.html");
+const UI_JS: &str = include_str!("../../replay-ui/dist/app.js");
+const UI_CSS: &str = include_str!("../../replay-ui/dist/app.css");
+const MAP_HTML: &str = include_str!("../../replay-ui/dist/map.html");
+const MAP_JS: &str = include_str!("../../replay-ui/dist/map.js");
+const MAP_CSS: &str = include_str!("../../replay-ui/dist/map.css");
 
 /// The viewer renders recorded strings as text only; the policy is the second line of
 /// defence: no inline script, nothing from other origins, no framing.
@@ -144,10 +150,58 @@ fn accepts_gzip(accept: Option<&str>) -> bool {
     star
 }
 
-/// The files served as they are, by path under which the routes find them.
+/// The pages and files this module serves: every embedded file through one helper, the
+/// viewer's pages (one page for every route the viewer owns), the map and the demo page.
+pub fn routes(app: &Arc<App>) -> Vec<BoxedFilter<(Response,)>> {
+    let ui_pages = warp::get()
+        .and(
+            warp::path::end()
+                .or(warp::path!("sessions" / String).map(|_| ()).untuple_one())
+                .unify()
+                .or(warp::path!("heatmap"))
+                .unify(),
+        )
+        .map(ui_index);
+    let map = app.clone();
+    let demo_app = app.clone();
+    vec![
+        ui_pages.boxed(),
+        static_file("/spoor.js", &files::SNIPPET_JS),
+        static_file("/ui/app.js", &files::UI_JS),
+        static_file("/ui/app.css", &files::UI_CSS),
+        static_file("/ui/map.js", &files::MAP_JS),
+        static_file("/ui/map.css", &files::MAP_CSS),
+        warp::path!("map")
+            .and(warp::get())
+            .map(move || map_page(&map.config.map))
+            .boxed(),
+        warp::path!("demo")
+            .and(warp::get())
+            .map(move || demo(&demo_app.config))
+            .boxed(),
+    ]
+}
+
+/// `GET path`: an embedded file, gzipped when the client takes it, 304 when it is current.
+fn static_file(path: &'static str, asset: &'static LazyLock<Asset>) -> BoxedFilter<(Response,)> {
+    warp::get()
+        .and(warp::path::full())
+        .and_then(move |full: warp::path::FullPath| async move {
+            if full.as_str() == path {
+                Ok(())
+            } else {
+                Err(warp::reject::not_found())
+            }
+        })
+        .untuple_one()
+        .and(super::filters::conditional())
+        .map(move |c: Conditional| asset.reply(&c))
+        .boxed()
+}
+
+/// The files served as they are.
 pub mod files {
     use super::*;
-    use std::sync::LazyLock;
 
     /// Cached briefly: a new server version reaches pages within minutes (and an unchanged
     /// one costs a 304).

@@ -12,14 +12,15 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::app::App;
-use crate::ws::WsStream;
+use crate::error::ViewerClose;
+use crate::net::ws::WsStream;
 
 pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>) {
     app.metrics.live_viewers.inc();
     let (mut sink, mut incoming) = ws.split();
     let mut live = app.live.subscribe_positions();
     let timeout = std::time::Duration::from_millis(app.config.limits.live_send_timeout_ms);
-    let end: Option<(u16, &'static str)> = loop {
+    let end: Option<ViewerClose> = loop {
         tokio::select! {
             r = live.recv() => match r {
                 Ok(p) if site.as_deref().is_some_and(|s| s != p.site) => {}
@@ -36,19 +37,19 @@ pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>)
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     app.metrics.viewers_dropped.inc();
-                    break Some((1008, "viewer_too_slow"));
+                    break Some(ViewerClose::TooSlow);
                 }
-                Err(broadcast::error::RecvError::Closed) => break Some((1001, "closed")),
+                Err(broadcast::error::RecvError::Closed) => break Some(ViewerClose::FeedClosed),
             },
             msg = incoming.next() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
                 Some(Ok(_)) => {}
             },
-            _ = app.shutdown.cancelled() => break Some((1001, "shutting_down")),
+            _ = app.shutdown.cancelled() => break Some(ViewerClose::ShuttingDown),
         }
     };
-    if let Some((code, reason)) = end {
-        crate::replay::close_viewer(&mut sink, code, reason, timeout).await;
+    if let Some(why) = end {
+        super::close_viewer(&mut sink, why, timeout).await;
     }
     app.metrics.live_viewers.dec();
 }

@@ -14,23 +14,21 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::app::{now_ms, App};
+use super::session::{Accepted, IngestSession};
+use crate::app::App;
+use crate::clock::now_ms;
 use crate::error::IngestError;
+use crate::net::ws::WsStream;
 use crate::pipeline::AckState;
 use crate::protocol::{self, ClientFrame, Encoding, ServerFrame};
 use crate::ratelimit::{Bucket, IpSlot};
-use crate::signals::Tracker;
 use crate::site::Site;
-use crate::store::{ChunkWrite, SessionMeta};
-use crate::ws::WsStream;
 
 /// How long a closing socket keeps reading so the client sees our close frame: closing a
 /// TCP socket with unread input sends a reset, which can destroy the error frame in flight.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Most bytes a lingering close reads before giving up on the client.
 const LINGER_MAX_BYTES: usize = 8 << 20;
-/// Longest User-Agent kept.
-const MAX_UA_BYTES: usize = 512;
 
 /// How a socket's conversation ended.
 #[derive(Debug)]
@@ -191,14 +189,14 @@ async fn next_frame(
     }))
 }
 
-/// Hello and welcome: the session this socket records into, and its `acked` mark.
+/// Hello and welcome: the session this socket records into.
 async fn handshake(
     app: &Arc<App>,
     conn: &mut Conn,
     stream: &mut SplitStream<WsStream>,
     site: Result<Arc<Site>, IngestError>,
     ua: Option<String>,
-) -> Result<(Arc<SessionMeta>, i64), End> {
+) -> Result<IngestSession, End> {
     let site = site?;
     let hello_deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout();
     let hello = loop {
@@ -214,31 +212,13 @@ async fn handshake(
             Received::Pong | Received::Control => continue,
         }
     };
-    let meta = Arc::new(SessionMeta {
-        site: site.id.as_str().into(),
-        sid: hello.sid.as_str().into(),
-        ua: ua.map(|mut u| {
-            if u.len() > MAX_UA_BYTES {
-                let mut cut = MAX_UA_BYTES;
-                while !u.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                u.truncate(cut);
-            }
-            u
-        }),
-        hello,
-    });
-    let acked = app.store.acked(&meta.site, &meta.sid).await.map_err(|e| {
-        tracing::warn!(error = %e, "Store unavailable at hello.");
-        IngestError::StoreUnavailable
-    })?;
+    let session = IngestSession::open(app, &site, hello, ua).await?;
     conn.send(ServerFrame::Welcome {
-        sid: &meta.sid,
-        acked,
+        sid: session.sid(),
+        acked: session.acked(),
     })
     .await?;
-    Ok((meta, acked))
+    Ok(session)
 }
 
 /// The socket's life after the welcome.
@@ -254,15 +234,13 @@ async fn drive(
     ua: Option<String>,
 ) -> Result<(), End> {
     let limits = &app.config.limits;
-    let (meta, acked) = Box::pin(handshake(app, conn, stream, site, ua)).await?;
-    let state = AckState::new(acked);
-    let mut tracker = Tracker::new(&meta.hello);
+    let mut session = Box::pin(handshake(app, conn, stream, site, ua)).await?;
+    let state = session.ack_state().clone();
     let mut bucket = Bucket::new(
         limits.max_batches_per_second_per_session,
         limits.session_batch_burst,
     );
-    let mut sent = acked;
-    let mut submitted = 0u64;
+    let mut sent = session.acked();
     let idle = tokio::time::sleep(limits.idle_timeout());
     tokio::pin!(idle);
     // Pings find dead peers (a vanished laptop, a dropped NAT mapping) long before the idle
@@ -286,7 +264,7 @@ async fn drive(
                 }
             }
             _ = app.shutdown.cancelled() => {
-                return Box::pin(goodbye(app, conn, &state, submitted, sent)).await;
+                return Box::pin(goodbye(app, conn, &state, session.submitted(), sent)).await;
             }
             _ = &mut idle => return Err(IngestError::IdleTimeout.into()),
             _ = ping.tick(), if limits.ping_interval_ms > 0 => {
@@ -316,29 +294,14 @@ async fn drive(
                     Received::Frame(ClientFrame::Batch(b)) => b,
                 };
                 idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout());
-                if !bucket.take(1, std::time::Instant::now()) || !app.key_limits.take(&meta.site, 1) {
+                if !bucket.take(1, std::time::Instant::now()) {
                     return Err(IngestError::RateLimited.into());
                 }
-                // Resends too: they move the tracker's page and scroll along.
-                let signals = tracker.observe(batch.t0, &batch.stats, &batch.ev);
-                if batch.seq as i64 <= state.acked() {
-                    // A resend of something already durable: ack it again, store nothing.
-                    app.metrics.duplicates.inc();
+                if Box::pin(session.accept(batch)).await? == Accepted::Duplicate {
+                    // A resend of something already durable: ack it again.
                     sent = sent.max(state.acked());
                     Box::pin(conn.send(ServerFrame::Ack { seq: state.acked() })).await?;
-                    continue;
                 }
-                let chunk = ChunkWrite {
-                    meta: meta.clone(),
-                    seq: batch.seq,
-                    t0: batch.t0,
-                    rx: now_ms(),
-                    ev: batch.ev,
-                    stats: batch.stats,
-                    signals,
-                };
-                Box::pin(app.pipeline.submit(chunk, &state)).await?;
-                submitted += 1;
             }
         }
     }

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::app::{now_ms, App};
+use super::session::IngestSession;
+use crate::app::App;
+use crate::clock::now_ms;
 use crate::error::IngestError;
-use crate::pipeline::AckState;
 use crate::protocol::{self, ClientFrame};
-use crate::signals::Tracker;
 use crate::site::Site;
-use crate::store::{ChunkWrite, SessionMeta};
 
 /// How long a request waits for durability before answering 503 (the client resends).
 const DURABLE_WAIT: Duration = Duration::from_secs(30);
@@ -45,9 +44,6 @@ pub async fn ingest(
         Bytes::from(protocol::json_to_msgpack(&body)?)
     };
     let (hello, batches) = protocol::split_fallback_body(&body, limits)?;
-    if !app.key_limits.take(&site.id, batches.len() as u32) {
-        return Err(IngestError::RateLimited);
-    }
     let now = now_ms();
     let ClientFrame::Hello(hello) = protocol::decode_msgpack_as(&hello, "hello", limits, now)?
     else {
@@ -61,50 +57,11 @@ pub async fn ingest(
             ClientFrame::Hello(_) => return Err(IngestError::invalid("batches", "holds a hello")),
         }
     }
-    let meta = Arc::new(SessionMeta {
-        site: site.id.as_str().into(),
-        sid: hello.sid.as_str().into(),
-        hello,
-        ua,
-    });
-    let acked = app
-        .store
-        .acked(&meta.site, &meta.sid)
-        .await
-        .map_err(|_| IngestError::StoreUnavailable)?;
-    let state = AckState::new(acked);
-    let mut tracker = Tracker::new(&meta.hello);
-    let mut submitted = 0u64;
+    let mut session = IngestSession::open(app, &site, hello, ua).await?;
     for b in decoded {
-        let signals = tracker.observe(b.t0, &b.stats, &b.ev);
-        if b.seq as i64 <= acked {
-            app.metrics.duplicates.inc();
-            continue;
-        }
-        let chunk = ChunkWrite {
-            meta: meta.clone(),
-            seq: b.seq,
-            t0: b.t0,
-            rx: now,
-            ev: b.ev,
-            stats: b.stats,
-            signals,
-        };
-        app.pipeline.submit(chunk, &state).await?;
-        submitted += 1;
+        session.accept(b).await?;
     }
-    let wait = async {
-        while state.done() < submitted {
-            state.changed().await;
-        }
-    };
-    tokio::time::timeout(DURABLE_WAIT, wait)
-        .await
-        .map_err(|_| IngestError::StoreUnavailable)?;
-    if state.failed() {
-        return Err(IngestError::StoreUnavailable);
-    }
-    Ok(state.acked())
+    session.durable(DURABLE_WAIT).await
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::site::Site;
 
+mod gps;
+pub use gps::{GpsConfig, SpeedUnit};
+
 /// Where chunks, sessions and devices are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreSpec {
@@ -189,6 +192,11 @@ pub struct PipelineConfig {
     /// `false` writes every client batch in its own transaction: only for benchmarks that
     /// show what group commit buys.
     pub group_commit: bool,
+    /// Tracker-app requests waiting for the position writer. Like `queue_capacity`, a full
+    /// queue makes requests wait (and the apps retry later), never grows memory.
+    pub position_queue_capacity: usize,
+    /// Most positions in one store transaction (a request of up to 1,000 always fits).
+    pub max_group_positions: usize,
 }
 
 impl Default for PipelineConfig {
@@ -200,6 +208,8 @@ impl Default for PipelineConfig {
             max_group_bytes: 8 * 1024 * 1024,
             linger_us: 500,
             group_commit: true,
+            position_queue_capacity: 1_024,
+            max_group_positions: 20_000,
         }
     }
 }
@@ -250,7 +260,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub mongodb: Option<MongoConfig>,
     #[serde(default)]
-    pub gps: Option<crate::gps::GpsConfig>,
+    pub gps: Option<GpsConfig>,
     #[serde(default)]
     pub map: Option<MapConfig>,
 }
@@ -390,7 +400,7 @@ pub struct Config {
     pub embedded: EmbeddedConfig,
     /// Days a session or device is kept after its last activity; 0 keeps everything.
     pub retention_days: u32,
-    pub gps: crate::gps::GpsConfig,
+    pub gps: GpsConfig,
     pub map: MapConfig,
     pub mongodb: MongoConfig,
     /// Reverse proxies whose `X-Forwarded-For` names the client (default: none).
@@ -633,8 +643,8 @@ mod tests {
         )
         .unwrap();
         let gps = cfg.gps.unwrap();
-        assert_eq!(gps.osmand_unit("x"), crate::gps::SpeedUnit::Mps);
-        assert_eq!(gps.osmand_unit("old-phone"), crate::gps::SpeedUnit::Knots);
+        assert_eq!(gps.osmand_unit("x"), SpeedUnit::Mps);
+        assert_eq!(gps.osmand_unit("old-phone"), SpeedUnit::Knots);
         let map = cfg.map.unwrap();
         assert_eq!(
             map.tile_origin().as_deref(),
@@ -691,7 +701,7 @@ mod tests {
 
     #[test]
     fn the_compose_config_parses() {
-        let cfg: FileConfig = toml::from_str(include_str!("../deploy/spoor.toml")).unwrap();
+        let cfg: FileConfig = toml::from_str(include_str!("../../deploy/spoor.toml")).unwrap();
         assert_eq!(cfg.site[0].id, "demo");
         cfg.site[0].validate().unwrap();
         assert_eq!(cfg.mongodb.unwrap().write_concern, "majority");

@@ -1,0 +1,114 @@
+//! The tracker-app endpoints `/v1/osmand`, `/v1/owntracks` and `/v1/overland`: who may send
+//! (the site's write key in the path, `?key=`, or as the basic-auth password), the app's
+//! protocol (`gps::apps`), and the answer the app expects, only once the positions are
+//! durable. Requests are group-committed (`pipeline::positions`): those that arrive while a
+//! commit runs share the next one.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::HeaderMap;
+use warp::reply::{Reply, Response};
+
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::error::{ApiError, IngestError};
+use crate::gps::apps::{header, AppRequest, TrackerApp};
+
+/// What the app expects back on success.
+fn ok(app: TrackerApp) -> Response {
+    match app {
+        TrackerApp::OsmAnd => http::StatusCode::OK.into_response(),
+        TrackerApp::OwnTracks => warp::reply::json(&serde_json::json!([])).into_response(),
+        TrackerApp::Overland => {
+            warp::reply::json(&serde_json::json!({"result": "ok"})).into_response()
+        }
+    }
+}
+
+/// The password of `Authorization: Basic …` (OwnTracks puts the key there).
+fn basic_password(h: &HeaderMap) -> Option<String> {
+    let b64 = header(h, "authorization")?.strip_prefix("Basic ")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    Some(s.split_once(':')?.1.to_owned())
+}
+
+/// The write key, wherever the app put it: the path, `?key=`, or the basic-auth password.
+fn key(req: &AppRequest, params: &[(String, String)]) -> Option<String> {
+    req.path_key
+        .clone()
+        .or_else(|| {
+            params
+                .iter()
+                .find(|(k, _)| k == "key")
+                .map(|(_, v)| v.clone())
+        })
+        .or_else(|| basic_password(&req.headers))
+}
+
+async fn ingest(app: &Arc<App>, req: &AppRequest) -> Result<(), ApiError> {
+    let params = req.params();
+    let site = app
+        .sites
+        .authorize(key(req, &params).as_deref(), header(&req.headers, "origin"))?;
+    let now = now_ms();
+    let mut positions = req.positions(&params, &app.config.gps, now)?;
+    if positions.is_empty() {
+        return Ok(());
+    }
+    for p in &mut positions {
+        p.site = site.id.clone();
+        crate::gps::validate(p, now)?;
+    }
+    if !app.key_limits.take(&site.id, positions.len() as u32) {
+        return Err(IngestError::RateLimited.into());
+    }
+    let new = app.positions.commit(positions).await.map_err(|e| {
+        tracing::warn!(error = %e, "Storing positions failed.");
+        IngestError::StoreUnavailable
+    })?;
+    app.metrics
+        .positions
+        .get_or_create(&[("source", req.app.name())])
+        .inc_by(new as u64);
+    Ok(())
+}
+
+/// Handles one tracker request: the app's expected answer, or the error as JSON.
+pub async fn handle(app: Arc<App>, req: AppRequest) -> Result<Response, ApiError> {
+    match ingest(&app, &req).await {
+        Ok(()) => Ok(ok(req.app)),
+        Err(e) => {
+            app.metrics.error(e.code());
+            // For whoever sets up a device: which app, and why (never the key or the body).
+            tracing::debug!(
+                app = req.app.name(),
+                code = e.code(),
+                "Tracker request refused."
+            );
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn basic_auth_password_is_the_key() {
+        let mut h = HeaderMap::new();
+        // "jane:wk_123"
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Basic amFuZTp3a18xMjM="),
+        );
+        assert_eq!(basic_password(&h).as_deref(), Some("wk_123"));
+        h.insert("authorization", HeaderValue::from_static("Basic !!!"));
+        assert_eq!(basic_password(&h), None);
+    }
+}
