@@ -2,11 +2,12 @@
 //!
 //! A durable commit costs 4-12 ms of fsync on this class of disk, so one commit per client
 //! batch caps a server at a few hundred batches a second. The batcher instead takes the
-//! first waiting batch, gathers more until a count or byte limit or a short linger timer
-//! (started by that first batch) runs out, and commits them together; batches arriving
-//! during a commit simply form the next group. Only after the commit returns does any of the
-//! group's senders hear its ack. When the queue closes or shutdown asks it to drain, it
-//! commits what is queued and stops.
+//! first waiting batch and gathers more, and commits the group when it is full (a count of
+//! batches), when the next batch would not fit (a byte limit: that batch opens the next
+//! group), when a short linger timer started by the group's first batch fires, or when the
+//! input ends; batches arriving during a commit simply form the next group. Only after the
+//! commit returns does any of the group's senders hear its ack. When the queue closes or
+//! shutdown asks it to drain, it commits what is queued and stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ const FAILURE_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct Batcher {
     rx: flume::Receiver<Submission>,
+    /// A batch that did not fit in the last group: the first of the next.
+    held: Option<Submission>,
     store: Arc<dyn Store>,
     config: PipelineConfig,
     metrics: Arc<Metrics>,
@@ -41,6 +44,7 @@ impl Batcher {
     ) -> Self {
         Batcher {
             rx,
+            held: None,
             store,
             config,
             metrics,
@@ -49,18 +53,21 @@ impl Batcher {
     }
 
     /// Runs until the queue closes, or until `drain` fires and the queue is empty.
-    pub async fn run(self, drain: CancellationToken) {
+    pub async fn run(mut self, drain: CancellationToken) {
         loop {
-            // Wait for a first batch; once draining, only take what is already queued.
-            let first = tokio::select! {
-                biased;
-                r = self.rx.recv_async() => match r {
-                    Ok(s) => s,
-                    Err(_) => break,
-                },
-                _ = drain.cancelled() => match self.rx.try_recv() {
-                    Ok(s) => s,
-                    Err(_) => break,
+            let first = match self.held.take() {
+                Some(s) => s,
+                // Wait for a first batch; once draining, only take what is already queued.
+                None => tokio::select! {
+                    biased;
+                    r = self.rx.recv_async() => match r {
+                        Ok(s) => s,
+                        Err(_) => break,
+                    },
+                    _ = drain.cancelled() => match self.rx.try_recv() {
+                        Ok(s) => s,
+                        Err(_) => break,
+                    },
                 },
             };
             let group = self.gather(first, drain.is_cancelled()).await;
@@ -69,11 +76,11 @@ impl Batcher {
         tracing::debug!("Batcher stopped.");
     }
 
-    async fn gather(&self, first: Submission, draining: bool) -> Vec<Submission> {
+    async fn gather(&mut self, first: Submission, draining: bool) -> Vec<Submission> {
         let deadline = tokio::time::Instant::now() + self.config.linger();
         let mut bytes = first.chunk.ev.len();
         let mut group = vec![first];
-        while group.len() < self.config.max_group_batches && bytes < self.config.max_group_bytes {
+        while group.len() < self.config.max_group_batches {
             let next = match self.rx.try_recv() {
                 Ok(s) => s,
                 Err(flume::TryRecvError::Disconnected) => break,
@@ -87,7 +94,13 @@ impl Batcher {
                     }
                 }
             };
-            bytes += next.chunk.ev.len();
+            let size = next.chunk.ev.len();
+            if bytes + size > self.config.max_group_bytes {
+                // It would not fit: it opens the next group instead.
+                self.held = Some(next);
+                break;
+            }
+            bytes += size;
             group.push(next);
         }
         group
@@ -160,5 +173,121 @@ impl Batcher {
             out.extend(self.store.commit(Arc::new(vec![c.clone()])).await?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pipeline::{AckState, Pipeline};
+    use crate::store::fixtures::{chunk_of, RecordingStore};
+
+    struct Rig {
+        store: Arc<RecordingStore>,
+        pipeline: Pipeline,
+        drain: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+        state: Arc<AckState>,
+    }
+
+    fn rig(config: PipelineConfig) -> Rig {
+        let store = Arc::new(RecordingStore::default());
+        let (tx, rx) = flume::bounded(64);
+        let live = Arc::new(LiveHub::new(8));
+        let batcher = Batcher::new(rx, store.clone(), config, Arc::new(Metrics::new()), live);
+        let drain = CancellationToken::new();
+        Rig {
+            store,
+            pipeline: Pipeline::new(tx, 1 << 20),
+            task: tokio::spawn(batcher.run(drain.clone())),
+            drain,
+            state: AckState::new(-1),
+        }
+    }
+
+    fn config(max_batches: usize, max_bytes: usize, linger_ms: u64) -> PipelineConfig {
+        PipelineConfig {
+            max_group_batches: max_batches,
+            max_group_bytes: max_bytes,
+            linger_us: linger_ms * 1000,
+            ..PipelineConfig::default()
+        }
+    }
+
+    /// Lets the batcher run everything it can without time passing.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_linger_timer_starts_with_the_groups_first_batch() {
+        let r = rig(config(100, 1 << 20, 10));
+        r.pipeline.submit(chunk_of(0, 10), &r.state).await.unwrap();
+        settle().await; // the batcher takes it now: its timer starts here
+        tokio::time::advance(Duration::from_millis(6)).await;
+        settle().await;
+        assert!(
+            r.store.groups().is_empty(),
+            "committed before the linger ran out"
+        );
+        // Arrives within the first batch's linger: same group, and the timer is not reset.
+        r.pipeline.submit(chunk_of(1, 10), &r.state).await.unwrap();
+        tokio::time::advance(Duration::from_millis(5)).await;
+        settle().await;
+        assert_eq!(r.store.groups(), vec![vec![0, 1]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_group_commits_without_waiting() {
+        let r = rig(config(3, 1 << 20, 60_000));
+        for seq in 0..7 {
+            r.pipeline
+                .submit(chunk_of(seq, 10), &r.state)
+                .await
+                .unwrap();
+        }
+        settle().await;
+        assert_eq!(r.store.groups(), vec![vec![0, 1, 2], vec![3, 4, 5]]);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        settle().await;
+        assert_eq!(r.store.groups().last(), Some(&vec![6]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_would_not_fit_opens_the_next_group() {
+        let r = rig(config(100, 100, 60_000));
+        for (seq, bytes) in [(0, 40), (1, 40), (2, 40), (3, 10)] {
+            r.pipeline
+                .submit(chunk_of(seq, bytes), &r.state)
+                .await
+                .unwrap();
+        }
+        settle().await;
+        // 40 + 40 = 80 fits, + 40 would not: batch 2 waits for the next group.
+        assert_eq!(r.store.groups(), vec![vec![0, 1]]);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        settle().await;
+        assert_eq!(r.store.groups(), vec![vec![0, 1], vec![2, 3]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draining_commits_what_is_queued_without_lingering() {
+        let r = rig(config(2, 1 << 20, 60_000));
+        for seq in 0..5 {
+            r.pipeline
+                .submit(chunk_of(seq, 10), &r.state)
+                .await
+                .unwrap();
+        }
+        r.drain.cancel();
+        r.task.await.unwrap();
+        let all: Vec<u64> = r.store.groups().concat();
+        assert_eq!(all, vec![0, 1, 2, 3, 4]);
+        assert_eq!(r.state.acked(), 4);
+        assert_eq!(r.state.done(), 5);
     }
 }

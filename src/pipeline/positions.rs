@@ -137,3 +137,50 @@ impl PositionWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::RecordingStore;
+
+    fn fix(ts: i64) -> Position {
+        let mut p = crate::gps::blank("van_1", "osmand");
+        (p.site, p.lat, p.lon, p.ts) = ("shop".into(), 52.5, 13.4, ts);
+        p
+    }
+
+    #[tokio::test]
+    async fn requests_queued_at_shutdown_are_committed_and_answered() {
+        let store = Arc::new(RecordingStore::default());
+        let closed = store.gate.write().await;
+        let (pipeline, writer) = channel(16, 100, store.clone(), Arc::new(LiveHub::new(8)));
+        let drain = CancellationToken::new();
+        let task = tokio::spawn(writer.run(drain.clone()));
+        // The first request is taken into a commit that waits; two more queue behind it.
+        let first = tokio::spawn({
+            let p = pipeline.clone();
+            async move { p.commit(vec![fix(1)]).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let queued: Vec<_> = [vec![fix(2), fix(3)], vec![fix(4)]]
+            .into_iter()
+            .map(|batch| {
+                let p = pipeline.clone();
+                tokio::spawn(async move { p.commit(batch).await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Shutdown begins while they wait; then the store answers.
+        drain.cancel();
+        drop(closed);
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        let answers: Vec<usize> = futures_util::future::join_all(queued)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(answers, vec![2, 1]);
+        task.await.unwrap();
+        assert_eq!(*store.positions.lock().unwrap(), vec![1, 3]);
+    }
+}

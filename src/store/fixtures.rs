@@ -1,12 +1,19 @@
-//! Chunks for the store modules' unit tests.
+//! Chunks for the store modules' unit tests, and a store that only records what it was
+//! asked to commit (for the pipeline's tests, which are about grouping, not storage).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ChunkWrite, SessionMeta};
+use super::{
+    ChunkWrite, CommitOutcome, SessionMeta, SessionPage, SessionQuery, SessionSummary, Store,
+    StoredChunk, TimeRange,
+};
+use crate::error::StoreError;
+use crate::gps::Position;
 use crate::protocol::{ChunkStats, Hello};
-use crate::signals::Signals;
+use crate::signals::{ClickPoint, Signals};
 
 /// Batch `seq` of session shop/s_1: three events, one rage-click row pair.
 pub fn chunk(seq: u64) -> ChunkWrite {
@@ -29,5 +36,105 @@ pub fn chunk(seq: u64) -> ChunkWrite {
             rage_rows: vec![0, 7],
             ..Signals::default()
         },
+    }
+}
+
+/// Batch `seq` of shop/s_1 with `bytes` bytes of events.
+pub fn chunk_of(seq: u64, bytes: usize) -> ChunkWrite {
+    ChunkWrite {
+        ev: Bytes::from(vec![0u8; bytes]),
+        ..chunk(seq)
+    }
+}
+
+/// Records the seqs of each committed group (and positions per commit); reads find nothing.
+#[derive(Default)]
+pub struct RecordingStore {
+    pub groups: Mutex<Vec<Vec<u64>>>,
+    pub positions: Mutex<Vec<usize>>,
+    /// Position commits wait while a test holds this for writing.
+    pub gate: tokio::sync::RwLock<()>,
+}
+
+impl RecordingStore {
+    pub fn groups(&self) -> Vec<Vec<u64>> {
+        self.groups.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Store for RecordingStore {
+    async fn commit(&self, chunks: Arc<Vec<ChunkWrite>>) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.groups
+            .lock()
+            .unwrap()
+            .push(chunks.iter().map(|c| c.seq).collect());
+        Ok(chunks
+            .iter()
+            .map(|c| CommitOutcome {
+                stored: true,
+                acked: c.seq as i64,
+            })
+            .collect())
+    }
+    async fn acked(&self, _: &str, _: &str) -> Result<i64, StoreError> {
+        Ok(-1)
+    }
+    async fn session(&self, _: &str, _: &str) -> Result<Option<SessionSummary>, StoreError> {
+        Ok(None)
+    }
+    async fn list_sessions(&self, _: &SessionQuery, _: usize) -> Result<SessionPage, StoreError> {
+        Ok(SessionPage::default())
+    }
+    async fn read_chunks(
+        &self,
+        _: &str,
+        _: &str,
+        _: u64,
+        _: usize,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn commit_positions(&self, p: Arc<Vec<Position>>) -> Result<Vec<bool>, StoreError> {
+        let _open = self.gate.read().await;
+        self.positions.lock().unwrap().push(p.len());
+        Ok(vec![true; p.len()])
+    }
+    async fn track(
+        &self,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: i64,
+        _: usize,
+    ) -> Result<Vec<Position>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn devices(&self, _: Option<&str>) -> Result<Vec<Position>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn page_layout(&self, _: &str, _: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
+        Ok(None)
+    }
+    async fn heatmap(
+        &self,
+        _: &str,
+        _: &str,
+        _: TimeRange,
+        _: usize,
+    ) -> Result<Vec<ClickPoint>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn delete_session(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn delete_device(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn purge_before(&self, _: i64) -> Result<(u64, u64), StoreError> {
+        Ok((0, 0))
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
