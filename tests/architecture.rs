@@ -1,8 +1,11 @@
 //! The shape of the code, checked: no import cycles between the top-level modules of `src/`
-//! (a folder or a file each).
+//! (a folder or a file each), and no source file past the size where it should be split.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Files longer than this are split by role (STYLE.md: "a file past ~400 lines is split").
+const MAX_FILE_LINES: usize = 520;
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -128,4 +131,18 @@ fn the_cycle_check_finds_a_cycle() {
         imports("use crate::{gps::Position, store};\nlet x = crate::clock::now_ms();"),
         ["clock", "gps", "store"].map(String::from).into()
     );
+}
+#[test]
+fn no_source_file_is_past_the_split_size() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).unwrap().lines().count();
+            (n > MAX_FILE_LINES).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these by role: {long:?}");
 }

@@ -197,6 +197,46 @@ pub fn validate_events(c: &mut Cursor<'_>, limits: &Limits) -> Result<ChunkStats
     Ok(stats)
 }
 
+/// Whether a declared field holds its type (strings within the limit, nested values within
+/// the depth); consumes what the token opens.
+fn field_fits<'a>(
+    c: &mut Cursor<'a>,
+    limits: &Limits,
+    row: usize,
+    name: &'static str,
+    field: Field,
+    t: Token<'a>,
+) -> Result<bool, IngestError> {
+    let max_str = limits.max_string_bytes;
+    Ok(match (field, t) {
+        (Field::Num, t) => t.as_f64().is_some(),
+        (Field::OptNum, Token::Nil) => true,
+        (Field::OptNum, t) => t.as_f64().is_some(),
+        (Field::Int, Token::Int(_)) => true,
+        (Field::Str, Token::Str(s)) | (Field::OptStr, Token::Str(s)) => {
+            if s.len() > max_str {
+                return Err(bad(row, name, format!("longer than {max_str} bytes")));
+            }
+            true
+        }
+        (Field::OptStr, Token::Nil) => true,
+        (Field::Bool, Token::Bool(_)) => true,
+        (Field::Lat, t) => t.as_f64().is_some_and(|v| (-90.0..=90.0).contains(&v)),
+        (Field::Lon, t) => t.as_f64().is_some_and(|v| (-180.0..=180.0).contains(&v)),
+        (Field::Props, Token::Nil) => true,
+        (Field::Props, t @ Token::Map(_)) => {
+            c.skip_after(t, limits.max_depth.saturating_sub(3), max_str)
+                .map_err(|e| bad(row, name, e.0))?;
+            true
+        }
+        (Field::Boxes, Token::Array(n)) => {
+            validate_boxes(c, n).map_err(|e| bad(row, name, e))?;
+            true
+        }
+        _ => false,
+    })
+}
+
 fn validate_row(
     c: &mut Cursor<'_>,
     limits: &Limits,
@@ -265,33 +305,7 @@ fn validate_row(
                 .map_err(|e| bad(row, "extra field", e.0))?;
             continue;
         };
-        let ok = match (field, t) {
-            (Field::Num, t) => t.as_f64().is_some(),
-            (Field::OptNum, Token::Nil) => true,
-            (Field::OptNum, t) => t.as_f64().is_some(),
-            (Field::Int, Token::Int(_)) => true,
-            (Field::Str, Token::Str(s)) | (Field::OptStr, Token::Str(s)) => {
-                if s.len() > max_str {
-                    return Err(bad(row, name, format!("longer than {max_str} bytes")));
-                }
-                true
-            }
-            (Field::OptStr, Token::Nil) => true,
-            (Field::Bool, Token::Bool(_)) => true,
-            (Field::Lat, t) => t.as_f64().is_some_and(|v| (-90.0..=90.0).contains(&v)),
-            (Field::Lon, t) => t.as_f64().is_some_and(|v| (-180.0..=180.0).contains(&v)),
-            (Field::Props, Token::Nil) => true,
-            (Field::Props, t @ Token::Map(_)) => {
-                c.skip_after(t, limits.max_depth.saturating_sub(3), max_str)
-                    .map_err(|e| bad(row, name, e.0))?;
-                true
-            }
-            (Field::Boxes, Token::Array(n)) => {
-                validate_boxes(c, n).map_err(|e| bad(row, name, e))?;
-                true
-            }
-            _ => false,
-        };
+        let ok = field_fits(c, limits, row, name, field, t)?;
         if !ok {
             return Err(bad(row, name, format!("is {} ({t:?})", t.describe())));
         }

@@ -1,0 +1,60 @@
+//! How records are laid out in the redb values: chunks (versioned), summaries and positions.
+
+use super::*;
+
+pub(super) fn chunk_len(c: &ChunkWrite) -> usize {
+    21 + 4 * c.signals.rage_rows.len() + c.ev.len()
+}
+
+/// Writes the chunk record into `v` (exactly `chunk_len` bytes, reserved in the page).
+pub(super) fn write_chunk(c: &ChunkWrite, v: &mut [u8]) {
+    let rage = &c.signals.rage_rows;
+    v[0] = CHUNK_V2;
+    v[1..9].copy_from_slice(&c.t0.to_le_bytes());
+    v[9..17].copy_from_slice(&c.rx.to_le_bytes());
+    v[17..21].copy_from_slice(&(rage.len() as u32).to_le_bytes());
+    for (i, r) in rage.iter().enumerate() {
+        v[21 + 4 * i..25 + 4 * i].copy_from_slice(&r.to_le_bytes());
+    }
+    v[21 + 4 * rage.len()..].copy_from_slice(&c.ev);
+}
+
+pub(super) fn le_i64(v: &[u8], at: usize) -> Option<i64> {
+    Some(i64::from_le_bytes(v.get(at..at + 8)?.try_into().ok()?))
+}
+
+pub(super) fn le_u32(v: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(v.get(at..at + 4)?.try_into().ok()?))
+}
+
+pub(super) fn decode_chunk(seq: u64, v: &[u8]) -> Result<StoredChunk, StoreError> {
+    let bad = || corrupt(format!("chunk {seq}: bad header"));
+    let (t0, rx) = (le_i64(v, 1).ok_or_else(bad)?, le_i64(v, 9).ok_or_else(bad)?);
+    let (rage, ev_at) = match v.first() {
+        Some(&CHUNK_V1) => (Vec::new(), 17),
+        Some(&CHUNK_V2) => {
+            let n = le_u32(v, 17).ok_or_else(bad)? as usize;
+            let rows = (0..n)
+                .map(|i| le_u32(v, 21 + 4 * i))
+                .collect::<Option<Vec<u32>>>()
+                .ok_or_else(bad)?;
+            (rows, 21 + 4 * n)
+        }
+        _ => return Err(bad()),
+    };
+    Ok(StoredChunk {
+        seq,
+        t0,
+        rx,
+        ev: Bytes::copy_from_slice(v.get(ev_at..).ok_or_else(bad)?),
+        rage,
+    })
+}
+
+pub(super) fn decode_summary(v: &[u8]) -> Result<SessionSummary, StoreError> {
+    rmp_serde::from_slice(v).map_err(corrupt)
+}
+
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(v).map_err(corrupt)
+}
