@@ -2,31 +2,40 @@
 //! session replay.
 //!
 //! ```text
-//!  browser snippet ──WebSocket (MessagePack/JSON)──▶ ingest.rs ─┐
-//!  sendBeacon ───────POST /v1/batch─────────────────▶ fallback.rs ┤ validate (protocol/)
+//!  browser snippet ──WebSocket──▶ ingest/socket.rs ─┐
+//!  sendBeacon ──POST /v1/batch──▶ ingest/fallback.rs ┴▶ ingest/session.rs (hello, dedupe,
+//!                                                      limits; protocol/ validates)
 //!                                                                 ▼
-//!                                          pipeline/ bounded queue + byte budget
+//!                                      pipeline/ bounded queue + byte budget
 //!                                                                 ▼
-//!                                     pipeline/batcher.rs: group commit, one transaction
+//!                                      pipeline/batcher.rs: group commit, one transaction
 //!                                                                 ▼
-//!                                     store/ (embedded redb, or MongoDB) ──── durable
+//!                                      store/ (embedded redb, or MongoDB) ──── durable
 //!                                                                 │
 //!        acks ◀── pipeline/ack.rs ◀───────────────────────────────┤
-//!        live viewers ◀── live.rs ◀───────────────────────────────┘
-//!        replay.rs ◀── store range reads, in pages
+//!        live viewers ◀── replay/ ◀── live.rs (the store's CommitFeed) ◀┘
+//!        replay/ ◀── store range reads, in pages
 //!
-//!  tracker apps ──/v1/osmand|owntracks|overland──▶ trackers.rs (gps/ parsers)
-//!                    ──▶ pipeline/positions.rs group commit ──▶ store/ ──▶ live_map.rs
+//!  tracker apps ──/v1/osmand|owntracks|overland──▶ http/trackers.rs (gps/apps.rs parses)
+//!                 ──▶ pipeline/positions.rs group commit ──▶ store/ ──▶ live.rs
 //! ```
 //!
-//! Modules: [`config`] (every setting and limit), [`site`] (write keys, origins, site read
-//! tokens), [`client_ip`] (the client behind trusted proxies), [`error`] (error types and
-//! their codes), [`protocol`] (frames and events), [`ws`] (WebSocket upgrades with small
-//! buffers), [`ingest`] (one socket), [`fallback`] (HTTP batches), [`pipeline`] (queue,
-//! batcher, acks, tracker positions), [`store`] (the seam, the embedded store and MongoDB),
-//! [`gps`] and [`trackers`] (tracker apps), [`live`] and [`live_map`] (live follow),
-//! [`replay`] (reading sessions back), [`routes`] (every endpoint), [`assets`] (the embedded
-//! snippet and UI, gzipped), [`metrics`], [`bench`] (the load generator).
+//! Modules, each a folder or file by role, importing each other without cycles
+//! (`tests/architecture.rs`):
+//! - [`config`]: every setting and limit (`limits`, the TOML `file`, the `cli`, first-start
+//!   `bootstrap`); [`site`]: write keys, origins, the one write check; [`client_ip`]: the
+//!   client behind trusted proxies.
+//! - [`error`]: every error type and the one table of statuses, close codes and words.
+//! - [`net`]: the accept loop and WebSocket upgrades; [`http`]: the route table and its
+//!   handlers by resource, static files.
+//! - [`protocol`]: frames and events, validated in place; [`ingest`]: one session over two
+//!   transports; [`signals`]: rage and dead clicks, heatmap points; [`ratelimit`].
+//! - [`pipeline`]: queue, batcher, acks, the position writer, and [`pipeline::spawn`] that
+//!   wires them; [`store`]: the seam, its feed, retention, the embedded store and MongoDB.
+//! - [`live`]: the live hub; [`replay`]: reading sessions back, live follow, the live map
+//!   feed; [`gps`]: positions and the tracker apps' protocols.
+//! - [`app`]: the state every handler shares; [`clock`]; [`metrics`]; [`bench`](mod@bench): the load
+//!   generator.
 
 pub mod app;
 pub mod bench;

@@ -1,5 +1,5 @@
 //! Every HTTP and WebSocket route, as one table of path → handler. Handlers live in a module
-//! per resource and answer `Result<Response, ApiError>`; [`respond`] and the one [`recover`]
+//! per resource and answer `Result<Response, ApiError>`; `respond` and the one `recover`
 //! turn every error into the answer `error.rs` fixes for it.
 
 pub mod assets;
