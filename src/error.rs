@@ -54,6 +54,10 @@ pub enum IngestError {
     BatchTooLarge(usize),
     #[error("rate limit exceeded")]
     RateLimited,
+    #[error("full-page replay is not enabled for this site ([[site]] dom = true)")]
+    DomDisabled,
+    #[error("this session sent more full-page replay data than its site allows ({0})")]
+    DomLimit(&'static str),
     #[error("nothing received within the idle timeout")]
     IdleTimeout,
     #[error("the store failed; resend what was not acknowledged")]
@@ -90,6 +94,8 @@ impl IngestError {
             FrameTooLarge(0),
             BatchTooLarge(0),
             RateLimited,
+            DomDisabled,
+            DomLimit(""),
             IdleTimeout,
             StoreUnavailable,
             ShuttingDown,
@@ -115,6 +121,8 @@ impl IngestError {
             FrameTooLarge(_) => ("frame_too_large", 1009, StatusCode::PAYLOAD_TOO_LARGE),
             BatchTooLarge(_) => ("batch_too_large", 1009, StatusCode::PAYLOAD_TOO_LARGE),
             RateLimited => ("rate_limited", 1008, StatusCode::TOO_MANY_REQUESTS),
+            DomDisabled => ("dom_disabled", 1008, StatusCode::FORBIDDEN),
+            DomLimit(_) => ("dom_limit", 1008, StatusCode::TOO_MANY_REQUESTS),
             IdleTimeout => ("idle_timeout", 1000, StatusCode::REQUEST_TIMEOUT),
             StoreUnavailable => ("store_unavailable", 1011, StatusCode::SERVICE_UNAVAILABLE),
             ShuttingDown => ("shutting_down", 1001, StatusCode::SERVICE_UNAVAILABLE),
@@ -382,6 +390,8 @@ mod tests {
             ("frame_too_large", 1009, 413, true),
             ("batch_too_large", 1009, 413, true),
             ("rate_limited", 1008, 429, false),
+            ("dom_disabled", 1008, 403, false),
+            ("dom_limit", 1008, 429, false),
             ("idle_timeout", 1000, 408, false),
             ("store_unavailable", 1011, 503, false),
             ("shutting_down", 1001, 503, false),

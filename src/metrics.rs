@@ -17,6 +17,8 @@ pub struct Metrics {
     pub batches: Counter,
     /// Events in newly stored batches.
     pub events: Counter,
+    /// Compressed bytes of full-page replay (kind 11) in newly stored batches.
+    pub dom_bytes: Counter,
     /// Batches received again after they were stored (client resends).
     pub duplicates: Counter,
     /// Store transactions that failed (their batches were not acked).
@@ -52,6 +54,7 @@ impl Metrics {
             sessions_open: Gauge::default(),
             batches: Counter::default(),
             events: Counter::default(),
+            dom_bytes: Counter::default(),
             duplicates: Counter::default(),
             commit_failures: Counter::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -78,6 +81,11 @@ impl Metrics {
             "events_ingested",
             "Events in newly stored batches",
             m.events.clone(),
+        );
+        registry.register(
+            "dom_bytes_ingested",
+            "Compressed bytes of full-page replay events in newly stored batches",
+            m.dom_bytes.clone(),
         );
         registry.register(
             "positions_ingested",

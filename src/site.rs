@@ -28,6 +28,26 @@ pub struct Site {
     /// reads every site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_token: Option<String>,
+    /// Full-page replay (event kind 11, rrweb) is accepted from this site's pages. Off by
+    /// default: the wireframe is spoor's privacy-first view, and a site opts in here *and*
+    /// on its pages (`data-replay="dom"`).
+    #[serde(default)]
+    pub dom: bool,
+    /// Compressed DOM bytes one session may send at most (default 32 MiB).
+    #[serde(default = "dom_session_bytes")]
+    pub dom_session_bytes: u64,
+    /// Compressed DOM bytes one session may send per minute (default 8 MiB, so a first
+    /// snapshot of a heavy page fits at once).
+    #[serde(default = "dom_minute_bytes")]
+    pub dom_minute_bytes: u64,
+}
+
+fn dom_session_bytes() -> u64 {
+    32 << 20
+}
+
+fn dom_minute_bytes() -> u64 {
+    8 << 20
 }
 
 fn any_origin() -> Vec<String> {
@@ -48,6 +68,9 @@ impl Site {
             write_key: write_key.into(),
             origins,
             read_token: None,
+            dom: false,
+            dom_session_bytes: dom_session_bytes(),
+            dom_minute_bytes: dom_minute_bytes(),
         }
     }
 

@@ -16,6 +16,7 @@ export enum Kind {
   Gps = 8,
   Custom = 9,
   Layout = 10,
+  Dom = 11,
 }
 
 /** Every word an ingest `error` frame or fallback answer may carry. */
@@ -33,13 +34,17 @@ export const INGEST_ERRORS = [
   'frame_too_large',
   'batch_too_large',
   'rate_limited',
+  'dom_disabled',
+  'dom_limit',
   'idle_timeout',
   'store_unavailable',
   'shutting_down',
   'internal',
 ];
 
-/** Ingest errors after which resending cannot help: the snippet stops for this page. */
+/** Ingest errors after which resending cannot help: the snippet stops for this page. (After
+ * `dom_disabled` and `dom_limit` it stops only full-page recording, drops those events and
+ * goes on.) */
 export const FATAL = [
   'key_required',
   'bad_key',

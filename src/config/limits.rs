@@ -18,6 +18,9 @@ pub struct Limits {
     pub max_events_per_batch: usize,
     /// Longest string in any field (URL, title, selector, text, custom names).
     pub max_string_bytes: usize,
+    /// Longest kind-11 (DOM replay) payload: one compressed rrweb event or part of one. A
+    /// larger event is split by the snippet, so this only bounds one row.
+    pub max_dom_bytes: usize,
     /// Deepest nesting of arrays and maps in a frame (custom props, layout boxes). An explicit
     /// limit keeps a crafted frame from exhausting the stack.
     pub max_depth: usize,
@@ -78,6 +81,7 @@ impl Default for Limits {
             max_message_bytes: 512 * 1024,
             max_events_per_batch: 5_000,
             max_string_bytes: 8 * 1024,
+            max_dom_bytes: 256 * 1024,
             max_depth: 32,
             max_seq: (1 << 31) - 1,
             max_future_ms: 24 * 3_600_000,

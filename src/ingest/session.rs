@@ -34,6 +34,38 @@ pub struct IngestSession {
     state: Arc<AckState>,
     walker: SignalWalker,
     submitted: u64,
+    dom: DomBudget,
+}
+
+/// What a session may still send of full-page replay data: nothing unless its site opted in,
+/// then a total per session and an amount per minute (a fixed one-minute window).
+struct DomBudget {
+    enabled: bool,
+    session_left: u64,
+    per_minute: u64,
+    window_start: std::time::Instant,
+    window_used: u64,
+}
+
+impl DomBudget {
+    fn take(&mut self, bytes: u64, now: std::time::Instant) -> Result<(), IngestError> {
+        if !self.enabled {
+            return Err(IngestError::DomDisabled);
+        }
+        if now.duration_since(self.window_start) >= Duration::from_secs(60) {
+            self.window_start = now;
+            self.window_used = 0;
+        }
+        if bytes > self.session_left {
+            return Err(IngestError::DomLimit("per session"));
+        }
+        if self.window_used + bytes > self.per_minute {
+            return Err(IngestError::DomLimit("per minute"));
+        }
+        self.session_left -= bytes;
+        self.window_used += bytes;
+        Ok(())
+    }
 }
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
@@ -63,11 +95,30 @@ impl IngestSession {
             ua: ua.map(|u| clip(u, MAX_UA_BYTES)),
             hello,
         });
-        let acked = app.store.acked(&meta.site, &meta.sid).await.map_err(|e| {
+        let unavailable = |e: crate::error::StoreError| {
             tracing::warn!(error = %e, "Store unavailable at hello.");
             IngestError::StoreUnavailable
-        })?;
+        };
+        // A DOM-enabled site's session continues its byte count across reconnects.
+        let (acked, dom_sent) = if site.dom {
+            let summary = app
+                .store
+                .session(&meta.site, &meta.sid)
+                .await
+                .map_err(unavailable)?;
+            summary.map_or((-1, 0), |s| (s.acked, s.dom_bytes))
+        } else {
+            let acked = app.store.acked(&meta.site, &meta.sid).await;
+            (acked.map_err(unavailable)?, 0)
+        };
         Ok(IngestSession {
+            dom: DomBudget {
+                enabled: site.dom,
+                session_left: site.dom_session_bytes.saturating_sub(dom_sent),
+                per_minute: site.dom_minute_bytes,
+                window_start: std::time::Instant::now(),
+                window_used: 0,
+            },
             app: app.clone(),
             walker: SignalWalker::new(&meta.hello),
             meta,
@@ -106,8 +157,14 @@ impl IngestSession {
         if !self.app.key_limits.take(&self.meta.site, 1) {
             return Err(IngestError::RateLimited);
         }
+        let resend = batch.seq as i64 <= self.state.acked();
+        if batch.stats.dom_bytes > 0 && !resend {
+            // Refused whole, before anything of it is stored.
+            self.dom
+                .take(batch.stats.dom_bytes, std::time::Instant::now())?;
+        }
         let signals = self.walker.observe(batch.t0, &batch.stats, &batch.ev);
-        if batch.seq as i64 <= self.state.acked() {
+        if resend {
             self.app.metrics.duplicates.inc();
             return Ok(Accepted::Duplicate);
         }
@@ -146,6 +203,38 @@ impl IngestSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dom_bytes_are_refused_when_disabled_or_over_a_budget() {
+        let t0 = std::time::Instant::now();
+        let mut off = DomBudget {
+            enabled: false,
+            session_left: 1 << 20,
+            per_minute: 1 << 20,
+            window_start: t0,
+            window_used: 0,
+        };
+        assert_eq!(off.take(1, t0), Err(IngestError::DomDisabled));
+        let mut on = DomBudget {
+            enabled: true,
+            session_left: 250,
+            per_minute: 100,
+            window_start: t0,
+            window_used: 0,
+        };
+        assert_eq!(on.take(60, t0), Ok(()));
+        assert_eq!(on.take(60, t0), Err(IngestError::DomLimit("per minute")));
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(on.take(100, later), Ok(()));
+        assert_eq!(on.take(1, later), Err(IngestError::DomLimit("per minute")));
+        let much_later = later + Duration::from_secs(61);
+        // 160 of 250 used: 90 left for the session.
+        assert_eq!(
+            on.take(91, much_later),
+            Err(IngestError::DomLimit("per session"))
+        );
+        assert_eq!(on.take(90, much_later), Ok(()));
+    }
 
     #[test]
     fn user_agents_are_clipped_on_a_char_boundary() {

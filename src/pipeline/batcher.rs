@@ -127,12 +127,14 @@ impl Batcher {
         match result {
             Ok(outcomes) => {
                 let mut events = 0u64;
+                let mut dom_bytes = 0u64;
                 let mut dups = 0u64;
                 for ((guard, _permit), (chunk, outcome)) in
                     guards.into_iter().zip(chunks.iter().zip(&outcomes))
                 {
                     if outcome.stored {
                         events += u64::from(chunk.stats.events);
+                        dom_bytes += chunk.stats.dom_bytes;
                     } else {
                         dups += 1;
                     }
@@ -142,6 +144,7 @@ impl Batcher {
                 self.metrics.batches.inc_by(n - dups);
                 self.metrics.duplicates.inc_by(dups);
                 self.metrics.events.inc_by(events);
+                self.metrics.dom_bytes.inc_by(dom_bytes);
                 self.live.publish(&chunks, &outcomes);
                 tracing::trace!(
                     batches = n,

@@ -19,9 +19,10 @@ pub const TOUCH: i64 = 7;
 pub const GPS: i64 = 8;
 pub const CUSTOM: i64 = 9;
 pub const LAYOUT: i64 = 10;
+pub const DOM: i64 = 11;
 
 /// Every kind with its name in DESIGN.md's table (the snippet's and viewer's `Kind` enum).
-pub const KINDS: [(i64, &str); 11] = [
+pub const KINDS: [(i64, &str); 12] = [
     (PAGE, "page"),
     (MOVE, "move"),
     (CLICK, "click"),
@@ -33,6 +34,7 @@ pub const KINDS: [(i64, &str); 11] = [
     (GPS, "gps"),
     (CUSTOM, "custom"),
     (LAYOUT, "layout"),
+    (DOM, "dom"),
 ];
 
 /// Most time one batch may span (DT is ms after `t0`).
@@ -67,6 +69,10 @@ enum Field {
     Props,
     /// Layout boxes: `[[role, x, y, w, h, colour?], …]`.
     Boxes,
+    /// One compressed rrweb event (or a part of one), a string of at most `max_dom_bytes`.
+    Dom,
+    /// A non-negative integer.
+    Count,
 }
 
 /// Field types and how many are required, per kind.
@@ -105,6 +111,9 @@ fn schema(kind: i64) -> Option<(&'static [(&'static str, Field)], usize)> {
             &[("docWidth", Num), ("docHeight", Num), ("boxes", Boxes)],
             3,
         ),
+        // `[11, DT, data, part, parts]`: an event too large for one frame is sent in parts
+        // 0..parts with the same DT, and joined again by the viewer.
+        DOM => (&[("data", Dom), ("part", Count), ("parts", Count)], 1),
         _ => return None,
     })
 }
@@ -138,6 +147,8 @@ pub struct ChunkStats {
     /// Page, click, scroll and resize rows in order: what the signals (rage clicks, heatmap
     /// points) are computed from.
     pub marks: Vec<Mark>,
+    /// Bytes of kind-11 (DOM) payloads in the chunk.
+    pub dom_bytes: u64,
     /// The visitor id of the chunk's first `identify` custom event (`spoor('identify', did)`
     /// during the page, after its hello), so the session is listed under it.
     pub identify: Option<String>,
@@ -220,6 +231,14 @@ fn field_fits<'a>(
             true
         }
         (Field::OptStr, Token::Nil) => true,
+        (Field::Dom, Token::Str(s)) => {
+            if s.len() > limits.max_dom_bytes {
+                let max = limits.max_dom_bytes;
+                return Err(bad(row, name, format!("longer than {max} bytes")));
+            }
+            true
+        }
+        (Field::Count, Token::Int(n)) => (0..=1_000_000).contains(&n),
         (Field::Bool, Token::Bool(_)) => true,
         (Field::Lat, t) => t.as_f64().is_some_and(|v| (-90.0..=90.0).contains(&v)),
         (Field::Lon, t) => t.as_f64().is_some_and(|v| (-180.0..=180.0).contains(&v)),
@@ -319,6 +338,7 @@ fn validate_row(
                 mark.url = Some(url.into());
             }
             (CUSTOM, 0, Token::Str(name)) => identify = name == "identify",
+            (DOM, 0, Token::Str(data)) => stats.dom_bytes += data.len() as u64,
             (CUSTOM, 1, Token::Map(_)) if identify && stats.identify.is_none() => {
                 stats.identify = identified(c.slice(before, c.pos()), limits);
             }

@@ -44,6 +44,9 @@ pub struct SessionSummary {
     pub lang: Option<String>,
     /// Highest N with every batch 0..=N stored.
     pub acked: i64,
+    /// Compressed bytes of full-page (DOM) replay events.
+    #[serde(default)]
+    pub dom_bytes: u64,
 }
 
 impl SessionSummary {
@@ -73,6 +76,7 @@ impl SessionSummary {
             tz: h.tz.clone(),
             lang: h.lang.clone(),
             acked: -1,
+            dom_bytes: 0,
         }
     }
 
@@ -82,6 +86,7 @@ impl SessionSummary {
         self.batches += 1;
         self.events += u64::from(s.events);
         self.clicks += u64::from(s.clicks);
+        self.dom_bytes += s.dom_bytes;
         self.rage_clicks += u64::from(chunk.signals.rage_bursts);
         self.dead_clicks += u64::from(chunk.signals.dead_clicks);
         if s.events > 0 {
@@ -172,6 +177,7 @@ mod tests {
                 pages: vec!["https://x/a".into(), "https://x/b".into()],
                 fixes: Vec::new(),
                 marks: vec![],
+                dom_bytes: 300,
                 identify: None,
             },
         );
@@ -186,6 +192,7 @@ mod tests {
                 pages: vec!["https://x/a".into()],
                 fixes: Vec::new(),
                 marks: vec![],
+                dom_bytes: 0,
                 identify: Some("user-42".into()),
             },
         );
@@ -193,6 +200,7 @@ mod tests {
         s.apply(&c1);
         s.apply(&c0);
         assert_eq!((s.started, s.last, s.duration_ms), (1005, 2010, 1005));
+        assert_eq!(s.dom_bytes, 300);
         assert_eq!((s.events, s.batches, s.clicks), (5, 2, 3));
         assert_eq!(s.pages, vec!["https://x/a", "https://x/b"]);
         assert_eq!(s.url.as_deref(), Some("https://x/a"));
