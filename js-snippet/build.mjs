@@ -1,4 +1,5 @@
-// Builds dist/spoor.js (minified, one IIFE) and checks the size budget.
+// Builds dist/spoor.js (minified, one IIFE) and checks its size budget, and dist/spoor-dom.js
+// (the full-page recorder).
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -15,6 +16,19 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+// The full-page recorder (rrweb), loaded only by pages that ask for it.
+await build({
+  entryPoints: ['src/dom/record.ts'],
+  outfile: 'dist/spoor-dom.js',
+  bundle: true,
+  minify: true,
+  format: 'iife',
+  target: 'es2019',
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+const dom = readFileSync('dist/spoor-dom.js');
+console.log(`dist/spoor-dom.js: ${dom.length} bytes, ${gzipSync(dom, { level: 9 }).length} bytes gzipped`);
 const js = readFileSync('dist/spoor.js');
 const gz = gzipSync(js, { level: 9 }).length;
 console.log(`dist/spoor.js: ${js.length} bytes, ${gz} bytes gzipped (budget ${BUDGET})`);

@@ -1,7 +1,7 @@
 // Builds dist/ for the binary to embed: the viewer (app.js, app.css, index.html) and the
 // location dashboard (map.js, map.css with Leaflet's styles, map.html).
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 mkdirSync('dist', { recursive: true });
 const common = {
@@ -17,5 +17,6 @@ await build({ ...common, entryPoints: ['src/map/main.ts'], outfile: 'dist/map.js
 await build({ ...common, entryPoints: ['src/map/map.css'], outfile: 'dist/map.css', loader: { '.png': 'dataurl', '.svg': 'dataurl' } });
 copyFileSync('static/index.html', 'dist/index.html');
 copyFileSync('static/map.html', 'dist/map.html');
-copyFileSync('static/app.css', 'dist/app.css');
+// The viewer's styles, then rrweb's replayer styles (its wrapper and cursor).
+writeFileSync('dist/app.css', readFileSync('static/app.css', 'utf8') + '\n' + readFileSync('node_modules/@rrweb/replay/dist/style.min.css', 'utf8') + '\n');
 console.log('replay-ui/dist built');

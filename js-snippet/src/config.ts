@@ -2,7 +2,7 @@
 // <script async src="https://spoor.example.com/spoor.js" data-key="WRITE_KEY"
 //         data-endpoint="…" data-gps="on" data-respect-privacy
 //         data-move-ms="50" data-move-px="4" data-flush-ms="500" data-batch-events="100"
-//         data-sample="0.25" data-click-text="off">
+//         data-sample="0.25" data-click-text="off" data-replay="dom">
 
 export interface Config {
   key: string;
@@ -17,6 +17,8 @@ export interface Config {
   clickText: boolean;
   /** Share of sessions recorded, 0–1 (default 1: all). */
   sample: number;
+  /** Full-page replay asked for (`data-replay="dom"`; the site must allow it too). */
+  dom: boolean;
 }
 
 const num = (v: string | undefined, d: number): number => (v && isFinite(+v) ? +v : d);
@@ -24,6 +26,7 @@ const num = (v: string | undefined, d: number): number => (v && isFinite(+v) ? +
 export function readConfig(script: HTMLScriptElement | null): Config | null {
   const d = script?.dataset;
   if (!d?.key) return null;
+  const dom = d.replay === 'dom';
   return {
     key: d.key,
     endpoint: d.endpoint || new URL(script!.src, location.href).origin,
@@ -33,8 +36,10 @@ export function readConfig(script: HTMLScriptElement | null): Config | null {
     movePx: num(d.movePx, 4),
     flushMs: num(d.flushMs, 500),
     batchEvents: num(d.batchEvents, 100),
-    clickText: d.clickText !== 'off',
+    // Full-page replay masks page text, so its clicks carry no text either.
+    clickText: d.clickText !== 'off' && !dom,
     sample: Math.min(1, Math.max(0, num(d.sample, 1))),
+    dom,
   };
 }
 

@@ -88,6 +88,34 @@ function start(): void {
     }),
   ];
   if (cfg.gps) offs.push(gps(emit));
+  // Full-page replay: asked for by the page (data-replay="dom"), allowed by the site (else
+  // the server answers dom_disabled), and consented to (`spoor('consent', false)` stops it).
+  // The recorder is a second script, loaded only here.
+  let consent = true;
+  let refused = false;
+  let stopDom: Teardown | undefined;
+  const dom = (): void => {
+    if (!cfg.dom || !consent || refused || stopDom) return;
+    if (!w.__spoorDom) {
+      if (!w.__spoorDomReady) document.head.append(Object.assign(document.createElement('script'), { src: cfg.endpoint + '/spoor-dom.js' }));
+      w.__spoorDomReady = safe(dom);
+      return;
+    }
+    // The recorder emits kind-11 rows itself, and flushes after large ones so that a batch
+    // stays well under the frame limit.
+    stopDom = w.__spoorDom(emit, () => t.flush(now()));
+  };
+  const undom = (): void => {
+    stopDom?.();
+    stopDom = undefined;
+  };
+  t.domRefused = () => {
+    refused = true;
+    undom();
+    box.strip(Kind.Dom);
+  };
+  offs.push(undom);
+  dom();
   const timer = setInterval(safe(() => t.flush(now())), cfg.flushMs);
   t.flush(now());
 
@@ -101,6 +129,9 @@ function start(): void {
         // Not persisted; this page still uses it.
       }
       emit(Kind.Custom, 'identify', { did: a });
+    } else if (cmd === 'consent') {
+      consent = a !== false;
+      consent ? dom() : undom();
     } else if (cmd === 'stop') {
       t.flush(now());
       t.beacon(now());

@@ -73,6 +73,15 @@ export class Outbox {
     return b;
   }
 
+  /** Removes every event of `kind`, sent or not (the server refused them). Emptied batches
+   * stay, so the seqs the server sees remain contiguous. */
+  strip(kind: number): void {
+    const keep = (ev: Row[]) => ev.filter((r) => r[0] !== kind);
+    this.cur = keep(this.cur);
+    this.count = 0;
+    for (const b of this.unacked) this.count += (b.ev = keep(b.ev)).length;
+  }
+
   /** Forgets every batch `<= seq` (cumulative ack). */
   ack(seq: number): void {
     while (this.unacked.length && this.unacked[0].seq <= seq) {

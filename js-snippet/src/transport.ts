@@ -23,6 +23,8 @@ export class Transport {
   posting = false;
   stopped = false;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Called when the server refuses full-page replay (`dom_disabled`, `dom_limit`). */
+  domRefused = () => {};
 
   constructor(
     private base: string,
@@ -67,9 +69,7 @@ export class Transport {
       } else if (f.t === 'ack') {
         this.box.ack(f.seq);
         this.changed();
-      } else if (f.t === 'error' && FATAL.includes(f.code)) {
-        this.stop();
-      }
+      } else if (f.t === 'error') this.refused(f.code);
     });
     ws.onclose = safe((e: CloseEvent) => {
       this.ws = null;
@@ -124,7 +124,7 @@ export class Transport {
       headers: { 'content-type': 'text/plain' },
       keepalive: true,
     })
-      .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
+      .then((r) => (r.ok ? r.json() : r.json().then((e) => Promise.reject(e.error))))
       .then(
         safe((r: any) => {
           this.posting = false;
@@ -133,10 +133,10 @@ export class Transport {
           this.changed();
           this.post();
         }),
-        safe((status: unknown) => {
+        safe((code: unknown) => {
           this.posting = false;
-          if (status === 401 || status === 403) this.stop();
-          else if (!this.timer) this.retry();
+          this.refused(code);
+          if (!this.timer && !this.stopped) this.retry();
         }),
       );
   }
@@ -167,6 +167,13 @@ export class Transport {
       }
     }
     go();
+  }
+
+  /** An error word from the server: stop for good, drop what full-page replay sent, or (any
+   * other word) reconnect and resend. */
+  private refused(code: unknown): void {
+    if (FATAL.includes(code as string)) this.stop();
+    else if (/^dom_/.test(code as string)) this.domRefused();
   }
 
   stop(): void {

@@ -8,6 +8,7 @@
 import { ActivityLog, LOGGED } from './activity';
 import { Chunk, download, json, live, removeAfterConfirm, stream } from './api';
 import { duration, h, link, shortUa } from './dom';
+import { DomView } from './domview';
 import { drawWireframe } from './wireframe';
 import { advance, clock, Timeline, upto } from './timeline';
 import { Kind } from '../../js-snippet/src/protocol';
@@ -43,6 +44,8 @@ class Recording {
   log: Ev[] = []; // what the activity log lists
   seen = new Set<number>();
   maxScroll = 0;
+  /** Full-page replay (kind 11), when the site recorded it. */
+  dom = new DomView();
 
   add(c: Chunk): boolean {
     if (this.seen.has(c.seq)) return false;
@@ -61,6 +64,7 @@ class Recording {
       if (e.k === Kind.Page) insert(this.pages, e);
       if (e.k === Kind.Visibility) insert(this.vis, e);
       if (e.k === Kind.Layout) insert(this.layouts, e);
+      if (e.k === Kind.Dom) this.dom.add(e.f);
       if (LOGGED.has(e.k)) insert(this.log, e);
     });
     return true;
@@ -157,6 +161,22 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     go('/');
   } }, 'Delete session');
   const log = new ActivityLog((t) => seek(tl.toPlay(t)));
+  // Page (full-page replay) or wireframe, when the session has both; page first.
+  let view: 'page' | 'wireframe' = params.get('view') === 'wireframe' ? 'wireframe' : 'page';
+  const viewSel = h(
+    'select',
+    { class: 'view', hidden: true, title: 'what the stage shows', onchange: () => (view = viewSel.value as typeof view) },
+    h('option', { value: 'page' }, 'Page'),
+    h('option', { value: 'wireframe' }, 'Wireframe'),
+  ) as HTMLSelectElement;
+  viewSel.value = view;
+  const rrwebBtn = h('button', { type: 'button', class: 'export', hidden: true, title: 'the rrweb events, for rrweb-player' }, 'Download rrweb JSON');
+  rrwebBtn.addEventListener('click', () => {
+    const a = h('a', { href: URL.createObjectURL(new Blob([JSON.stringify(rec.dom.events)], { type: 'application/json' })), download: `${sid}.rrweb.json` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  });
   const exportBtn = h('button', { type: 'button', class: 'export', title: 'every recorded batch, one JSON object a line' }, 'Download events');
   exportBtn.addEventListener('click', () => {
     const path = `/api/sessions/${encodeURIComponent(sid)}/events?site=${encodeURIComponent(site)}`;
@@ -166,10 +186,10 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     h(
       'div',
       { class: 'player' },
-      h('p', { class: 'crumbs' }, link('/', '← Sessions', go), h('span', { class: 'actions' }, exportBtn, ' ', deleteBtn)),
+      h('p', { class: 'crumbs' }, link('/', '← Sessions', go), h('span', { class: 'actions' }, exportBtn, ' ', rrwebBtn, ' ', deleteBtn)),
       h('div', { class: 'meta' }, title, url, details(summary, go), heat),
-      h('div', { class: 'stage-row' }, canvas, h('div', { class: 'log-wrap' }, log.el)),
-      h('div', { class: 'controls' }, playBtn, time, speedSel, h('label', {}, skipBox, ' skip inactivity'), liveBtn),
+      h('div', { class: 'stage-row' }, canvas, rec.dom.el, h('div', { class: 'log-wrap' }, log.el)),
+      h('div', { class: 'controls' }, playBtn, time, speedSel, h('label', {}, skipBox, ' skip inactivity'), liveBtn, viewSel),
       bar,
       h('p', { class: 'help' }, 'Space: play/pause · ← →: 5 s back/forward · click a line of the log to jump there'),
     ),
@@ -232,9 +252,16 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
 
   const draw = () => {
     const real = tl.toReal(play);
-    const page = last(rec.pages, real);
-    const pageUrl = String(page?.f[0] ?? summary.url ?? '');
-    title.textContent = String(page?.f[1] ?? summary.title ?? '');
+    const page = rec.dom.ready && view === 'page';
+    viewSel.hidden = rrwebBtn.hidden = !rec.dom.ready;
+    canvas.hidden = page;
+    rec.dom.el.hidden = !page;
+    if (page) rec.dom.sync(real, playing || following, speed);
+    else if (rec.dom.ready && !pausedDom) rec.dom.sync(real, false, speed); // once, on leaving
+    pausedDom = !page;
+    const pageRow = last(rec.pages, real);
+    const pageUrl = String(pageRow?.f[0] ?? summary.url ?? '');
+    title.textContent = String(pageRow?.f[1] ?? summary.title ?? '');
     url.textContent = pageUrl;
     canvas.dataset.url = pageUrl;
     if (heat.dataset.url !== pageUrl) {
@@ -273,7 +300,7 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
     // The page's wireframe under everything else: the newest snapshot since this page began,
     // or, early on, the page's first one (it is taken a moment after the page loads).
     let layout = last(rec.layouts, real);
-    if (!layout || (page && layout.t < page.t)) {
+    if (!layout || (pageRow && layout.t < pageRow.t)) {
       const next = rec.layouts[upto(rec.layouts, real)];
       const nextPage = rec.pages[upto(rec.pages, real)];
       layout = next && (!nextPage || next.t < nextPage.t) ? next : undefined;
@@ -341,6 +368,7 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
   };
 
   let lastRebuild = 0;
+  let pausedDom = false;
   const tick = (now: number) => {
     if (dirty && now - lastRebuild > 250) {
       lastRebuild = now;
@@ -372,6 +400,7 @@ export async function player(root: HTMLElement, sid: string, site: string, go: (
 
   return () => {
     cancelAnimationFrame(frame);
+    rec.dom.destroy();
     document.removeEventListener('keydown', onKey);
     stopLive?.();
   };

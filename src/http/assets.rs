@@ -18,6 +18,9 @@ use crate::config::Config;
 
 /// `js-snippet/dist/spoor.js`, rebuilt by `npm run build` (CI checks it is current).
 pub const SNIPPET: &str = include_str!("../../js-snippet/dist/spoor.js");
+/// `js-snippet/dist/spoor-dom.js`: the full-page recorder that `spoor.js` loads on pages
+/// that ask for it.
+pub const DOM_RECORDER: &str = include_str!("../../js-snippet/dist/spoor-dom.js");
 
 const UI_INDEX: &str = include_str!("../../replay-ui/dist/index.html");
 const UI_JS: &str = include_str!("../../replay-ui/dist/app.js");
@@ -31,6 +34,16 @@ const MAP_CSS: &str = include_str!("../../replay-ui/dist/map.css");
 const UI_CSP: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The viewer's pages: the policy above, but inline styles allowed. The full-page replay
+/// rebuilds the recorded page, with its `<style>` elements and style attributes, in a
+/// same-origin iframe that inherits this policy. Scripts stay `'self'` only and no request
+/// may leave for another origin, so a replayed page can neither run code nor make the
+/// analyst's browser contact the recorded site.
+const VIEWER_CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
 
 const JS: &str = "application/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
@@ -167,6 +180,7 @@ pub fn routes(app: &Arc<App>) -> Vec<BoxedFilter<(Response,)>> {
     vec![
         ui_pages.boxed(),
         static_file("/spoor.js", &files::SNIPPET_JS),
+        static_file("/spoor-dom.js", &files::DOM_JS),
         static_file("/ui/app.js", &files::UI_JS),
         static_file("/ui/app.css", &files::UI_CSS),
         static_file("/ui/map.js", &files::MAP_JS),
@@ -207,6 +221,8 @@ pub mod files {
     /// one costs a 304).
     pub static SNIPPET_JS: LazyLock<Asset> =
         LazyLock::new(|| Asset::new(SNIPPET, JS, "public, max-age=300"));
+    pub static DOM_JS: LazyLock<Asset> =
+        LazyLock::new(|| Asset::new(DOM_RECORDER, JS, "public, max-age=300"));
     pub static UI_JS: LazyLock<Asset> = LazyLock::new(|| Asset::new(super::UI_JS, JS, "no-cache"));
     pub static UI_CSS: LazyLock<Asset> =
         LazyLock::new(|| Asset::new(super::UI_CSS, CSS, "no-cache"));
@@ -233,7 +249,7 @@ pub fn ui_index() -> Response {
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(UI_CSP),
+        HeaderValue::from_static(VIEWER_CSP),
     );
     h.insert(
         header::REFERRER_POLICY,

@@ -9,6 +9,8 @@ import { chromium } from 'playwright-core';
 
 export const KEY = 'wk_e2e_key_0001';
 export const DEMO_KEY = 'wk_demo_key_0001';
+/** The site with full-page replay on (`dom = true`). */
+export const DOM_KEY = 'wk_dom_key_0001';
 export const TOKEN = 'rt_e2e_token';
 /** A read token for the demo site alone. */
 export const DEMO_TOKEN = 'rt_demo_site_only_0001';
@@ -26,6 +28,11 @@ read_token = "${TOKEN}"
 id = "e2e"
 write_key = "${KEY}"
 origins = ["${pageOrigin}"]
+[[site]]
+id = "dom"
+write_key = "${DOM_KEY}"
+origins = ["${pageOrigin}"]
+dom = true
 [[site]]
 id = "demo"
 write_key = "${DEMO_KEY}"
