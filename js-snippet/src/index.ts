@@ -115,7 +115,6 @@ function start(): void {
     box.strip(Kind.Dom);
   };
   offs.push(undom);
-  dom();
   const timer = setInterval(safe(() => t.flush(now())), cfg.flushMs);
   t.flush(now());
 
@@ -141,6 +140,8 @@ function start(): void {
     }
   });
   queued.forEach((c) => w.spoor(...c));
+  // After the queued calls: a consent refused before this script loaded is already known.
+  dom();
 }
 
 safe(start)();
