@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// Stop each session after this many batches (0: no limit), e.g. to build a long session.
     #[arg(long, default_value_t = 0)]
     pub batches: u64,
+    /// Bytes of one full-page replay row (kind 11) in every batch, in place of one event
+    /// (0: none). The site must have `dom = true`.
+    #[arg(long, default_value_t = 0)]
+    pub dom_bytes: usize,
 }
 
 /// The last line of output.
@@ -95,8 +99,9 @@ impl Rng {
     }
 }
 
-/// Realistic event rows: a cursor wandering in steps, clicks on buttons, scrolls, pages.
-pub fn realistic_events(n: usize, seed: u64) -> Vec<serde_json::Value> {
+/// Realistic event rows: a cursor wandering in steps, clicks on buttons, scrolls, pages;
+/// with `dom_bytes`, the last row is a kind-11 row of that many base64 characters.
+pub fn realistic_events(n: usize, seed: u64, dom_bytes: usize) -> Vec<serde_json::Value> {
     let mut r = Rng(seed | 1);
     let (mut x, mut y, mut dt) = (640i64, 360i64, 0u64);
     let mut rows = Vec::with_capacity(n);
@@ -130,6 +135,14 @@ pub fn realistic_events(n: usize, seed: u64) -> Vec<serde_json::Value> {
             json!([5, dt, roll % 2 == 0])
         };
         rows.push(row);
+    }
+    if dom_bytes > 0 && !rows.is_empty() {
+        const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let data: String = (0..dom_bytes)
+            .map(|_| B64[r.below(64) as usize] as char)
+            .collect();
+        let last = rows.len() - 1;
+        rows[last] = json!([11, dt, data]);
     }
     rows
 }
@@ -180,13 +193,13 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     let payloads = Arc::new(Payloads {
         packed: (0..PAYLOADS)
             .map(|i| {
-                rmp_serde::to_vec(&realistic_events(args.batch_events, i as u64 + 1))
+                rmp_serde::to_vec(&realistic_events(args.batch_events, i as u64 + 1, args.dom_bytes))
                     .unwrap_or_default()
             })
             .collect(),
         json: (0..PAYLOADS)
             .map(|i| {
-                serde_json::to_string(&realistic_events(args.batch_events, i as u64 + 1))
+                serde_json::to_string(&realistic_events(args.batch_events, i as u64 + 1, args.dom_bytes))
                     .unwrap_or_default()
             })
             .collect(),
