@@ -40,6 +40,7 @@ before(async () => {
     '/dom.html': domPage(DOM_KEY),
     '/off.html': domPage(KEY),
     '/later.html': domPage(DOM_KEY, ''),
+    '/live.html': domPage(DOM_KEY, ''),
     '/consent.html': () => domPage(DOM_KEY)().replace('<h1>', "<script>window.spoor = window.spoor || function () { (spoor.q = spoor.q || []).push(arguments); }; spoor('consent', false);</script><h1>"),
   });
   spoor = await startSpoor({ dir, pageOrigin: pages.origin });
@@ -197,6 +198,23 @@ test('consent: refused before the script loads, nothing of the page is recorded;
   await waitFor('the later click, stored', async () => (await rows(spoor.base, 'dom', s.sid)).rows.filter((x) => x.kind === 2).length >= 2);
   await p.waitForTimeout(500);
   assert.equal((await domEvents('dom', s.sid)).length, before, 'nothing recorded after consent is withdrawn');
+  await ctx.close();
+});
+
+test('following a session live shows the page change as it becomes durable', async () => {
+  const ctx = await chrome.newContext({ viewport: { width: 1000, height: 700 } });
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/live.html');
+  const s = await sessionOf('dom', '/live.html');
+  await waitFor('a stored full snapshot', async () => (await domEvents('dom', s.sid)).some((e) => e.type === 2));
+  const view = await ctx.newPage();
+  await view.goto(`${spoor.base}/sessions/${s.sid}?site=dom&token=${TOKEN}&live=1`);
+  const frame = view.frameLocator('.dom-stage iframe');
+  await frame.locator('#open').waitFor({ state: 'attached', timeout: 10_000 });
+  assert.equal(await frame.locator('#late').count(), 0);
+  await p.evaluate(() => document.body.append(Object.assign(document.createElement('div'), { id: 'late', textContent: 'late secret' })));
+  await frame.locator('#late').waitFor({ state: 'attached', timeout: 10_000 });
+  assert.match(await frame.locator('#late').textContent(), /^[*\s]+$/);
   await ctx.close();
 });
 
