@@ -12,6 +12,9 @@ read_token = "rt_bench"
 id = "bench"
 write_key = "$KEY"
 origins = ["*"]
+dom = true
+dom_session_bytes = 1_000_000_000_000
+dom_minute_bytes = 1_000_000_000_000
 [limits]
 max_batches_per_second_per_session = 0
 max_batches_per_second_per_key = 0

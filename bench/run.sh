@@ -3,7 +3,7 @@
 # prints one line per scenario: the load generator's JSON plus server CPU-seconds and RSS.
 #
 #   bench/run.sh                 # all scenarios
-#   bench/run.sh throughput      # one of: throughput latency idle
+#   bench/run.sh throughput      # one of: throughput latency idle (and idle10k, dom)
 #   DURATION=30 bench/run.sh     # longer runs
 #
 # Extra settings for the server can be passed as TOML in SPOOR_BENCH_TOML (other tables) and
@@ -72,3 +72,5 @@ case $want in all|throughput) run throughput --connections 100 --batch-events 50
 case $want in all|latency) run latency --connections 500 --batch-events 20 --interval-ms 100 ;; esac
 case $want in all|idle) run idle --connections 5000 --idle ;; esac
 case $want in idle10k) run idle10k --connections 10000 --idle ;; esac
+# Full-page replay in the mix: each 50-event batch carries one 2,000-byte kind-11 row.
+case $want in dom) run dom --connections 100 --batch-events 50 --interval-ms 0 --dom-bytes 2000 ;; esac
