@@ -16,10 +16,10 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15}
 PORT=${PORT:-18080}
 KEY=wk_bench_key_0001
-BIN=target/release/spoor
+BIN=${SPOOR_BIN:-target/release/spoor}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --quiet
+[ -n "${SPOOR_BIN:-}" ] || cargo build --release --quiet
 . bench/lib.sh
 
 work=$(mktemp -d)
