@@ -6,27 +6,17 @@ import { gzipSync } from 'node:zlib';
 
 const BUDGET = 6 * 1024; // bytes gzipped
 
-await build({
-  entryPoints: ['src/index.ts'],
-  outfile: 'dist/spoor.js',
+const common = {
   bundle: true,
   minify: true,
   format: 'iife',
   target: 'es2019',
   legalComments: 'none',
   logLevel: 'warning',
-});
+};
+await build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/spoor.js' });
 // The full-page recorder (rrweb), loaded only by pages that ask for it.
-await build({
-  entryPoints: ['src/dom/record.ts'],
-  outfile: 'dist/spoor-dom.js',
-  bundle: true,
-  minify: true,
-  format: 'iife',
-  target: 'es2019',
-  legalComments: 'none',
-  logLevel: 'warning',
-});
+await build({ ...common, entryPoints: ['src/dom/record.ts'], outfile: 'dist/spoor-dom.js' });
 const dom = readFileSync('dist/spoor-dom.js');
 console.log(`dist/spoor-dom.js: ${dom.length} bytes, ${gzipSync(dom, { level: 9 }).length} bytes gzipped`);
 const js = readFileSync('dist/spoor.js');

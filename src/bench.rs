@@ -193,14 +193,22 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     let payloads = Arc::new(Payloads {
         packed: (0..PAYLOADS)
             .map(|i| {
-                rmp_serde::to_vec(&realistic_events(args.batch_events, i as u64 + 1, args.dom_bytes))
-                    .unwrap_or_default()
+                rmp_serde::to_vec(&realistic_events(
+                    args.batch_events,
+                    i as u64 + 1,
+                    args.dom_bytes,
+                ))
+                .unwrap_or_default()
             })
             .collect(),
         json: (0..PAYLOADS)
             .map(|i| {
-                serde_json::to_string(&realistic_events(args.batch_events, i as u64 + 1, args.dom_bytes))
-                    .unwrap_or_default()
+                serde_json::to_string(&realistic_events(
+                    args.batch_events,
+                    i as u64 + 1,
+                    args.dom_bytes,
+                ))
+                .unwrap_or_default()
             })
             .collect(),
     });

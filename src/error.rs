@@ -278,12 +278,12 @@ impl ApiError {
 
     /// What warp's own rejections mean in this contract (checked in this order: warp
     /// reports "method not allowed" for any route whose path matched, even when another
-    /// route's rejection says more).
-    pub fn from_rejection(r: &warp::Rejection) -> ApiError {
+    /// route's rejection says more). Ours are answered as they are.
+    pub fn answer_rejection(r: &warp::Rejection) -> Response {
         if let Some(e) = r.find::<ApiError>() {
-            return e.clone_shallow();
+            return e.response();
         }
-        if r.is_not_found() {
+        let e = if r.is_not_found() {
             ApiError::NoRoute
         } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
             ApiError::TooLarge(None)
@@ -293,34 +293,13 @@ impl ApiError {
             ApiError::MethodNotAllowed
         } else {
             ApiError::BadRequest(format!("{r:?}"))
-        }
+        };
+        e.response()
     }
 
-    /// A copy for answering (a store error keeps its message, not its source).
-    fn clone_shallow(&self) -> ApiError {
-        match self {
-            ApiError::Unauthorized => ApiError::Unauthorized,
-            ApiError::BadToken => ApiError::BadToken,
-            ApiError::OtherSite => ApiError::OtherSite,
-            ApiError::NotFound => ApiError::NotFound,
-            ApiError::NoRoute => ApiError::NoRoute,
-            ApiError::MethodNotAllowed => ApiError::MethodNotAllowed,
-            ApiError::LengthRequired => ApiError::LengthRequired,
-            ApiError::BadRequest(m) => ApiError::BadRequest(m.clone()),
-            ApiError::TooLarge(n) => ApiError::TooLarge(*n),
-            ApiError::Store(e) => ApiError::Store(StoreError::Unavailable(e.to_string())),
-            ApiError::Ingest(e) => ApiError::Ingest(e.clone()),
-            ApiError::Position(e) => ApiError::Position(e.clone()),
-        }
-    }
-}
-
-impl warp::reject::Reject for ApiError {}
-
-/// `{"error": word, "message": text}` with the error's status; a missing write key also
-/// names the basic-auth scheme that tracker apps can answer with.
-impl Reply for ApiError {
-    fn into_response(self) -> Response {
+    /// `{"error": word, "message": text}` with the error's status; a missing write key also
+    /// names the basic-auth scheme that tracker apps can answer with.
+    pub fn response(&self) -> Response {
         let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
         let mut res =
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
@@ -331,6 +310,14 @@ impl Reply for ApiError {
             );
         }
         res
+    }
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        self.response()
     }
 }
 

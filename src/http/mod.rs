@@ -35,7 +35,7 @@ fn respond(r: Result<Response, ApiError>) -> Response {
 
 /// The one place rejections (no route, a refused token, a body too large) become answers.
 async fn recover(r: Rejection) -> Result<Response, Infallible> {
-    Ok(ApiError::from_rejection(&r).into_response())
+    Ok(ApiError::answer_rejection(&r))
 }
 
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
