@@ -61,6 +61,8 @@ fn chunk(
             first_dt: 0,
             last_dt: 100,
             pages: pages.iter().map(|p| p.to_string()).collect(),
+            // Full-page replay bytes: some in every chunk of a seq divisible by 2.
+            dom_bytes: if seq % 2 == 0 { 1_000 + seq } else { 0 },
             ..ChunkStats::default()
         },
         signals: Signals::default(),
@@ -172,6 +174,7 @@ fn summaries_count_what_chunks_hold(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Out
         let x = s.session("shop", "sum").await.unwrap().unwrap();
         assert_eq!((x.sid.as_str(), x.site.as_str()), ("sum", "shop"));
         assert_eq!((x.events, x.batches, x.clicks), (14, 2, 3));
+        assert_eq!(x.dom_bytes, 1_000, "full-page replay bytes are counted");
         assert_eq!((x.started, x.last, x.duration_ms), (T, T + 60_100, 60_100));
         assert_eq!(x.url.as_deref(), Some("https://shop.example/start"));
         assert_eq!(
