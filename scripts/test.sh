@@ -23,3 +23,12 @@ for ui in js-snippet replay-ui; do
     node --test --test-concurrency=1 test/e2e/
   )
 done
+
+# The browser end to end once more with spoor on MongoDB: the snippet → replay tests (the
+# full-page replay ones included) and the tracker → live map test.
+if [ -n "${SPOOR_TEST_MONGODB_URI:-}" ]; then
+  echo "== end to end on MongoDB ($SPOOR_TEST_MONGODB_URI)"
+  export SPOOR_E2E_MONGODB_URI="$SPOOR_TEST_MONGODB_URI"
+  (cd js-snippet && node --test --test-concurrency=1 test/e2e/snippet.test.mjs test/e2e/dom.test.mjs)
+  (cd replay-ui && node --test --test-concurrency=1 test/e2e/map.test.mjs)
+fi

@@ -16,13 +16,23 @@ export const TOKEN = 'rt_e2e_token';
 export const DEMO_TOKEN = 'rt_demo_site_only_0001';
 const BIN = process.env.SPOOR_BIN || new URL('../../../target/debug/spoor', import.meta.url).pathname;
 
+/** The store: embedded in `dir`, or, with SPOOR_E2E_MONGODB_URI set, a database of that
+ * MongoDB server named after `dir` (so a restart on the same `dir` finds its data). */
+function storeFor(dir) {
+  const uri = process.env.SPOOR_E2E_MONGODB_URI;
+  if (!uri) return `embedded:${join(dir, 'data')}`;
+  const db = 'spoor_e2e_' + dir.split('-').pop().replace(/[^A-Za-z0-9]/g, '');
+  const [base, query] = uri.split('?');
+  return `${base.replace(/\/+$/, '')}/${db}${query ? '?' + query : ''}`;
+}
+
 /** Starts spoor; `port` 0 picks one (read back from its banner). */
 export async function startSpoor({ dir, port = 0, pageOrigin }) {
   const cfg = join(dir, 'spoor.toml');
   writeFileSync(
     cfg,
     `listen = "127.0.0.1:${port}"
-store = "embedded:${join(dir, 'data')}"
+store = "${storeFor(dir)}"
 read_token = "${TOKEN}"
 [[site]]
 id = "e2e"
