@@ -13,6 +13,7 @@ SECANTUS_VERSION=0.7.0b3
 start_test_mongodb() {
   if [ -n "${SPOOR_TEST_MONGODB_URI:-}" ]; then
     echo "== MongoDB tests against SPOOR_TEST_MONGODB_URI"
+    [ -n "${SPOOR_TEST_SECANTUSD:-}" ] || echo "SKIPPED: database fault test (it needs SecantusDB, which it kills and restarts; unset SPOOR_TEST_MONGODB_URI)"
     return 0
   fi
   if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
@@ -34,6 +35,8 @@ start_test_mongodb() {
   for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       export SPOOR_TEST_MONGODB_URI="mongodb://127.0.0.1:$port"
+      # The database fault test starts and SIGKILLs its own SecantusDB.
+      export SPOOR_TEST_SECANTUSD="$PWD/$venv/bin/secantusd-py"
       echo "== MongoDB tests against SecantusDB $SECANTUS_VERSION on port $port"
       return 0
     fi

@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
 # Every test: Rust (unit and integration), then the snippet and the replay viewer (type
 # check, unit tests, and end-to-end tests in headless Chromium against the real server). Needs Node.js 20+ and
-# Chromium at /usr/bin/chromium (or $CHROMIUM); .ci/run installs both on a clean machine. The
-# MongoDB store suite runs against SecantusDB, which this script installs into .venv-secantus.
+# Chromium at /usr/bin/chromium (or $CHROMIUM), which it installs where it can. The MongoDB
+# store suite runs against SecantusDB, which this script installs into .venv-secantus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Chromium for the browser tests, where it is missing and can be installed (Debian, as root).
+if ! command -v "${CHROMIUM:-chromium}" >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "== installing chromium"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+  else
+    echo "Chromium is missing: install it (Debian: apt-get install chromium) or set CHROMIUM" >&2
+    exit 1
+  fi
+fi
 
 # The MongoDB store suite runs against SecantusDB (or SPOOR_TEST_MONGODB_URI): see mongodb.sh.
 . scripts/mongodb.sh
