@@ -5,9 +5,9 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use spoor::store::Store;
 
@@ -61,62 +61,9 @@ fn batch(seq: u64) -> tokio_tungstenite::tungstenite::Message {
 
 /// The resending client: returns the highest ack it ever saw once everything is acked.
 async fn client(port: u16) -> i64 {
-    let url = format!("ws://127.0.0.1:{port}/v1/ingest?key={}", common::KEY);
-    let mut acked: i64 = -1;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while acked < BATCHES as i64 - 1 {
-        assert!(Instant::now() < deadline, "the client finishes");
-        let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let (mut tx, mut rx) = ws.split();
-        if tx
-            .send(common::pack(&common::hello("crash_sess_01")))
-            .await
-            .is_err()
-        {
-            continue;
-        }
-        // Resend from welcome.acked, then keep a window of batches in flight.
-        let mut next = match rx.next().await {
-            Some(Ok(m)) => {
-                let w: serde_json::Value = rmp_serde::from_slice(&m.into_data()).unwrap();
-                let welcome = w["acked"].as_i64().unwrap();
-                assert!(
-                    welcome >= acked,
-                    "welcome {welcome} never forgets ack {acked}"
-                );
-                acked = welcome;
-                (welcome + 1) as u64
-            }
-            _ => continue,
-        };
-        loop {
-            while next < BATCHES && next < (acked + 1) as u64 + IN_FLIGHT {
-                if tx.send(batch(next)).await.is_err() {
-                    break;
-                }
-                next += 1;
-            }
-            match tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
-                Ok(Some(Ok(m))) if m.is_binary() => {
-                    let f: serde_json::Value = rmp_serde::from_slice(&m.into_data()).unwrap();
-                    if f["t"] == "ack" {
-                        acked = acked.max(f["seq"].as_i64().unwrap());
-                        if acked == BATCHES as i64 - 1 {
-                            return acked;
-                        }
-                    } else {
-                        break;
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                _ => break, // killed, closed or stuck: reconnect and resend
-            }
-        }
-    }
-    acked
+    let acked = AtomicI64::new(-1);
+    common::resend_until_acked(port, "crash_sess_01", BATCHES, IN_FLIGHT, batch, &acked).await;
+    acked.load(Ordering::SeqCst)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

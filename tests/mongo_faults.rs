@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
 const BATCHES: u64 = 2_000;
@@ -80,64 +79,6 @@ fn batch(seq: u64) -> tokio_tungstenite::tungstenite::Message {
         "ev":[[1, 0, seq, 1], [9, 1, "fault", {"seq": seq}]]}))
 }
 
-/// The resending client; `acked` is shared so the test can see progress.
-async fn client(port: u16, acked: Arc<AtomicI64>) {
-    let url = format!("ws://127.0.0.1:{port}/v1/ingest?key={}", common::KEY);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while acked.load(Ordering::SeqCst) < BATCHES as i64 - 1 {
-        assert!(Instant::now() < deadline, "the client finishes");
-        let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let (mut tx, mut rx) = ws.split();
-        if tx.send(common::pack(&common::hello(SID))).await.is_err() {
-            continue;
-        }
-        let mut next = match tokio::time::timeout(Duration::from_secs(15), rx.next()).await {
-            Ok(Some(Ok(m))) if m.is_binary() => {
-                let w: Value = rmp_serde::from_slice(&m.into_data()).unwrap();
-                if w["t"] != "welcome" {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue; // store_unavailable at hello: try again
-                }
-                let welcome = w["acked"].as_i64().unwrap();
-                let before = acked.load(Ordering::SeqCst);
-                assert!(
-                    welcome >= before,
-                    "welcome {welcome} went back from {before}"
-                );
-                acked.store(welcome, Ordering::SeqCst);
-                (welcome + 1) as u64
-            }
-            _ => continue,
-        };
-        loop {
-            let a = acked.load(Ordering::SeqCst);
-            while next < BATCHES && next < (a + 1) as u64 + IN_FLIGHT {
-                if tx.send(batch(next)).await.is_err() {
-                    break;
-                }
-                next += 1;
-            }
-            match tokio::time::timeout(Duration::from_secs(15), rx.next()).await {
-                Ok(Some(Ok(m))) if m.is_binary() => {
-                    let f: Value = rmp_serde::from_slice(&m.into_data()).unwrap();
-                    if f["t"] != "ack" {
-                        break; // an error frame: the socket closes; reconnect and resend
-                    }
-                    acked.fetch_max(f["seq"].as_i64().unwrap(), Ordering::SeqCst);
-                    if acked.load(Ordering::SeqCst) == BATCHES as i64 - 1 {
-                        return;
-                    }
-                }
-                Ok(Some(Ok(_))) => {}
-                _ => break,
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkilled_database_loses_nothing_acked_and_stores_each_batch_once() {
     let Ok(db_bin) = std::env::var("SPOOR_TEST_SECANTUSD") else {
@@ -156,7 +97,10 @@ async fn sigkilled_database_loses_nothing_acked_and_stores_each_batch_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let acked = Arc::new(AtomicI64::new(-1));
-    let load = tokio::spawn(client(port, acked.clone()));
+    let load = tokio::spawn({
+        let acked = acked.clone();
+        async move { common::resend_until_acked(port, SID, BATCHES, IN_FLIGHT, batch, &acked).await }
+    });
     let mut resumed = Vec::new();
     for kill in 0..KILLS {
         // Kill when a further quarter of the batches is acked.

@@ -421,3 +421,73 @@ impl Store for ControlledStore {
         self.inner.ping().await
     }
 }
+
+/// A client as the snippet behaves: streams batches `0..total` of session `sid` (made by
+/// `batch`) with up to `in_flight` unacked, and after any disconnect, error frame or silence
+/// reconnects and resends from `welcome.acked`, until everything is acked. `acked` shows its
+/// progress to the caller; a `welcome` below an ack already seen fails the test.
+pub async fn resend_until_acked(
+    port: u16,
+    sid: &str,
+    total: u64,
+    in_flight: u64,
+    batch: impl Fn(u64) -> Message,
+    acked: &std::sync::atomic::AtomicI64,
+) {
+    let url = format!("ws://127.0.0.1:{port}/v1/ingest?key={KEY}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let last = total as i64 - 1;
+    while acked.load(Ordering::SeqCst) < last {
+        assert!(std::time::Instant::now() < deadline, "the client finishes");
+        let Ok((ws, _)) = tokio_tungstenite::connect_async(&url).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let (mut tx, mut rx) = ws.split();
+        if tx.send(pack(&hello(sid))).await.is_err() {
+            continue;
+        }
+        let mut next = match tokio::time::timeout(Duration::from_secs(15), rx.next()).await {
+            Ok(Some(Ok(m))) if m.is_binary() => {
+                let w: Value = rmp_serde::from_slice(&m.into_data()).unwrap();
+                if w["t"] != "welcome" {
+                    // The store could not answer the hello: try again shortly.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                let welcome = w["acked"].as_i64().unwrap();
+                let seen = acked.load(Ordering::SeqCst);
+                assert!(
+                    welcome >= seen,
+                    "welcome {welcome} never forgets ack {seen}"
+                );
+                acked.store(welcome, Ordering::SeqCst);
+                (welcome + 1) as u64
+            }
+            _ => continue,
+        };
+        loop {
+            let a = acked.load(Ordering::SeqCst);
+            while next < total && next < (a + 1) as u64 + in_flight {
+                if tx.send(batch(next)).await.is_err() {
+                    break;
+                }
+                next += 1;
+            }
+            match tokio::time::timeout(Duration::from_secs(5), rx.next()).await {
+                Ok(Some(Ok(m))) if m.is_binary() => {
+                    let f: Value = rmp_serde::from_slice(&m.into_data()).unwrap();
+                    if f["t"] != "ack" {
+                        break; // an error frame: the socket closes
+                    }
+                    acked.fetch_max(f["seq"].as_i64().unwrap(), Ordering::SeqCst);
+                    if acked.load(Ordering::SeqCst) == last {
+                        return;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break, // killed, closed or stuck: reconnect and resend
+            }
+        }
+    }
+}
