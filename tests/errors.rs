@@ -627,3 +627,34 @@ async fn a_site_read_token_sees_its_own_site_and_nothing_else() {
     );
     s.stop().await;
 }
+
+/// API answers, data and errors alike, are never cached along the way nor sniffed; static
+/// files keep their own caching.
+#[tokio::test]
+async fn api_answers_are_not_stored_by_caches_nor_sniffed() {
+    let s = TestServer::start().await;
+    let auth = format!("Bearer {TOKEN}");
+    for (path, headers, want) in [
+        ("/api/sessions", vec![("authorization", auth.as_str())], 200),
+        ("/api/sessions", vec![], 401),
+        ("/api/nothing-here", vec![], 404),
+        (
+            "/v1/batch?key=wk_nope",
+            vec![("content-type", "application/json")],
+            403,
+        ),
+    ] {
+        let method = if path.starts_with("/v1") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (st, h, _) = http(s.addr, method, path, &headers, Bytes::from_static(b"{}")).await;
+        assert_eq!(st, want, "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+    let (_, h, _) = http(s.addr, "GET", "/spoor.js", &[], Bytes::new()).await;
+    assert_eq!(h["cache-control"], "public, max-age=300");
+    s.stop().await;
+}

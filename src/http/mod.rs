@@ -14,6 +14,7 @@ mod trackers;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use http::{header, HeaderValue};
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
@@ -30,12 +31,24 @@ type Route = BoxedFilter<(Response,)>;
 
 /// A handler's answer, or its error as the contract answers it.
 fn respond(r: Result<Response, ApiError>) -> Response {
-    r.unwrap_or_else(Reply::into_response)
+    private(r.unwrap_or_else(Reply::into_response))
 }
 
 /// The one place rejections (no route, a refused token, a body too large) become answers.
 async fn recover(r: Rejection) -> Result<Response, Infallible> {
-    Ok(ApiError::answer_rejection(&r))
+    Ok(private(ApiError::answer_rejection(&r)))
+}
+
+/// API answers (recorded sessions, positions, errors) are for the one client that asked: no
+/// cache along the way may keep them, and no browser may sniff them into another type.
+fn private(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
 }
 
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
