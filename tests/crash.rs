@@ -15,14 +15,6 @@ const BATCHES: u64 = 12_000;
 const IN_FLIGHT: u64 = 32;
 const KILLS: usize = 8;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(dir: &std::path::Path, port: u16) -> Child {
     command(dir, port)
         .stdout(Stdio::null())
@@ -69,7 +61,7 @@ async fn client(port: u16) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut server = start(tmp.path(), port);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -145,7 +137,7 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_refuses_to_start_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let mut first = start(tmp.path(), port);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let health = || async move {
@@ -161,7 +153,7 @@ async fn a_second_server_on_the_same_data_directory_refuses_to_start_and_says_wh
         assert!(Instant::now() < deadline, "the first server never came up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let second = command(tmp.path(), free_port()).output().unwrap();
+    let second = command(tmp.path(), common::free_port()).output().unwrap();
     assert!(!second.status.success());
     let stdout = String::from_utf8_lossy(&second.stdout);
     let stderr = String::from_utf8_lossy(&second.stderr);

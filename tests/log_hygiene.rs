@@ -21,11 +21,7 @@ const BODY_MARK: &str = "body-marker-a6c0d4e2";
 #[allow(clippy::too_many_lines)]
 async fn logs_hold_no_keys_tokens_or_event_bodies() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let cfg = tmp.path().join("spoor.toml");
     std::fs::write(
         &cfg,

@@ -18,11 +18,7 @@ use spoor::store::Store;
 #[tokio::test]
 async fn an_unreachable_mongodb_stops_acks_and_says_so() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let cfg = MongoConfig {
         server_selection_timeout_ms: 300,
         ..MongoConfig::default()

@@ -20,14 +20,6 @@ const IN_FLIGHT: u64 = 16;
 const KILLS: usize = 3;
 const SID: &str = "dbfault_sess_1";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start_db(bin: &str, dir: &Path, port: u16) -> Child {
     Command::new(bin)
         .args([
@@ -87,7 +79,7 @@ async fn sigkilled_database_loses_nothing_acked_and_stores_each_batch_once() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let db_dir = tmp.path().join("db");
-    let (db_port, port) = (free_port(), free_port());
+    let (db_port, port) = (common::free_port(), common::free_port());
     let mut db = start_db(&db_bin, &db_dir, db_port);
     while !listening(db_port).await {
         tokio::time::sleep(Duration::from_millis(100)).await;
