@@ -32,4 +32,8 @@ pub struct App {
     pub key_limits: KeyLimits,
     /// Open sockets per client IP.
     pub ip_sessions: Arc<IpSessions>,
+    /// One-use tickets for the UI's WebSockets.
+    pub tickets: crate::tickets::Tickets,
+    /// Bytes read and not yet a whole request or message, server-wide.
+    pub budget: Arc<crate::net::meter::Budget>,
 }

@@ -60,6 +60,12 @@ pub enum IngestError {
     DomLimit(&'static str),
     #[error("nothing received within the idle timeout")]
     IdleTimeout,
+    #[error("the client does not read what the server sends")]
+    NotReading,
+    #[error("the request body arrived too slowly")]
+    BodyTimeout,
+    #[error("the server holds too many unfinished uploads; retry later")]
+    Busy,
     #[error("the store failed; resend what was not acknowledged")]
     StoreUnavailable,
     #[error("the server is shutting down; resend what was not acknowledged")]
@@ -97,6 +103,9 @@ impl IngestError {
             DomDisabled,
             DomLimit(""),
             IdleTimeout,
+            NotReading,
+            BodyTimeout,
+            Busy,
             StoreUnavailable,
             ShuttingDown,
             Internal,
@@ -124,6 +133,9 @@ impl IngestError {
             DomDisabled => ("dom_disabled", 1008, StatusCode::FORBIDDEN),
             DomLimit(_) => ("dom_limit", 1008, StatusCode::TOO_MANY_REQUESTS),
             IdleTimeout => ("idle_timeout", 1000, StatusCode::REQUEST_TIMEOUT),
+            NotReading => ("not_reading", 1008, StatusCode::REQUEST_TIMEOUT),
+            BodyTimeout => ("body_timeout", 1008, StatusCode::REQUEST_TIMEOUT),
+            Busy => ("busy", 1013, StatusCode::SERVICE_UNAVAILABLE),
             StoreUnavailable => ("store_unavailable", 1011, StatusCode::SERVICE_UNAVAILABLE),
             ShuttingDown => ("shutting_down", 1001, StatusCode::SERVICE_UNAVAILABLE),
             Internal => ("internal", 1011, StatusCode::INTERNAL_SERVER_ERROR),
@@ -300,7 +312,10 @@ impl ApiError {
     /// `{"error": word, "message": text}` with the error's status; a missing write key also
     /// names the basic-auth scheme that tracker apps can answer with.
     pub fn response(&self) -> Response {
-        let body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        let mut body = serde_json::json!({ "error": self.code(), "message": self.to_string() });
+        if let ApiError::Ingest(e) = self {
+            body["fatal"] = e.is_fatal().into();
+        }
         let mut res =
             warp::reply::with_status(warp::reply::json(&body), self.status()).into_response();
         if matches!(self, ApiError::Ingest(IngestError::MissingKey)) {
@@ -356,6 +371,18 @@ impl ViewerClose {
     }
 }
 
+/// API answers (recorded sessions, positions, errors) are for the one client that asked: no
+/// cache along the way may keep them, and no browser may sniff them into another type.
+pub fn private(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +407,9 @@ mod tests {
             ("dom_disabled", 1008, 403, false),
             ("dom_limit", 1008, 429, false),
             ("idle_timeout", 1000, 408, false),
+            ("not_reading", 1008, 408, false),
+            ("body_timeout", 1008, 408, false),
+            ("busy", 1013, 503, false),
             ("store_unavailable", 1011, 503, false),
             ("shutting_down", 1001, 503, false),
             ("internal", 1011, 500, false),

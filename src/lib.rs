@@ -26,8 +26,9 @@
 //!   `bootstrap`); [`site`]: write keys, origins, the one write check; [`client_ip`]: the
 //!   client behind trusted proxies.
 //! - [`error`]: every error type and the one table of statuses, close codes and words.
-//! - [`net`]: the accept loop and WebSocket upgrades; [`http`]: the route table and its
-//!   handlers by resource, static files.
+//! - [`net`]: the accept loop (idle deadline, per-IP requests, the pending-bytes `meter`)
+//!   and WebSocket upgrades; [`http`]: the route table and its handlers by resource, static
+//!   files; [`tickets`]: one-use tickets that keep read tokens out of WebSocket URLs.
 //! - [`protocol`]: frames and events, validated in place; [`ingest`]: one session over two
 //!   transports; [`signals`]: rage and dead clicks, heatmap points; [`ratelimit`].
 //! - [`pipeline`]: queue, batcher, acks, the position writer, and [`pipeline::spawn`] that
@@ -56,6 +57,7 @@ pub mod replay;
 pub mod signals;
 pub mod site;
 pub mod store;
+pub mod tickets;
 
 use std::sync::Arc;
 
@@ -121,7 +123,16 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
+    let budget = net::meter::Budget::new(limits.max_pending_bytes);
+    let guards = net::server::Guards {
+        budget: budget.clone(),
+        requests: ratelimit::IpSessions::new(limits.max_requests_per_ip),
+        proxies: config.trusted_proxies.clone(),
+        metrics: metrics.clone(),
+    };
     let app = Arc::new(App {
+        tickets: Default::default(),
+        budget,
         key_limits,
         ip_sessions: ratelimit::IpSessions::new(limits.max_sessions_per_ip),
         sites: Sites::new(&config.sites),
@@ -140,7 +151,7 @@ pub async fn serve(
     // senders: once the accept loop ends and the sockets finish, the queues have no
     // sender left but the ones the drain below closes.
     drop(app);
-    net::server::accept_loop(listener, filter, &limits, shutdown.clone()).await;
+    net::server::accept_loop(listener, filter, &limits, guards, shutdown.clone()).await;
     tasks.close();
     if tokio::time::timeout(
         limits.shutdown_grace() + std::time::Duration::from_secs(1),

@@ -35,6 +35,11 @@ pub struct Metrics {
     pub live_viewers: Gauge,
     /// Live viewers dropped for falling behind.
     pub viewers_dropped: Counter,
+    /// Connections the server closed for what they did not send, by reason (`idle`).
+    pub connections_closed: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Bytes read from sockets but not yet part of a whole request or message (set when
+    /// scraped; bounded by `[limits] max_pending_bytes`).
+    pub pending_bytes: Gauge,
     /// Client batches waiting for the batcher (set when scraped).
     pub pipeline_queued: Gauge,
     /// Bytes accepted and not yet durable (set when scraped).
@@ -63,6 +68,8 @@ impl Metrics {
             positions: Family::default(),
             live_viewers: Gauge::default(),
             viewers_dropped: Counter::default(),
+            connections_closed: Family::default(),
+            pending_bytes: Gauge::default(),
             pipeline_queued: Gauge::default(),
             pipeline_inflight_bytes: Gauge::default(),
             registry: Registry::default(),
@@ -136,6 +143,16 @@ impl Metrics {
             "pipeline_inflight_bytes",
             "Bytes accepted and not yet durable",
             m.pipeline_inflight_bytes.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Connections the server closed for sending nothing, by reason",
+            m.connections_closed.clone(),
+        );
+        registry.register(
+            "pending_bytes",
+            "Bytes read but not yet part of a whole request or message",
+            m.pending_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

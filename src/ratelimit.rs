@@ -94,8 +94,10 @@ impl IpSessions {
         })
     }
 
-    /// A place for one more socket from `ip`, if it has fewer than the maximum open.
+    /// A place for one more socket from `ip`, if it has fewer than the maximum open. IPv6
+    /// clients count by /64: one host usually holds a whole /64.
     pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let ip = group(ip);
         if self.max == 0 {
             return Some(IpSlot {
                 sessions: self.clone(),
@@ -112,6 +114,17 @@ impl IpSessions {
             sessions: self.clone(),
             ip,
         })
+    }
+}
+
+/// The address a client counts as: IPv4 (and IPv4-mapped) as is, IPv6 by its /64.
+pub fn group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -135,6 +148,20 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let limit = IpSessions::new(1);
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _held = limit.enter(a).unwrap();
+        assert!(limit.enter(b).is_none(), "same /64");
+        assert!(limit.enter(other).is_some(), "another /64");
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(group(v4), v4);
+        assert_eq!(group("::ffff:10.0.0.1".parse().unwrap()), v4);
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_its_rate() {

@@ -28,6 +28,11 @@ pub struct Site {
     /// reads every site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_token: Option<String>,
+    /// A key for tracker apps alone (`/v1/osmand`, `/v1/owntracks`, `/v1/overland`). The
+    /// write key is public, in every page's HTML; with a tracker key set, only the tracker
+    /// key moves this site's devices through those endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracker_key: Option<String>,
     /// Full-page replay (event kind 11, rrweb) is accepted from this site's pages. Off by
     /// default: the wireframe is spoor's privacy-first view, and a site opts in here *and*
     /// on its pages (`data-replay="dom"`).
@@ -68,6 +73,7 @@ impl Site {
             write_key: write_key.into(),
             origins,
             read_token: None,
+            tracker_key: None,
             dom: false,
             dom_session_bytes: dom_session_bytes(),
             dom_minute_bytes: dom_minute_bytes(),
@@ -94,6 +100,16 @@ impl Site {
         {
             return Err(ConfigError::Invalid(format!(
                 "site {}: read_token must be 16-256 characters",
+                self.id
+            )));
+        }
+        if self
+            .tracker_key
+            .as_ref()
+            .is_some_and(|k| k.len() < 16 || k.len() > 256 || *k == self.write_key)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "site {}: tracker_key must be 16-256 characters and not the write key",
                 self.id
             )));
         }
@@ -190,20 +206,59 @@ impl OriginPattern {
     }
 }
 
-/// The configured sites, looked up by write key.
+/// The configured sites, looked up by write key and by tracker key.
 #[derive(Debug, Default)]
 pub struct Sites {
     by_key: HashMap<String, Arc<Site>>,
+    by_tracker_key: HashMap<String, Arc<Site>>,
 }
 
 impl Sites {
     pub fn new(sites: &[Site]) -> Self {
+        let sites: Vec<Arc<Site>> = sites.iter().map(|s| Arc::new(s.clone())).collect();
         Sites {
             by_key: sites
                 .iter()
-                .map(|s| (s.write_key.clone(), Arc::new(s.clone())))
+                .map(|s| (s.write_key.clone(), s.clone()))
+                .collect(),
+            by_tracker_key: sites
+                .iter()
+                .filter_map(|s| Some((s.tracker_key.clone()?, s.clone())))
                 .collect(),
         }
+    }
+
+    /// The write check of the tracker-app endpoints: a site's tracker key, or its write key
+    /// when it has no tracker key.
+    pub fn authorize_tracker(
+        &self,
+        key: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Arc<Site>, IngestError> {
+        let key = key
+            .filter(|k| !k.is_empty())
+            .ok_or(IngestError::MissingKey)?;
+        let site = match self.by_tracker_key.get(key) {
+            Some(s)
+                if bool::from(
+                    s.tracker_key
+                        .as_deref()
+                        .unwrap_or("")
+                        .as_bytes()
+                        .ct_eq(key.as_bytes()),
+                ) =>
+            {
+                s.clone()
+            }
+            _ => self
+                .by_key(key)
+                .filter(|s| s.tracker_key.is_none())
+                .ok_or(IngestError::BadKey)?,
+        };
+        if !site.allows_origin(origin) {
+            return Err(IngestError::OriginNotAllowed);
+        }
+        Ok(site)
     }
 
     /// The site whose write key this is. The map lookup hashes the key; the final comparison
@@ -242,6 +297,39 @@ mod tests {
             "wk_12345678",
             origins.iter().map(|s| s.to_string()).collect(),
         )
+    }
+
+    #[test]
+    fn a_tracker_key_replaces_the_write_key_for_tracker_apps() {
+        let mut with = shop(&["*"]);
+        with.tracker_key = Some("tk_secret_0000001".into());
+        let mut without = Site::new("blog", "wk_blog_0001", vec!["*".into()]);
+        without.tracker_key = None;
+        let sites = Sites::new(&[with, without]);
+        assert!(matches!(
+            sites.authorize_tracker(Some("wk_12345678"), None),
+            Err(IngestError::BadKey)
+        ));
+        assert_eq!(
+            sites
+                .authorize_tracker(Some("tk_secret_0000001"), None)
+                .unwrap()
+                .id,
+            "shop"
+        );
+        assert_eq!(
+            sites
+                .authorize_tracker(Some("wk_blog_0001"), None)
+                .unwrap()
+                .id,
+            "blog"
+        );
+        // The snippet's endpoints still take the write key, never the tracker key.
+        assert!(sites.authorize(Some("wk_12345678"), None).is_ok());
+        assert!(sites.authorize(Some("tk_secret_0000001"), None).is_err());
+        let mut bad = shop(&["*"]);
+        bad.tracker_key = Some("wk_12345678".into());
+        assert!(bad.validate().is_err());
     }
 
     #[test]

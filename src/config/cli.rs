@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Token that the read API and the UI require.
     #[arg(long, env = "SPOOR_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<String>,
+    /// Token that `GET /metrics` requires as `Authorization: Bearer …` (default: open).
+    #[arg(long, env = "SPOOR_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Reverse proxies (addresses or networks, comma-separated) whose `X-Forwarded-For`
     /// names the client, for the per-IP socket limit. Default: none, the header is ignored.
     #[arg(long, env = "SPOOR_TRUSTED_PROXIES", value_delimiter = ',')]

@@ -15,6 +15,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub store: Option<String>,
     pub read_token: Option<String>,
+    /// A token `GET /metrics` requires (`Authorization: Bearer …`); none: metrics are open.
+    pub metrics_token: Option<String>,
     /// Days a session or device position is kept after its last activity (0: forever).
     pub retention_days: Option<u32>,
     /// Addresses or networks of reverse proxies whose `X-Forwarded-For` is believed.

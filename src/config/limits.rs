@@ -36,6 +36,21 @@ pub struct Limits {
     /// Open TCP connections at most (HTTP and WebSocket alike). Past it new connections are
     /// closed at once: the limit is met before the process runs out of descriptors.
     pub max_connections: usize,
+    /// Bytes read from all sockets that are not yet a whole request or message (bodies being
+    /// read, fragmented WebSocket messages), server-wide. Past it a body gets 503 `busy` and a
+    /// connection holding more than 64 KiB of it is closed (`busy`, close 1013): stalled
+    /// uploads cannot grow memory without bound. 32 MiB is 64 full-size bodies at once.
+    pub max_pending_bytes: usize,
+    /// HTTP requests in flight from one client IP (IPv6 by /64; 0: unlimited). Past it: 429.
+    pub max_requests_per_ip: u32,
+    /// A request body must arrive within this many ms plus its size at `min_body_bytes_per_s`.
+    pub body_timeout_ms: u64,
+    /// The slowest upload rate a body may keep (bytes a second) before it is refused (408).
+    pub min_body_bytes_per_s: u64,
+    /// How long one ack may take to go out before the ingest client counts as not reading.
+    pub ack_send_timeout_ms: u64,
+    /// Pings a second a client may send (burst: ten times as many); past it, `rate_limited`.
+    pub max_client_pings_per_second: u32,
     /// A socket must say hello within this many ms (DESIGN.md: 10 s).
     pub hello_timeout_ms: u64,
     /// The server pings every ingest socket this often (ms; 0: never) and closes one whose
@@ -88,6 +103,12 @@ impl Default for Limits {
             max_past_ms: 30 * 24 * 3_600_000,
             header_read_timeout_ms: 10_000,
             max_connections: 50_000,
+            max_pending_bytes: 32 << 20,
+            max_requests_per_ip: 64,
+            body_timeout_ms: 10_000,
+            min_body_bytes_per_s: 16 * 1024,
+            ack_send_timeout_ms: 10_000,
+            max_client_pings_per_second: 2,
             hello_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
             ping_interval_ms: 30_000,

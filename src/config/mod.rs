@@ -73,6 +73,9 @@ pub struct Config {
     pub store: StoreSpec,
     pub sites: Vec<Site>,
     pub read_token: String,
+    /// What `GET /metrics` requires as a Bearer token; `None` leaves it open (scrapers on a
+    /// private network).
+    pub metrics_token: Option<String>,
     pub limits: Limits,
     pub pipeline: PipelineConfig,
     pub embedded: EmbeddedConfig,
@@ -93,6 +96,7 @@ impl Config {
             store,
             sites,
             read_token: read_token.into(),
+            metrics_token: None,
             limits: Limits::default(),
             pipeline: PipelineConfig::default(),
             embedded: EmbeddedConfig::default(),
@@ -128,6 +132,12 @@ impl Config {
                 .unwrap_or_default(),
         )?;
         let explicit_token = args.read_token.clone().or(file.read_token);
+        let metrics_token = args.metrics_token.clone().or(file.metrics_token);
+        if metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "metrics_token: at least 16 characters".into(),
+            ));
+        }
         let (sites, read_token, generated) =
             bootstrap::ensure(&store.state_dir(), file.site, explicit_token)?;
         Ok((
@@ -136,6 +146,7 @@ impl Config {
                 store,
                 sites,
                 read_token,
+                metrics_token,
                 limits: file.limits.unwrap_or_default(),
                 pipeline: file.pipeline.unwrap_or_default(),
                 embedded: file.embedded.unwrap_or_default(),

@@ -138,7 +138,7 @@ pub fn live(up: ws::Upgrade, app: Arc<App>, q: Query) -> Result<Response, ApiErr
     };
     let config = app.ws_config;
     let tasks = app.tasks.clone();
-    Ok(up.respond(config, &tasks, move |ws| {
+    Ok(up.respond(config, &tasks, move |ws, _| {
         crate::replay::positions::follow_positions(ws, app, site)
     }))
 }

@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::error::{ApiError, IngestError};
 use crate::http::assets::Conditional;
 use crate::site::{valid_id, Site};
+use crate::tickets::Grant as Access;
 
 pub type Query = HashMap<String, String>;
 
@@ -35,9 +36,42 @@ pub fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clo
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
+/// How a body must arrive: at most `limit` bytes, within `base` plus its size at `min_rate`
+/// bytes a second, and only while the server's pending-bytes budget lasts.
+#[derive(Clone)]
+pub struct BodyRules {
+    pub limit: usize,
+    pub base: std::time::Duration,
+    pub min_rate: u64,
+    pub budget: Arc<crate::net::meter::Budget>,
+}
+
+impl BodyRules {
+    pub fn new(app: &App, limit: usize) -> Self {
+        let l = &app.config.limits;
+        BodyRules {
+            limit,
+            base: std::time::Duration::from_millis(l.body_timeout_ms),
+            min_rate: l.min_body_bytes_per_s.max(1),
+            budget: app.budget.clone(),
+        }
+    }
+
+    /// When the body must have arrived, given how much of it has.
+    fn deadline(&self, start: tokio::time::Instant, received: usize) -> tokio::time::Instant {
+        let ms = (received as u64).saturating_mul(1000) / self.min_rate;
+        start + self.base + std::time::Duration::from_millis(ms)
+    }
+}
+
 /// The request body, read up to `limit` bytes whether or not it has a Content-Length
-/// (tracker apps send empty POSTs without one); longer bodies are refused with 413.
-pub fn bounded_body(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+/// (tracker apps send empty POSTs without one); longer bodies are refused with 413, bodies
+/// slower than the rules with 408 `body_timeout`, and any body while the pending budget is
+/// spent with 503 `busy`. Put it after the key check: nobody's body is read before it.
+pub fn bounded_body(
+    rules: BodyRules,
+) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    let limit = rules.limit;
     warp::header::optional::<u64>("content-length")
         .and_then(move |len: Option<u64>| async move {
             match len {
@@ -49,24 +83,33 @@ pub fn bounded_body(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rej
         })
         .untuple_one()
         .and(warp::body::stream())
-        .and_then(move |s| collect_limited(s, limit))
+        .and_then(move |s| collect_limited(s, rules.clone()))
 }
 
-async fn collect_limited<S, B>(body: S, limit: usize) -> Result<Bytes, Rejection>
+pub async fn collect_limited<S, B>(body: S, rules: BodyRules) -> Result<Bytes, Rejection>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: warp::Buf,
 {
     use futures_util::TryStreamExt;
+    let reject = |e: ApiError| warp::reject::custom(e);
+    let start = tokio::time::Instant::now();
     let mut out = bytes::BytesMut::new();
     let mut body = std::pin::pin!(body);
-    while let Some(mut chunk) = body
-        .try_next()
-        .await
-        .map_err(|_| warp::reject::custom(ApiError::BadRequest("body: read failed".into())))?
-    {
-        if out.len() + chunk.remaining() > limit {
-            return Err(warp::reject::custom(ApiError::TooLarge(Some(limit))));
+    loop {
+        if rules.budget.spent() {
+            return Err(reject(IngestError::Busy.into()));
+        }
+        let next = tokio::time::timeout_at(rules.deadline(start, out.len()), body.try_next());
+        let Some(mut chunk) = next
+            .await
+            .map_err(|_| reject(IngestError::BodyTimeout.into()))?
+            .map_err(|_| reject(ApiError::BadRequest("body: read failed".into())))?
+        else {
+            break;
+        };
+        if out.len() + chunk.remaining() > rules.limit {
+            return Err(reject(ApiError::TooLarge(Some(rules.limit))));
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();
@@ -78,22 +121,17 @@ where
     Ok(out.freeze())
 }
 
-/// What a read token may see.
-#[derive(Debug, PartialEq, Eq)]
-enum Access {
-    /// The global read token: every site.
-    All,
-    /// A site's own read token: that site only.
-    Site(String),
-}
-
-/// `Authorization: Bearer TOKEN` or `?token=`, compared in constant time. No token is 401;
-/// a token that is not a read token is 403.
+/// `Authorization: Bearer TOKEN`, `?token=`, or a one-use `?ticket=` bought with a token
+/// (what the UI's WebSockets use). Tokens are compared in constant time. Nothing given is
+/// 401; a token that is not a read token, or a ticket used, expired or never issued, is 403.
 fn authorize(app: &App, auth: Option<&str>, q: &Query) -> Result<Access, ApiError> {
     let given = auth
         .and_then(|a| a.strip_prefix("Bearer "))
-        .or(q.get("token").map(String::as_str))
-        .ok_or(ApiError::Unauthorized)?;
+        .or(q.get("token").map(String::as_str));
+    let Some(given) = given else {
+        let ticket = q.get("ticket").ok_or(ApiError::Unauthorized)?;
+        return app.tickets.redeem(ticket).ok_or(ApiError::BadToken);
+    };
     let is = |token: &str| bool::from(given.as_bytes().ct_eq(token.as_bytes()));
     if is(&app.config.read_token) {
         return Ok(Access::All);
@@ -119,6 +157,20 @@ fn confine(access: Access, mut q: Query) -> Result<Query, ApiError> {
         }
     }
     Ok(q)
+}
+
+/// The read token's grant itself (for buying a ticket with it).
+pub fn grant(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Arc<App>, Access), Error = Rejection> + Clone {
+    with_app(app)
+        .and(warp::header::optional::<String>("authorization"))
+        .and(query())
+        .and_then(|app: Arc<App>, auth: Option<String>, q: Query| async move {
+            let access = authorize(&app, auth.as_deref(), &q).map_err(warp::reject::custom)?;
+            Ok::<_, Rejection>((app, access))
+        })
+        .untuple_one()
 }
 
 /// Read routes: the app and the query, confined to what the read token may see.
@@ -150,6 +202,22 @@ pub fn write_site(
             app.sites
                 .authorize(q.get("key").map(String::as_str), origin.as_deref())
         })
+}
+
+/// Write routes that read a body: the site of `?key=` and `Origin`, or the refusal, before
+/// a byte of the body is read.
+pub fn write_site_first(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Arc<Site>,), Error = Rejection> + Clone {
+    write_site(app.clone()).and_then(move |site: Result<Arc<Site>, IngestError>| {
+        let app = app.clone();
+        async move {
+            site.map_err(|e| {
+                app.metrics.error(e.code());
+                warp::reject::custom(ApiError::from(e))
+            })
+        }
+    })
 }
 
 /// The client's address: the peer, or the `X-Forwarded-For` client behind a trusted proxy.

@@ -31,27 +31,22 @@ pub fn socket(
     let slot = app.ip_sessions.enter(ip);
     let config = app.ws_config;
     let tasks = app.tasks.clone();
-    Ok(up.respond(config, &tasks, move |ws| {
-        socket::serve_socket(ws, app, site, ua, slot)
+    Ok(up.respond(config, &tasks, move |ws, settle| {
+        socket::serve_socket(ws, settle, app, site, ua, slot)
     }))
 }
 
-/// `POST /v1/batch`: answers `{"acked":N}` once the batches are durable.
+/// `POST /v1/batch`: answers `{"acked":N}` once the batches are durable. The key and origin
+/// were checked before the body was read.
 pub async fn batch(
-    site: Result<Arc<Site>, IngestError>,
+    site: Arc<Site>,
     app: Arc<App>,
     content_type: Option<String>,
     ua: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let result = match site {
-        Ok(site) => {
-            let msgpack = fallback::is_msgpack(content_type.as_deref());
-            fallback::ingest(&app, site, body, msgpack, ua).await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
+    let msgpack = fallback::is_msgpack(content_type.as_deref());
+    match fallback::ingest(&app, site, body, msgpack, ua).await {
         Ok(acked) => Ok(warp::reply::json(&serde_json::json!({ "acked": acked })).into_response()),
         Err(e) => {
             app.metrics.error(e.code());

@@ -14,16 +14,17 @@ mod trackers;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::{header, HeaderValue};
+use http::{header, HeaderMap};
 use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use self::filters::{
-    authorized, bounded_body, client_ip, raw_query, user_agent, with_app, write_site,
+    authorized, bounded_body, client_ip, collect_limited, grant, raw_query, user_agent, with_app,
+    write_site, write_site_first, BodyRules,
 };
 use crate::app::App;
-use crate::error::ApiError;
+use crate::error::{private, ApiError};
 use crate::gps::apps::{AppRequest, TrackerApp};
 use crate::net::ws;
 
@@ -37,18 +38,6 @@ fn respond(r: Result<Response, ApiError>) -> Response {
 /// The one place rejections (no route, a refused token, a body too large) become answers.
 async fn recover(r: Rejection) -> Result<Response, Infallible> {
     Ok(private(ApiError::answer_rejection(&r)))
-}
-
-/// API answers (recorded sessions, positions, errors) are for the one client that asked: no
-/// cache along the way may keep them, and no browser may sniff them into another type.
-fn private(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    res
 }
 
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -68,11 +57,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             .boxed(),
         warp::path!("v1" / "batch")
             .and(warp::post())
-            .and(write_site(app.clone()))
+            .and(write_site_first(app.clone()))
             .and(with_app(app.clone()))
             .and(warp::header::optional::<String>("content-type"))
             .and(user_agent())
-            .and(bounded_body(max_body))
+            .and(bounded_body(BodyRules::new(&app, max_body)))
             .then(ingest::batch)
             .map(respond)
             .and(origin())
@@ -150,7 +139,28 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             .map(devices::live)
             .map(respond)
             .boxed(),
-        // Operators.
+    ];
+    // Each route is boxed: it keeps the composed type shallow enough for the compiler and
+    // costs one dynamic call per route tried.
+    routes
+        .into_iter()
+        .chain(operators(&app))
+        .chain(assets::routes(&app))
+        .reduce(|acc, r| acc.or(r).unify().boxed())
+        .expect("the table has routes")
+        .recover(recover)
+        .unify()
+}
+
+/// Health, readiness, metrics, and tickets for the UI's sockets.
+fn operators(app: &Arc<App>) -> Vec<Route> {
+    vec![
+        warp::path!("api" / "tickets")
+            .and(warp::post())
+            .and(grant(app.clone()))
+            .map(ops::ticket)
+            .map(respond)
+            .boxed(),
         warp::path!("healthz")
             .and(warp::get())
             .map(ops::healthz)
@@ -163,18 +173,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         warp::path!("metrics")
             .and(warp::get())
             .and(with_app(app.clone()))
+            .and(warp::header::optional::<String>("authorization"))
             .map(ops::metrics)
+            .map(respond)
             .boxed(),
-    ];
-    // Each route is boxed: it keeps the composed type shallow enough for the compiler and
-    // costs one dynamic call per route tried.
-    routes
-        .into_iter()
-        .chain(assets::routes(&app))
-        .reduce(|acc, r| acc.or(r).unify().boxed())
-        .expect("the table has routes")
-        .recover(recover)
-        .unify()
+    ]
 }
 
 /// One tracker app's routes: `/v1/{name}` and `/v1/{name}/{key}`, POST, and GET for OsmAnd
@@ -193,21 +196,53 @@ fn tracker(app: &Arc<App>, kind: TrackerApp) -> Route {
     } else {
         warp::post().boxed()
     };
+    let rules = BodyRules::new(app, app.config.limits.max_message_bytes);
     with_app(app.clone())
         .and(path)
         .and(method)
         .and(raw_query())
         .and(warp::header::headers_cloned())
-        .and(bounded_body(app.config.limits.max_message_bytes))
-        .then(move |app: Arc<App>, path_key, query, headers, body| {
-            let req = AppRequest {
-                app: kind,
-                path_key,
-                query,
-                headers,
-                body,
+        .and_then(
+            move |app: Arc<App>, path_key: Option<String>, query: String, headers: HeaderMap| {
+                let limit = rules.limit;
+                async move {
+                    let (site, limit) = trackers::precheck(
+                        &app,
+                        kind,
+                        path_key.as_deref(),
+                        &query,
+                        &headers,
+                        limit,
+                    )
+                    .map_err(warp::reject::custom)?;
+                    let declared = headers
+                        .get(header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                    if declared.is_some_and(|n| n > limit as u64) {
+                        return Err(warp::reject::custom(ApiError::TooLarge(Some(limit))));
+                    }
+                    Ok::<_, Rejection>((app, path_key, query, headers, site, limit))
+                }
+            },
+        )
+        .untuple_one()
+        .and(warp::body::stream())
+        .and_then(move |app, path_key, query, headers, site, limit, body| {
+            let rules = BodyRules {
+                limit,
+                ..rules.clone()
             };
-            trackers::handle(app, req)
+            async move {
+                let body = collect_limited(body, rules).await?;
+                let req = AppRequest {
+                    app: kind,
+                    path_key,
+                    query,
+                    headers,
+                    body,
+                };
+                Ok::<_, Rejection>(trackers::handle(app, site, req).await)
+            }
         })
         .map(respond)
         .boxed()

@@ -8,7 +8,8 @@ use http::{header, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 
 use crate::app::App;
-use crate::error::StoreError;
+use crate::error::{ApiError, StoreError};
+use subtle::ConstantTimeEq;
 
 /// A store that does not answer within this is as unready as one that fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,16 +34,43 @@ pub async fn readyz(app: Arc<App>) -> Response {
     }
 }
 
-/// `GET /metrics`: OpenMetrics text, with the pipeline's gauges read now.
-pub fn metrics(app: Arc<App>) -> Response {
+/// `GET /metrics`: OpenMetrics text, with the pipeline's gauges read now. With a
+/// `metrics_token` configured, only for `Authorization: Bearer` that token.
+pub fn metrics(app: Arc<App>, auth: Option<String>) -> Result<Response, ApiError> {
+    if let Some(token) = &app.config.metrics_token {
+        let given = auth
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            return Err(ApiError::BadToken);
+        }
+    }
     let m = &app.metrics;
     m.pipeline_queued.set(app.pipeline.queued() as i64);
     m.pipeline_inflight_bytes
         .set(app.pipeline.inflight_bytes() as i64);
+    m.pending_bytes.set(app.budget.used() as i64);
     let mut res = m.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
-    res
+    Ok(res)
+}
+
+/// `POST /api/tickets`: a one-use ticket for a WebSocket URL (`?ticket=`), bought with the
+/// read token in a header, so the token itself never goes in a URL.
+pub fn ticket(app: Arc<App>, grant: crate::tickets::Grant) -> Result<Response, ApiError> {
+    let ticket = app.tickets.issue(grant);
+    if ticket.is_empty() {
+        return Err(ApiError::Store(StoreError::Unavailable(
+            "no entropy for a ticket".into(),
+        )));
+    }
+    Ok(warp::reply::json(&serde_json::json!({
+        "ticket": ticket,
+        "expires_in_s": crate::tickets::TICKET_TTL.as_secs(),
+    }))
+    .into_response())
 }

@@ -80,7 +80,7 @@ pub fn live(sid: String, up: ws::Upgrade, app: Arc<App>, q: Query) -> Result<Res
     let format = format(&q)?;
     let config = app.ws_config;
     let tasks = app.tasks.clone();
-    Ok(up.respond(config, &tasks, move |ws| {
+    Ok(up.respond(config, &tasks, move |ws, _| {
         replay::follow(ws, app, site, sid, format)
     }))
 }

@@ -1,5 +1,6 @@
 //! The tracker-app endpoints `/v1/osmand`, `/v1/owntracks` and `/v1/overland`: who may send
-//! (the site's write key in the path, `?key=`, or as the basic-auth password), the app's
+//! (the site's tracker key, or its write key when it has none, in the path, `?key=`, as the
+//! basic-auth password or as a Bearer token), checked before any body byte is read; the app's
 //! protocol (`gps::apps`), and the answer the app expects, only once the positions are
 //! durable. Requests are group-committed (`pipeline::positions`): those that arrive while a
 //! commit runs share the next one.
@@ -14,6 +15,7 @@ use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::{ApiError, IngestError};
 use crate::gps::apps::{header, AppRequest, TrackerApp};
+use crate::site::Site;
 
 /// What the app expects back on success.
 fn ok(app: TrackerApp) -> Response {
@@ -36,24 +38,68 @@ fn basic_password(h: &HeaderMap) -> Option<String> {
     Some(s.split_once(':')?.1.to_owned())
 }
 
-/// The write key, wherever the app put it: the path, `?key=`, or the basic-auth password.
-fn key(req: &AppRequest, params: &[(String, String)]) -> Option<String> {
-    req.path_key
-        .clone()
+/// The token of `Authorization: Bearer …` (Overland's token setting).
+fn bearer(h: &HeaderMap) -> Option<String> {
+    Some(
+        header(h, "authorization")?
+            .strip_prefix("Bearer ")?
+            .trim()
+            .to_owned(),
+    )
+}
+
+/// The key, wherever the app put it: the path, `?key=` (or a form field, for OsmAnd), the
+/// basic-auth password, or a Bearer token.
+fn key(path_key: Option<&str>, params: &[(String, String)], headers: &HeaderMap) -> Option<String> {
+    path_key
+        .map(str::to_owned)
         .or_else(|| {
             params
                 .iter()
                 .find(|(k, _)| k == "key")
                 .map(|(_, v)| v.clone())
         })
-        .or_else(|| basic_password(&req.headers))
+        .or_else(|| basic_password(headers))
+        .or_else(|| bearer(headers))
 }
 
-async fn ingest(app: &Arc<App>, req: &AppRequest) -> Result<(), ApiError> {
+/// An OsmAnd form body may carry the key itself; such keyless requests are read only this far.
+const KEYLESS_FORM_BYTES: usize = 8 * 1024;
+
+/// Who sends, decided before a byte of the body is read: the site, or (for an OsmAnd form
+/// POST with no key outside its body) `None` and a small body limit.
+pub fn precheck(
+    app: &App,
+    kind: TrackerApp,
+    path_key: Option<&str>,
+    query: &str,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<(Option<Arc<Site>>, usize), ApiError> {
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let form = header(headers, "content-type")
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    match key(path_key, &params, headers) {
+        None if kind == TrackerApp::OsmAnd && form => Ok((None, KEYLESS_FORM_BYTES)),
+        k => {
+            let site = app
+                .sites
+                .authorize_tracker(k.as_deref(), header(headers, "origin"))
+                .inspect_err(|e| app.metrics.error(e.code()))?;
+            Ok((Some(site), limit))
+        }
+    }
+}
+
+async fn ingest(app: &Arc<App>, site: Option<Arc<Site>>, req: &AppRequest) -> Result<(), ApiError> {
     let params = req.params();
-    let site = app
-        .sites
-        .authorize(key(req, &params).as_deref(), header(&req.headers, "origin"))?;
+    let site = match site {
+        Some(site) => site,
+        None => app.sites.authorize_tracker(
+            key(req.path_key.as_deref(), &params, &req.headers).as_deref(),
+            header(&req.headers, "origin"),
+        )?,
+    };
     let now = now_ms();
     let mut positions = req.positions(&params, &app.config.gps, now)?;
     if positions.is_empty() {
@@ -78,8 +124,12 @@ async fn ingest(app: &Arc<App>, req: &AppRequest) -> Result<(), ApiError> {
 }
 
 /// Handles one tracker request: the app's expected answer, or the error as JSON.
-pub async fn handle(app: Arc<App>, req: AppRequest) -> Result<Response, ApiError> {
-    match ingest(&app, &req).await {
+pub async fn handle(
+    app: Arc<App>,
+    site: Option<Arc<Site>>,
+    req: AppRequest,
+) -> Result<Response, ApiError> {
+    match ingest(&app, site, &req).await {
         Ok(()) => Ok(ok(req.app)),
         Err(e) => {
             app.metrics.error(e.code());
@@ -110,5 +160,7 @@ mod tests {
         assert_eq!(basic_password(&h).as_deref(), Some("wk_123"));
         h.insert("authorization", HeaderValue::from_static("Basic !!!"));
         assert_eq!(basic_password(&h), None);
+        h.insert("authorization", HeaderValue::from_static("Bearer wk_456"));
+        assert_eq!(key(None, &[], &h).as_deref(), Some("wk_456"));
     }
 }

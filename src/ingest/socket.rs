@@ -4,6 +4,11 @@
 //! next client frame, a change of its [`AckState`] (the batcher committed something of
 //! ours), and the idle timer. Submitting awaits room in the pipeline, so while the store is
 //! slow this socket reads nothing more and TCP slows the client down.
+//!
+//! A client must also read: every frame we send has a deadline (`ack_send_timeout_ms`), and
+//! only a pong (which a client sends after reading our ping) proves it is alive, so a client
+//! that sends but never reads is closed within two ping intervals. Its own pings are rate
+//! limited and are not activity.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +23,8 @@ use super::session::{Accepted, IngestSession};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::IngestError;
-use crate::net::ws::WsStream;
+use crate::net::meter::OverBudget;
+use crate::net::ws::{Settle, WsStream};
 use crate::pipeline::AckState;
 use crate::protocol::{self, ClientFrame, Encoding, ServerFrame};
 use crate::ratelimit::{Bucket, IpSlot};
@@ -45,10 +51,16 @@ impl From<IngestError> for End {
     }
 }
 
-/// The writing half, and the encoding the client last used.
+/// Most time the error frame and close frame may take together: the client may not read.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The writing half, the encoding the client last used, how long a send may take, and the
+/// socket's pending-bytes meter.
 struct Conn {
     sink: SplitSink<WsStream, Message>,
     enc: Encoding,
+    send_timeout: Duration,
+    settle: Settle,
 }
 
 impl Conn {
@@ -62,22 +74,35 @@ impl Conn {
                     .into(),
             ),
         };
-        self.sink.send(msg).await.map_err(|_| End::Closed)
+        self.send_raw(msg).await
+    }
+
+    /// Sends one message within the send deadline: a client that does not read fills its
+    /// buffers, and a send that cannot finish must not hold the socket's task forever.
+    async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
+        match tokio::time::timeout(self.send_timeout, self.sink.send(msg)).await {
+            Ok(r) => r.map_err(|_| End::Closed),
+            Err(_) => Err(IngestError::NotReading.into()),
+        }
     }
 
     async fn close_with(&mut self, e: &IngestError) {
         let msg = e.to_string();
-        let _ = self
-            .send(ServerFrame::Error {
-                code: e.code(),
-                msg: &msg,
-            })
-            .await;
         let close = CloseFrame {
             code: CloseCode::from(e.close_code()),
             reason: e.code().into(),
         };
-        let _ = self.sink.send(Message::Close(Some(close))).await;
+        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, async {
+            let _ = self
+                .send(ServerFrame::Error {
+                    code: e.code(),
+                    msg: &msg,
+                    fatal: e.is_fatal(),
+                })
+                .await;
+            let _ = self.sink.send(Message::Close(Some(close))).await;
+        })
+        .await;
     }
 }
 
@@ -85,6 +110,7 @@ impl Conn {
 /// still gets an `error` frame and close code, so the snippet can stop retrying.
 pub async fn serve_socket(
     ws: WsStream,
+    settle: Settle,
     app: Arc<App>,
     site: Result<Arc<Site>, IngestError>,
     ua: Option<String>,
@@ -101,6 +127,8 @@ pub async fn serve_socket(
     let mut conn = Conn {
         sink,
         enc: Encoding::MsgPack,
+        send_timeout: Duration::from_millis(app.config.limits.ack_send_timeout_ms.max(1)),
+        settle,
     };
     if let Err(End::Error(e)) = drive(&app, &mut conn, &mut stream, site, ua).await {
         app.metrics.error(e.code());
@@ -140,11 +168,16 @@ async fn linger(mut io: impl tokio::io::AsyncRead + Unpin) {
 }
 
 fn ws_error(e: tungstenite::Error, limit: usize) -> End {
+    use tungstenite::error::ProtocolError;
     use tungstenite::Error;
     match e {
         Error::Capacity(_) => IngestError::FrameTooLarge(limit).into(),
         Error::Utf8(_) => IngestError::Malformed("text frame is not valid UTF-8".into()).into(),
+        // A connection reset or dropped without a close frame: a plain disconnect (a tab
+        // closed, a network gone), not a malformed frame.
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Closed,
         Error::Protocol(p) => IngestError::Malformed(p.to_string()).into(),
+        Error::Io(e) if OverBudget::is(&e) => IngestError::Busy.into(),
         _ => End::Closed,
     }
 }
@@ -158,7 +191,8 @@ enum Received {
     Frame(ClientFrame),
     /// An answer to our ping: proof of life, not activity.
     Pong,
-    /// A ping of the client's (tungstenite answers it) or a raw frame.
+    /// A ping of the client's (tungstenite answers it) or a raw frame: neither proof that
+    /// the client reads nor activity.
     Control,
 }
 
@@ -174,6 +208,13 @@ async fn next_frame(
         Some(Err(e)) => return Err(ws_error(e, limits.max_message_bytes)),
         Some(Ok(m)) => m,
     };
+    if matches!(
+        msg,
+        Message::Binary(_) | Message::Text(_) | Message::Close(_)
+    ) {
+        // A whole message: what was read for it leaves the pending budget.
+        conn.settle.settle();
+    }
     Ok(Received::Frame(match msg {
         Message::Binary(b) => {
             conn.enc = Encoding::MsgPack;
@@ -248,6 +289,10 @@ async fn drive(
     let ping_every = std::time::Duration::from_millis(limits.ping_interval_ms.max(1));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut unanswered = false;
+    let mut pings = Bucket::new(
+        limits.max_client_pings_per_second,
+        limits.max_client_pings_per_second.saturating_mul(10),
+    );
     loop {
         tokio::select! {
             // Acks before new input: they free the client's buffer, and a failed commit
@@ -273,19 +318,22 @@ async fn drive(
                     return Err(End::Closed);
                 }
                 unanswered = true;
-                Box::pin(conn.sink.send(Message::Ping(Default::default())))
-                    .await
-                    .map_err(|_| End::Closed)?;
+                Box::pin(conn.send_raw(Message::Ping(Default::default()))).await?;
             }
             frame = next_frame(app, conn, stream) => {
-                let frame = frame?;
-                unanswered = false;
-                let batch = match frame {
-                    // A pong proves the peer lives, but is not activity: a browser answers
-                    // pings by itself, and an idle tab must still time out.
-                    Received::Pong => continue,
+                let batch = match frame? {
+                    // A pong proves the peer lives and reads, but is not activity: a browser
+                    // answers pings by itself, and an idle tab must still time out.
+                    Received::Pong => {
+                        unanswered = false;
+                        continue;
+                    }
+                    // The client's own pings: neither activity nor proof that it reads
+                    // (tungstenite queues the pong; a client that never reads never sees it).
                     Received::Control => {
-                        idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout());
+                        if !pings.take(1, std::time::Instant::now()) {
+                            return Err(IngestError::RateLimited.into());
+                        }
                         continue;
                     }
                     Received::Frame(ClientFrame::Hello(_)) => {

@@ -2,5 +2,6 @@
 //! upgrades with explicit limits. The client address behind trusted proxies is
 //! [`crate::client_ip`], which the configuration names too.
 
+pub mod meter;
 pub mod server;
 pub mod ws;

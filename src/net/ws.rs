@@ -37,6 +37,19 @@ pub fn config(limits: &Limits) -> WebSocketConfig {
         .max_frame_size(Some(limits.max_message_bytes))
 }
 
+/// Gives a socket's read bytes back to the pending budget ([`crate::net::meter`]): called
+/// when a whole data message has arrived.
+#[derive(Clone, Debug, Default)]
+pub struct Settle(Option<std::sync::Arc<crate::net::meter::ConnState>>);
+
+impl Settle {
+    pub fn settle(&self) {
+        if let Some(m) = &self.0 {
+            m.settle();
+        }
+    }
+}
+
 /// A validated upgrade request, ready to be answered with 101.
 pub struct Upgrade {
     accept: String,
@@ -95,11 +108,12 @@ impl Upgrade {
         handle: F,
     ) -> warp::reply::Response
     where
-        F: FnOnce(WsStream) -> Fut + Send + 'static,
+        F: FnOnce(WsStream, Settle) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let on_upgrade = self.on_upgrade;
         let slot = self.slot;
+        let settle = Settle(slot.as_ref().map(|s| s.meter.clone()));
         tasks.spawn(async move {
             let _slot = slot;
             match on_upgrade.await {
@@ -110,7 +124,7 @@ impl Upgrade {
                         Some(config),
                     )
                     .await;
-                    handle(ws).await;
+                    handle(ws, settle).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed."),
             }

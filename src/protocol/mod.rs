@@ -333,9 +333,20 @@ fn int_field(c: &mut Cursor<'_>, name: &str) -> Result<i64, IngestError> {
 #[derive(Debug, Serialize)]
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum ServerFrame<'a> {
-    Welcome { sid: &'a str, acked: i64 },
-    Ack { seq: i64 },
-    Error { code: &'a str, msg: &'a str },
+    Welcome {
+        sid: &'a str,
+        acked: i64,
+    },
+    Ack {
+        seq: i64,
+    },
+    /// `fatal`: resending cannot help (the snippet stops for the page); the server says so,
+    /// so that clients need no list of words.
+    Error {
+        code: &'a str,
+        msg: &'a str,
+        fatal: bool,
+    },
 }
 
 impl ServerFrame<'_> {
