@@ -10,7 +10,7 @@ const common = {
   bundle: true,
   minify: true,
   format: 'iife',
-  target: 'es2019',
+  target: 'es2020',
   legalComments: 'none',
   logLevel: 'warning',
 };

@@ -2,7 +2,8 @@
 // <script async src="https://spoor.example.com/spoor.js" data-key="WRITE_KEY"
 //         data-endpoint="…" data-gps="on" data-respect-privacy
 //         data-move-ms="50" data-move-px="4" data-flush-ms="500" data-batch-events="100"
-//         data-sample="0.25" data-click-text="off" data-replay="dom">
+//         data-sample="0.25" data-click-text="off" data-replay="dom"
+//         data-keep-query="utm_source,page">
 
 export interface Config {
   key: string;
@@ -19,6 +20,8 @@ export interface Config {
   sample: number;
   /** Full-page replay asked for (`data-replay="dom"`; the site must allow it too). */
   dom: boolean;
+  /** Query parameters kept in recorded URLs (all others, and the fragment, are dropped). */
+  keep: string[];
 }
 
 const num = (v: string | undefined, d: number): number => (v && isFinite(+v) ? +v : d);
@@ -40,6 +43,7 @@ export function readConfig(script: HTMLScriptElement | null): Config | null {
     clickText: d.clickText !== 'off' && !dom,
     sample: Math.min(1, Math.max(0, num(d.sample, 1))),
     dom,
+    keep: (d.keepQuery || '').split(',').map((k) => k.trim()),
   };
 }
 

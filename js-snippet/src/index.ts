@@ -14,15 +14,16 @@ import { Outbox, Saved } from './outbox';
 import { Kind } from './protocol';
 import { now, on, safe, Teardown } from './safe';
 import { Transport } from './transport';
+import { cleanUrl } from './url';
 
 type Call = [string, ...unknown[]];
 
 const w = window as any;
 const script = document.currentScript as HTMLScriptElement | null;
 
+/** 16 random characters of [A-Za-z0-9_-] (96 bits, base64url). */
 function id(): string {
-  const a = crypto.getRandomValues(new Uint8Array(12));
-  return Array.from(a, (b) => 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_'[b & 63]).join('');
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(12)))).replace(/[+/]/g, (c) => (c == '+' ? '-' : '_'));
 }
 
 function load(k: string): Saved | null {
@@ -53,8 +54,8 @@ function start(): void {
   const hello = () => ({
     sid: box.sid,
     did,
-    url: location.href,
-    ref: document.referrer,
+    url: cleanUrl(location.href, cfg.keep),
+    ref: cleanUrl(document.referrer, cfg.keep),
     title: document.title,
     vw: innerWidth,
     vh: innerHeight,
@@ -70,22 +71,18 @@ function start(): void {
     if (box.pending >= cfg.batchEvents) t.flush(now());
   };
   layout = layouts(emit);
+  const hide = (): void => {
+    t.beacon(now());
+    persist();
+  };
   const offs: Teardown[] = [
     layout.stop,
-    pages(emit),
+    pages(emit, cfg.keep),
     pointer(emit, cfg),
     viewport(emit, 100),
     inputs(emit),
-    on(window, 'pagehide', () => {
-      t.beacon(now());
-      persist();
-    }),
-    on(document, 'visibilitychange', () => {
-      if (document.hidden) {
-        t.beacon(now());
-        persist();
-      }
-    }),
+    on(window, 'pagehide', hide),
+    on(document, 'visibilitychange', () => document.hidden && hide()),
   ];
   if (cfg.gps) offs.push(gps(emit));
   // Full-page replay: asked for by the page (data-replay="dom"), allowed by the site (else

@@ -37,14 +37,18 @@ export const INGEST_ERRORS = [
   'dom_disabled',
   'dom_limit',
   'idle_timeout',
+  'not_reading',
+  'body_timeout',
+  'busy',
   'store_unavailable',
   'shutting_down',
   'internal',
 ];
 
-/** Ingest errors after which resending cannot help: the snippet stops for this page. (After
- * `dom_disabled` and `dom_limit` it stops only full-page recording, drops those events and
- * goes on.) */
+/** Ingest errors after which resending cannot help. The server marks them `fatal: true` in
+ * the error frame and answer, and the snippet stops for this page on that flag (it needs no
+ * copy of this list). After `dom_disabled` and `dom_limit` it stops only full-page recording,
+ * drops those events and goes on. */
 export const FATAL = [
   'key_required',
   'bad_key',

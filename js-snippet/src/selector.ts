@@ -1,9 +1,11 @@
 // Describing a clicked element: a short CSS selector that stays stable across page loads,
-// and its trimmed visible text. Never a value of a form field; nothing of an element inside
-// `data-spoor-block`.
+// and its trimmed visible text. Never a value of a form field, no text of an element that is
+// or holds editable content or form fields (what a visitor typed would show); nothing of an
+// element inside `data-spoor-block`.
 
 const MAX_TEXT = 80;
 const FIELDS = /^(INPUT|TEXTAREA|SELECT|OPTION)$/;
+const EDITABLE = 'input,textarea,select,[contenteditable]';
 
 export function blocked(el: Element | null): boolean {
   return !!el?.closest?.('[data-spoor-block]');
@@ -33,9 +35,10 @@ export function selector(el: Element | null): string {
   return parts.join('>');
 }
 
-/** Visible text of a clicked element, collapsed and trimmed; empty for form fields. */
+/** Visible text of a clicked element, collapsed and trimmed; empty for form fields, editable
+ * content, and anything holding either. */
 export function text(el: Element | null): string {
-  if (!el || FIELDS.test(el.tagName) || (el as HTMLElement).isContentEditable) return '';
+  if (!el || FIELDS.test(el.tagName) || (el as HTMLElement).isContentEditable || el.querySelector(EDITABLE)) return '';
   const t = (el.textContent || '').slice(0, 400).replace(/\s+/g, ' ').trim();
   return t.length > MAX_TEXT ? t.slice(0, MAX_TEXT - 1) + '…' : t;
 }

@@ -5,7 +5,6 @@
 
 import { decode, encode, Value } from './msgpack';
 import { Batch, Outbox } from './outbox';
-import { FATAL } from './protocol';
 import { safe } from './safe';
 
 const BACKOFF_BASE = 500;
@@ -69,7 +68,7 @@ export class Transport {
       } else if (f.t === 'ack') {
         this.box.ack(f.seq);
         this.changed();
-      } else if (f.t === 'error') this.refused(f.code);
+      } else if (f.t === 'error') this.refused(f);
     });
     ws.onclose = safe((e: CloseEvent) => {
       this.ws = null;
@@ -124,7 +123,7 @@ export class Transport {
       headers: { 'content-type': 'text/plain' },
       keepalive: true,
     })
-      .then((r) => (r.ok ? r.json() : r.json().then((e) => Promise.reject(e.error))))
+      .then((r) => (r.ok ? r.json() : r.json().then((e) => Promise.reject(e))))
       .then(
         safe((r: any) => {
           this.posting = false;
@@ -133,9 +132,9 @@ export class Transport {
           this.changed();
           this.post();
         }),
-        safe((code: unknown) => {
+        safe((e: any) => {
           this.posting = false;
-          this.refused(code);
+          this.refused(e);
           if (!this.timer && !this.stopped) this.retry();
         }),
       );
@@ -169,11 +168,12 @@ export class Transport {
     go();
   }
 
-  /** An error word from the server: stop for good, drop what full-page replay sent, or (any
-   * other word) reconnect and resend. */
-  private refused(code: unknown): void {
-    if (FATAL.includes(code as string)) this.stop();
-    else if (/^dom_/.test(code as string)) this.domRefused();
+  /** An error from the server (a frame, or an HTTP answer's body): stop for good when it says
+   * resending cannot help (`fatal`), drop what full-page replay sent (`dom_*`), or reconnect
+   * and resend. */
+  private refused(e: any): void {
+    if (e?.fatal) this.stop();
+    else if (/^dom_/.test(e?.code ?? e?.error)) this.domRefused();
   }
 
   stop(): void {

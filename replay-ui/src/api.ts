@@ -88,14 +88,29 @@ export async function stream(path: string, each: (c: Chunk) => void): Promise<vo
   if (buf.trim()) each(JSON.parse(buf));
 }
 
+/** Opens a read WebSocket. The token goes in a header to buy a one-use ticket, and only the
+ * ticket goes in the socket's URL (URLs end up in proxy and access logs). */
+export async function openSocket(path: string, params: Record<string, string>): Promise<WebSocket> {
+  const { ticket } = await (await call('/api/tickets', 'POST')).json();
+  const u = new URL(path, location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  for (const [k, v] of Object.entries(params)) if (v) u.searchParams.set(k, v);
+  u.searchParams.set('ticket', ticket);
+  return new WebSocket(u.href);
+}
+
 /** Follows a session live; returns a function that stops following. */
 export function live(sid: string, site: string, each: (c: Chunk) => void, closed: () => void): () => void {
-  const u = new URL(`/api/sessions/${encodeURIComponent(sid)}/live`, location.href);
-  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-  u.searchParams.set('site', site);
-  u.searchParams.set('token', token() || '');
-  const ws = new WebSocket(u.href);
-  ws.onmessage = (m) => each(JSON.parse(m.data));
-  ws.onclose = closed;
-  return () => ws.close();
+  let ws: WebSocket | null = null;
+  let stopped = false;
+  openSocket(`/api/sessions/${encodeURIComponent(sid)}/live`, { site }).then((s) => {
+    ws = s;
+    if (stopped) return s.close();
+    s.onmessage = (m) => each(JSON.parse(m.data));
+    s.onclose = closed;
+  }, closed);
+  return () => {
+    stopped = true;
+    ws?.close();
+  };
 }

@@ -1,16 +1,19 @@
 // Page views, including single-page-app route changes (pushState, replaceState, popstate,
-// hashchange). Emits `[0, url, title]` whenever the URL changes.
+// hashchange). Emits `[0, url, title]` whenever the recorded URL (`url.ts`: no query or
+// fragment but what the site keeps) changes.
 
 import { on, safe, Teardown } from '../safe';
 import { Emit } from './types';
 import { Kind } from '../protocol';
+import { cleanUrl } from '../url';
 
-export function pages(emit: Emit): Teardown {
+export function pages(emit: Emit, keep: string[]): Teardown {
   let last = '';
   const check = safe(() => {
-    if (location.href !== last) {
-      last = location.href;
-      emit(Kind.Page, location.href, document.title);
+    const u = cleanUrl(location.href, keep);
+    if (u !== last) {
+      last = u;
+      emit(Kind.Page, u, document.title);
     }
   });
   check();

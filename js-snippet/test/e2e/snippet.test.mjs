@@ -26,6 +26,12 @@ before(async () => {
     '/notext.html': lazy('No click text', body, 'data-click-text="off"'),
     '/gps.html': lazy('Field app', '<p>Tracking</p>', 'data-gps="on"'),
     '/app.html': lazy('Single-page app', '<button id="login" style="margin:50px">Log in</button>'),
+    '/editor.html': lazy(
+      'Editor',
+      `<div id="wrap" style="position:absolute;left:50px;top:50px;width:400px;padding:40px;background:#eee">
+         <div id="ed" contenteditable style="min-height:40px;background:#fff"></div></div>`,
+      'data-keep-query="utm_source"',
+    ),
   });
   spoor = await startSpoor({ dir, pageOrigin: pages.origin });
   ref.base = spoor.base;
@@ -92,7 +98,7 @@ test('records a visit across two pages as one session, without typed values', as
 test('clicks made while the server is down arrive after it restarts', async () => {
   const ctx = await chrome.newContext();
   const p = await ctx.newPage();
-  await p.goto(pages.origin + '/a.html?restart');
+  await p.goto(pages.origin + '/a.html#/restart');
   const s = await sessionFor('restart');
   await p.click('#buy');
   await waitFor('the first click stored', async () => (await api(spoor.base, `/api/sessions/${s.sid}?site=e2e`)).clicks === 1);
@@ -136,7 +142,7 @@ test('Global Privacy Control is honoured when the tag asks for it', async () => 
   await p.click('#buy');
   // The same browser on a page that does not ask to respect privacy is recorded, which
   // shows the recorder was able to send.
-  await p.goto(pages.origin + '/a.html?control');
+  await p.goto(pages.origin + '/a.html#/control');
   await sessionFor('control');
   const list = await api(spoor.base, '/api/sessions?site=e2e&url=private');
   assert.equal(list.sessions.length, 0, 'nothing recorded for the private page');
@@ -159,6 +165,36 @@ test('data-click-text="off" records what was clicked by selector only', async ()
   await ctx.close();
 });
 
+test('no click text from editable content, and no query or fragment secrets in URLs', async () => {
+  const ctx = await chrome.newContext();
+  const p = await ctx.newPage();
+  const typed = 'dear-diary-typed-7731';
+  await p.goto(pages.origin + '/editor.html?q=private-search&utm_source=mail&reset=tok-991#access_token=frag-552', {
+    referer: pages.origin + '/a.html?email=jane%40example.com#sig=ref-313',
+  });
+  const s = await sessionFor('/editor.html');
+  await p.click('#ed');
+  await p.keyboard.type(typed);
+  // A click on the wrapper of what was typed: its text would be the typed words.
+  await p.mouse.click(60, 60);
+  const r = await waitFor('the click on the wrapper', async () => {
+    const r = await rows(spoor.base, 'e2e', s.sid);
+    return r.rows.some((x) => x.kind === 2 && String(x.f[3]).includes('wrap')) && r;
+  });
+  const wrapClick = r.rows.find((x) => x.kind === 2 && String(x.f[3]).includes('wrap'));
+  assert.ok(!wrapClick.f[4], `no click text: ${JSON.stringify(wrapClick.f)}`);
+  const summary = await api(spoor.base, `/api/sessions/${s.sid}?site=e2e`);
+  const all = r.text + JSON.stringify(summary);
+  for (const secret of [typed, 'private-search', 'tok-991', 'frag-552', 'jane', 'ref-313']) {
+    assert.ok(!all.includes(secret), `${secret} is not recorded`);
+  }
+  const page = r.rows.find((x) => x.kind === 0);
+  assert.equal(page.f[0], pages.origin + '/editor.html?utm_source=mail', 'the kept parameter stays');
+  assert.equal(summary.url, pages.origin + '/editor.html?utm_source=mail');
+  assert.equal(summary.ref, pages.origin + '/a.html', 'the referrer without its query and fragment');
+  await ctx.close();
+});
+
 test('a session outside the sample records nothing', async () => {
   const ctx = await chrome.newContext();
   const p = await ctx.newPage();
@@ -167,7 +203,7 @@ test('a session outside the sample records nothing', async () => {
   await p.goto(pages.origin + '/unsampled.html?again');
   await p.click('#buy');
   // The control: a page recording everyone, in the same tab, is recorded.
-  await p.goto(pages.origin + '/a.html?sample-control');
+  await p.goto(pages.origin + '/a.html#/sample-control');
   await sessionFor('sample-control');
   const list = await api(spoor.base, '/api/sessions?site=e2e&url=unsampled');
   assert.equal(list.sessions.length, 0, 'nothing recorded for the page sampling nobody');

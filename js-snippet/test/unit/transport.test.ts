@@ -96,7 +96,7 @@ test('a fatal error stops the transport for good', async () => {
   t.flush(1);
   const ws = FakeWS.all[0];
   ws.open();
-  ws.server({ t: 'error', code: 'bad_key', msg: 'unknown write key' });
+  ws.server({ t: 'error', code: 'bad_key', msg: 'unknown write key', fatal: true });
   ws.drop(1008);
   await new Promise((r) => setTimeout(r, 700));
   assert.equal(FakeWS.all.length, 1, 'no reconnect after bad_key');

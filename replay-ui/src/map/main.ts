@@ -7,7 +7,7 @@
 
 import { L } from './leaflet';
 import 'leaflet.markercluster';
-import { download, json, removeAfterConfirm, setToken, token, Unauthorized } from '../api';
+import { download, json, openSocket, removeAfterConfirm, setToken, token, Unauthorized } from '../api';
 import { h } from '../dom';
 import { askToken as askTokenForm } from '../token';
 import { ago, Clock, findStops, Fix, isStale, matchesSearch, positionAt } from './route';
@@ -87,11 +87,12 @@ async function start(): Promise<void> {
   let initial: { devices: Fix[] };
   const pending: Fix[] = [];
   // Subscribe before loading the devices, so no position in between is missed.
-  const ws = openLive((p) => pending.push(p));
+  let ws: WebSocket | undefined;
   try {
+    ws = await openLive((p) => pending.push(p));
     initial = await json<{ devices: Fix[] }>(`/api/devices?${q({})}`);
   } catch (e) {
-    ws.close();
+    ws?.close();
     if (e instanceof Unauthorized) {
       setToken(null);
       return askToken('That token was not accepted. Paste the read token again.');
@@ -99,17 +100,13 @@ async function start(): Promise<void> {
     root.replaceChildren(h('p', { class: 'error' }, String(e)));
     return;
   }
-  dashboard(initial.devices, pending, ws);
+  dashboard(initial.devices, pending, ws as WebSocket);
 }
 
 let onLive: (p: Fix) => void = () => {};
 
-function openLive(early: (p: Fix) => void): WebSocket {
-  const u = new URL('/api/live', location.href);
-  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-  if (site) u.searchParams.set('site', site);
-  u.searchParams.set('token', token() || '');
-  const ws = new WebSocket(u.href);
+async function openLive(early: (p: Fix) => void): Promise<WebSocket> {
+  const ws = await openSocket('/api/live', { site: site || '' });
   onLive = early;
   ws.onmessage = (m) => onLive(JSON.parse(m.data));
   return ws;
