@@ -39,7 +39,8 @@ pub struct Limits {
     /// Bytes read from all sockets that are not yet a whole request or message (bodies being
     /// read, fragmented WebSocket messages), server-wide. Past it a body gets 503 `busy` and a
     /// connection holding more than 64 KiB of it is closed (`busy`, close 1013): stalled
-    /// uploads cannot grow memory without bound. 32 MiB is 64 full-size bodies at once.
+    /// uploads cannot grow memory without bound. 16 MiB is 32 full-size bodies at once, and
+    /// measured the RSS growth of 256 half-sent 500 KiB messages under 64 MiB (docs/security.md).
     pub max_pending_bytes: usize,
     /// HTTP requests in flight from one client IP (IPv6 by /64; 0: unlimited). Past it: 429.
     pub max_requests_per_ip: u32,
@@ -103,7 +104,7 @@ impl Default for Limits {
             max_past_ms: 30 * 24 * 3_600_000,
             header_read_timeout_ms: 10_000,
             max_connections: 50_000,
-            max_pending_bytes: 32 << 20,
+            max_pending_bytes: 16 << 20,
             max_requests_per_ip: 64,
             body_timeout_ms: 10_000,
             min_body_bytes_per_s: 16 * 1024,
@@ -111,7 +112,7 @@ impl Default for Limits {
             max_client_pings_per_second: 2,
             hello_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
-            ping_interval_ms: 30_000,
+            ping_interval_ms: 25_000,
             ws_read_buffer_bytes: 1024,
             ws_write_buffer_bytes: 0,
             ws_max_write_buffer_bytes: 1024 * 1024,
