@@ -206,6 +206,23 @@ impl OriginPattern {
     }
 }
 
+/// A key is given, `find` knows its site, and the request's `Origin` (where a browser sent
+/// one) is allowed for that site.
+fn check(
+    key: Option<&str>,
+    origin: Option<&str>,
+    find: impl FnOnce(&str) -> Option<Arc<Site>>,
+) -> Result<Arc<Site>, IngestError> {
+    let key = key
+        .filter(|k| !k.is_empty())
+        .ok_or(IngestError::MissingKey)?;
+    let site = find(key).ok_or(IngestError::BadKey)?;
+    if !site.allows_origin(origin) {
+        return Err(IngestError::OriginNotAllowed);
+    }
+    Ok(site)
+}
+
 /// The configured sites, looked up by write key and by tracker key.
 #[derive(Debug, Default)]
 pub struct Sites {
@@ -229,36 +246,22 @@ impl Sites {
     }
 
     /// The write check of the tracker-app endpoints: a site's tracker key, or its write key
-    /// when it has no tracker key.
+    /// when it has no tracker key; then the `Origin`, as for the snippet.
     pub fn authorize_tracker(
         &self,
         key: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Arc<Site>, IngestError> {
-        let key = key
-            .filter(|k| !k.is_empty())
-            .ok_or(IngestError::MissingKey)?;
-        let site = match self.by_tracker_key.get(key) {
-            Some(s)
-                if bool::from(
-                    s.tracker_key
-                        .as_deref()
-                        .unwrap_or("")
-                        .as_bytes()
-                        .ct_eq(key.as_bytes()),
-                ) =>
-            {
-                s.clone()
+        check(key, origin, |key| {
+            let tracker = self.by_tracker_key.get(key).filter(|s| {
+                let own = s.tracker_key.as_deref().unwrap_or("");
+                bool::from(own.as_bytes().ct_eq(key.as_bytes()))
+            });
+            match tracker {
+                Some(s) => Some(s.clone()),
+                None => self.by_key(key).filter(|s| s.tracker_key.is_none()),
             }
-            _ => self
-                .by_key(key)
-                .filter(|s| s.tracker_key.is_none())
-                .ok_or(IngestError::BadKey)?,
-        };
-        if !site.allows_origin(origin) {
-            return Err(IngestError::OriginNotAllowed);
-        }
-        Ok(site)
+        })
     }
 
     /// The site whose write key this is. The map lookup hashes the key; the final comparison
@@ -276,14 +279,7 @@ impl Sites {
         key: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Arc<Site>, IngestError> {
-        let key = key
-            .filter(|k| !k.is_empty())
-            .ok_or(IngestError::MissingKey)?;
-        let site = self.by_key(key).ok_or(IngestError::BadKey)?;
-        if !site.allows_origin(origin) {
-            return Err(IngestError::OriginNotAllowed);
-        }
-        Ok(site)
+        check(key, origin, |key| self.by_key(key))
     }
 }
 

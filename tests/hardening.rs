@@ -19,13 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// A counter that may not exist yet (families appear on first use).
 async fn counter(s: &TestServer, name: &str) -> f64 {
-    let (_, _, body) = http(s.addr, "GET", "/metrics", &[], Bytes::new()).await;
-    let text = String::from_utf8(body.to_vec()).unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    s.metric_opt(name).await.unwrap_or(0.0)
 }
 
 /// Reads a raw HTTP answer's status line (and whatever follows in the first read).

@@ -192,13 +192,19 @@ impl TestServer {
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
+        self.metric_opt(name)
+            .await
+            .unwrap_or_else(|| panic!("metric {name} not in /metrics"))
+    }
+
+    /// A metric's value, or `None` if it is not there (yet: families appear on first use).
+    pub async fn metric_opt(&self, name: &str) -> Option<f64> {
         let (_, _, body) = http(self.addr, "GET", "/metrics", &[], Bytes::new()).await;
         let text = String::from_utf8(body.to_vec()).unwrap();
         text.lines()
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} not in\n{text}"))
     }
 }
 
