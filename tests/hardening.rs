@@ -442,3 +442,30 @@ async fn a_tracker_key_replaces_the_public_write_key_for_tracker_apps() {
     open(&mut ws, "s-snippet-001").await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_past_the_pending_budget_gets_503_busy() {
+    let s = TestServer::start_with(|c| c.limits.max_pending_bytes = 100 * 1024).await;
+    let start = |sent: usize| async move {
+        let mut tcp = TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/batch?key={KEY} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 300000\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        // Ignore a write error: the server may answer and close before all of it is read.
+        let _ = tcp.write_all(&vec![b'['; sent]).await;
+        tcp
+    };
+    // One stalled body holds most of the budget...
+    let hog = start(90_000).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so the next one past its fair share is refused while it is read.
+    let mut next = start(150_000).await;
+    let answer = read_answer(&mut next).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("busy"),
+        "{answer}"
+    );
+    drop(hog);
+    s.stop().await;
+}

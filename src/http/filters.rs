@@ -104,7 +104,13 @@ where
         let Some(mut chunk) = next
             .await
             .map_err(|_| reject(IngestError::BodyTimeout.into()))?
-            .map_err(|_| reject(ApiError::BadRequest("body: read failed".into())))?
+            .map_err(|e| {
+                if crate::net::meter::OverBudget::caused(&e) {
+                    reject(IngestError::Busy.into())
+                } else {
+                    reject(ApiError::BadRequest("body: read failed".into()))
+                }
+            })?
         else {
             break;
         };

@@ -34,6 +34,19 @@ impl OverBudget {
     pub fn is(e: &io::Error) -> bool {
         e.get_ref().is_some_and(|inner| inner.is::<OverBudget>())
     }
+
+    /// Whether this refusal is anywhere in an error's chain of sources (a body read error
+    /// from warp wraps hyper's, which wraps the I/O error).
+    pub fn caused(e: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(e);
+        while let Some(e) = next {
+            if e.is::<OverBudget>() || e.downcast_ref::<io::Error>().is_some_and(Self::is) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
 }
 
 /// The server-wide budget of bytes read but not yet settled.
