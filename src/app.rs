@@ -32,6 +32,8 @@ pub struct App {
     pub key_limits: KeyLimits,
     /// Open sockets per client IP.
     pub ip_sessions: Arc<IpSessions>,
+    /// Devices already warned about in the log (encrypted OwnTracks without a secret).
+    pub warned_devices: crate::metrics::FirstTimes,
     /// One-use tickets for the UI's WebSockets.
     pub tickets: crate::tickets::Tickets,
     /// Bytes read and not yet a whole request or message, server-wide.

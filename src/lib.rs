@@ -132,6 +132,7 @@ pub async fn serve(
     };
     let app = Arc::new(App {
         tickets: Default::default(),
+        warned_devices: Default::default(),
         budget,
         key_limits,
         ip_sessions: ratelimit::IpSessions::new(limits.max_sessions_per_ip),

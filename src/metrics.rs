@@ -31,6 +31,8 @@ pub struct Metrics {
     pub errors: Family<CodeLabel, Counter>,
     /// Positions newly stored, by source (`snippet`, `osmand`, `owntracks`, `overland`).
     pub positions: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Tracker-app reports that were not positions, by app (skipped, answered as expected).
+    pub tracker_skipped: Family<[(&'static str, &'static str); 1], Counter>,
     /// Live viewers connected now.
     pub live_viewers: Gauge,
     /// Live viewers dropped for falling behind.
@@ -66,6 +68,7 @@ impl Metrics {
             group_batches: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
             errors: Family::default(),
             positions: Family::default(),
+            tracker_skipped: Family::default(),
             live_viewers: Gauge::default(),
             viewers_dropped: Counter::default(),
             connections_closed: Family::default(),
@@ -145,6 +148,11 @@ impl Metrics {
             m.pipeline_inflight_bytes.clone(),
         );
         registry.register(
+            "tracker_reports_skipped",
+            "Tracker-app reports that were not positions (no fix, no geometry, not decryptable), by app",
+            m.tracker_skipped.clone(),
+        );
+        registry.register(
             "connections_closed",
             "Connections the server closed for sending nothing, by reason",
             m.connections_closed.clone(),
@@ -185,5 +193,25 @@ mod tests {
             text.contains("spoor_ingest_errors_total{code=\"bad_key\"} 1"),
             "{text}"
         );
+    }
+}
+
+/// Keys seen before, for logging something once per key (a device, say) instead of on every
+/// request. Bounded: past `MAX` keys it forgets them all and starts again.
+#[derive(Debug, Default)]
+pub struct FirstTimes {
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl FirstTimes {
+    const MAX: usize = 10_000;
+
+    /// Whether `key` is new (and remembers it).
+    pub fn first_time(&self, key: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        seen.insert(key.to_owned())
     }
 }

@@ -119,6 +119,120 @@ async fn resent_fixes_are_stored_once() {
     s.stop().await;
 }
 
+/// Made with libsodium (`crypto_secretbox_easy`, key "owntracks-secret" zero-padded, nonce
+/// 0..24): `{"_type":"location","tid":"jp","lat":48.8566,"lon":2.3522,"tst":1700000000,"batt":77}`.
+const SEALED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXUd43Xmr6EdPp7myzJuxXqM+UDsgJ8ZCdU5SseYkzPO21JT65HGtQQrLI9jvXF14oHSTFRnE1WtPolY1Vt9z9kNYrfWIP3Sumjvkh1bx2I+rE3TeSK1sjEVr5pxhr4cXCvi9RFrA=";
+
+#[tokio::test]
+async fn tracker_apps_as_they_really_send() {
+    let s = TestServer::start_with(|c| {
+        c.gps
+            .owntracks_secrets
+            .insert("jane:phone".into(), "owntracks-secret".into());
+    })
+    .await;
+    let skipped = |app: &'static str| {
+        let s = &s;
+        async move {
+            s.metric_opt(&format!(
+                "spoor_tracker_reports_skipped_total{{app=\"{app}\"}}"
+            ))
+            .await
+            .unwrap_or(0.0)
+        }
+    };
+    // Overland with "tracking stats" on: an app-launch event without a geometry before the
+    // first fix, the key as a Bearer token. The fix is stored and the batch answered ok.
+    let bearer = format!("Bearer {KEY}");
+    let batch = json!({"locations": [
+        {"type": "Feature", "geometry": null, "properties": {"timestamp": "2023-11-14T22:13:20Z", "action": "app_launch"}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [13.4, 52.5]},
+         "properties": {"timestamp": "2023-11-14T22:13:25Z", "device_id": "ovl-1"}}]});
+    let (st, body) = send(
+        &s,
+        "POST",
+        "/v1/overland",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        &batch.to_string(),
+    )
+    .await;
+    assert_eq!((st, body.as_str()), (200, r#"{"result":"ok"}"#));
+    assert_eq!(skipped("overland").await, 1.0);
+    // OwnTracks with a topic, no tid and no X-Limit headers.
+    let msg = json!({"_type": "location", "lat": 48.2, "lon": 16.37, "tst": T, "topic": "owntracks/ann/tablet"});
+    let (st, body) = send(
+        &s,
+        "POST",
+        &format!("/v1/owntracks?key={KEY}"),
+        &[],
+        &msg.to_string(),
+    )
+    .await;
+    assert_eq!((st, body.as_str()), (200, "[]"));
+    // A device name as typed, with an apostrophe and a space.
+    let q = format!("/v1/osmand?key={KEY}&id=Jane%27s%20Phone&lat=51.5&lon=-0.12&timestamp={T}");
+    assert_eq!(send(&s, "GET", &q, &[], "").await.0, 200);
+    // Traccar Client registering its push token, and a cell-only report: no position.
+    for q in [
+        format!("/v1/osmand?key={KEY}&id=van-9&notificationToken=fcm%3Aabc"),
+        format!("/v1/osmand?key={KEY}&id=van-9&timestamp={T}&cell=262%2C2%2C801%2C86355"),
+    ] {
+        let (st, body) = send(&s, "POST", &q, &[], "").await;
+        assert_eq!((st, body.as_str()), (200, ""), "{q}");
+    }
+    assert_eq!(skipped("osmand").await, 2.0);
+    // OwnTracks encrypted: opened with the device's secret; another device's is skipped.
+    let sealed = json!({"_type": "encrypted", "data": SEALED}).to_string();
+    let jane = [("x-limit-u", "jane"), ("x-limit-d", "phone")];
+    let (st, body) = send(
+        &s,
+        "POST",
+        &format!("/v1/owntracks?key={KEY}"),
+        &jane,
+        &sealed,
+    )
+    .await;
+    assert_eq!((st, body.as_str()), (200, "[]"));
+    let bob = [("x-limit-u", "bob"), ("x-limit-d", "phone")];
+    let (st, body) = send(
+        &s,
+        "POST",
+        &format!("/v1/owntracks?key={KEY}"),
+        &bob,
+        &sealed,
+    )
+    .await;
+    assert_eq!((st, body.as_str()), (200, "[]"));
+    assert_eq!(skipped("owntracks").await, 1.0);
+
+    let devices = s.get_json("/api/devices?site=test").await;
+    assert_eq!(device(&devices, "ovl-1")["lat"], 52.5);
+    assert_eq!(device(&devices, "ann:tablet")["lon"], 16.37);
+    assert_eq!(device(&devices, "jane:phone")["battery"], 77.0);
+    let named = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "Jane's Phone")
+        .unwrap_or_else(|| panic!("the typed name is kept: {devices}"));
+    let did = named["did"].as_str().unwrap();
+    assert!(did.starts_with("jane-s-phone-"), "{did}");
+    // Its track is found by the derived id.
+    let track = s
+        .get_json(&format!("/api/devices/{did}/track?site=test&since=0"))
+        .await;
+    assert_eq!(track["positions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        devices["devices"].as_array().unwrap().len(),
+        4,
+        "van-9 stored nothing"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn bad_tracker_requests_get_clear_errors() {
     let s = TestServer::start().await;
@@ -155,7 +269,7 @@ async fn bad_tracker_requests_get_clear_errors() {
         ),
         (format!("/v1/osmand?key={KEY}&lat=1&lon=2"), 400, "id"),
         (
-            format!("/v1/osmand?key={KEY}&id=a%20b&lat=1&lon=2"),
+            format!("/v1/osmand?key={KEY}&id=%07&lat=1&lon=2"),
             400,
             "id",
         ),

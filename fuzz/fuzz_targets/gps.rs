@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     match which % 4 {
         0 => {
             let params: Vec<(String, String)> = serde_urlencoded::from_bytes(rest).unwrap_or_default();
-            if let Ok(p) = gps::osmand::from_params(&params, &text, &GpsConfig::default(), NOW) {
+            if let Ok(Some(p)) = gps::osmand::from_params(&params, &text, &GpsConfig::default(), NOW) {
                 check(vec![p]);
             }
         }
@@ -56,16 +56,16 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             let sender = owntracks::Sender {
                 user: Some("u"),
-                device: None,
-                id: None,
+                secret: Some("s"),
+                ..owntracks::Sender::default()
             };
             if let Ok(ps) = owntracks::parse(rest, &sender) {
-                check(ps);
+                check(ps.positions);
             }
         }
         _ => {
             if let Ok(ps) = gps::overland::parse(rest, Some("d")) {
-                check(ps);
+                check(ps.positions);
             }
         }
     }

@@ -37,9 +37,19 @@ pub struct GpsConfig {
     pub osmand_speed_unit: SpeedUnit,
     /// Per-device overrides of `osmand_speed_unit`, by device id.
     pub device_speed_units: HashMap<String, SpeedUnit>,
+    /// Secrets of OwnTracks devices that encrypt (the app's "Encryption key"), by device as
+    /// the request names it (`user:device` from its headers, or `?id=`); `"*"` for any other.
+    pub owntracks_secrets: HashMap<String, String>,
 }
 
 impl GpsConfig {
+    /// The secret for an OwnTracks device named `did` (or the `"*"` one).
+    pub fn owntracks_secret(&self, did: Option<&str>) -> Option<&str> {
+        did.and_then(|d| self.owntracks_secrets.get(d))
+            .or_else(|| self.owntracks_secrets.get("*"))
+            .map(String::as_str)
+    }
+
     pub fn osmand_unit(&self, did: &str) -> SpeedUnit {
         self.device_speed_units
             .get(did)

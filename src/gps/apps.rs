@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::HeaderMap;
 
-use super::{osmand, overland, owntracks, GpsError, Position};
+use super::{osmand, overland, owntracks, GpsError, Parsed};
 use crate::config::GpsConfig;
 
 /// The tracker-app protocols spoor speaks.
@@ -61,33 +61,60 @@ impl AppRequest {
         p
     }
 
-    /// Parses the request by its app's rules; positions come back without their site.
+    /// Parses the request by its app's rules; positions come back without their site, and
+    /// with typed device names made into ids ([`super::device_id`]).
     pub fn positions(
         &self,
         params: &[(String, String)],
         config: &GpsConfig,
         now: i64,
-    ) -> Result<Vec<Position>, GpsError> {
+    ) -> Result<Parsed, GpsError> {
+        let mut parsed = self.parse(params, config, now)?;
+        for p in &mut parsed.positions {
+            let (did, name) = super::device_id(&p.did)
+                .ok_or_else(|| GpsError::invalid("id", "the device name is empty"))?;
+            (p.did, p.name) = (did, name);
+        }
+        Ok(parsed)
+    }
+
+    fn parse(
+        &self,
+        params: &[(String, String)],
+        config: &GpsConfig,
+        now: i64,
+    ) -> Result<Parsed, GpsError> {
         let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         match self.app {
             TrackerApp::OsmAnd if !self.body.is_empty() && is_json(&self.headers, &self.body) => {
                 let v: serde_json::Value = serde_json::from_slice(&self.body)
                     .map_err(|e| GpsError::Body(e.to_string()))?;
-                osmand::from_json(&v, now)
+                let positions = osmand::from_json(&v, now)?;
+                let skipped = usize::from(positions.is_empty());
+                Ok(Parsed { positions, skipped })
             }
             TrackerApp::OsmAnd => {
                 // The raw fields as sent, but never the write key.
                 let fields: Vec<&(String, String)> =
                     params.iter().filter(|(k, _)| k != "key").collect();
                 let raw = serde_urlencoded::to_string(&fields).unwrap_or_default();
-                osmand::from_params(params, &raw, config, now).map(|p| vec![p])
+                Ok(match osmand::from_params(params, &raw, config, now)? {
+                    Some(p) => vec![p].into(),
+                    None => Parsed {
+                        positions: Vec::new(),
+                        skipped: 1,
+                    },
+                })
             }
             TrackerApp::OwnTracks => {
-                let sender = owntracks::Sender {
+                let mut sender = owntracks::Sender {
                     user: header(&self.headers, "x-limit-u"),
                     device: header(&self.headers, "x-limit-d"),
                     id: param("id"),
+                    secret: None,
                 };
+                let named = sender.named();
+                sender.secret = config.owntracks_secret(named.as_deref());
                 owntracks::parse(&self.body, &sender)
             }
             TrackerApp::Overland => overland::parse(&self.body, param("id").or(param("device_id"))),
@@ -128,7 +155,7 @@ mod tests {
             &[],
             "",
         );
-        let p = q.positions(&q.params(), &c, 0).unwrap();
+        let p = q.positions(&q.params(), &c, 0).unwrap().positions;
         assert_eq!((p[0].lat, p[0].ts), (1.0, 1_700_000_000_000));
         let f = req(
             TrackerApp::OsmAnd,
@@ -136,7 +163,7 @@ mod tests {
             &[("content-type", "application/x-www-form-urlencoded")],
             "id=b&lat=3&lon=4&timestamp=1700000000",
         );
-        let p = f.positions(&f.params(), &c, 0).unwrap();
+        let p = f.positions(&f.params(), &c, 0).unwrap().positions;
         assert_eq!((p[0].did.as_str(), p[0].lat), ("b", 3.0));
         let j = req(
             TrackerApp::OsmAnd,
@@ -144,7 +171,30 @@ mod tests {
             &[],
             r#"{"device_id":"c","location":{"timestamp":1700000000,"coords":{"latitude":5,"longitude":6}}}"#,
         );
-        let p = j.positions(&j.params(), &c, 0).unwrap();
+        let p = j.positions(&j.params(), &c, 0).unwrap().positions;
         assert_eq!((p[0].did.as_str(), p[0].lon), ("c", 6.0));
+    }
+
+    #[test]
+    fn typed_names_become_ids_for_every_app() {
+        let c = GpsConfig::default();
+        let q = req(
+            TrackerApp::OsmAnd,
+            "id=Jane%27s%20Phone&lat=1&lon=2&timestamp=1700000000",
+            &[],
+            "",
+        );
+        let p = &q.positions(&q.params(), &c, 0).unwrap().positions[0];
+        assert!(p.did.starts_with("jane-s-phone-"), "{}", p.did);
+        assert_eq!(p.name.as_deref(), Some("Jane's Phone"));
+        let o = req(
+            TrackerApp::OwnTracks,
+            "",
+            &[("x-limit-u", "Jane Doe"), ("x-limit-d", "iPhone")],
+            r#"{"_type":"location","lat":1,"lon":2,"tst":1700000000}"#,
+        );
+        let p = &o.positions(&o.params(), &c, 0).unwrap().positions[0];
+        assert!(p.did.starts_with("jane-doe-iphone-"), "{}", p.did);
+        assert_eq!(p.name.as_deref(), Some("Jane Doe:iPhone"));
     }
 }

@@ -16,6 +16,24 @@ pub mod track;
 pub use crate::error::GpsError;
 pub use position::Position;
 
+/// What one request held: its fixes, and how many of its reports were not positions (an
+/// Overland feature without a geometry, an OsmAnd report without a fix, an OwnTracks message
+/// that could not be decrypted). Those are answered as the app expects and counted.
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub positions: Vec<Position>,
+    pub skipped: usize,
+}
+
+impl From<Vec<Position>> for Parsed {
+    fn from(positions: Vec<Position>) -> Self {
+        Parsed {
+            positions,
+            skipped: 0,
+        }
+    }
+}
+
 /// Raw fields kept per position at most (bytes); longer raw input is cut at a char boundary.
 pub const MAX_RAW_BYTES: usize = 2048;
 /// Positions one request may carry (an Overland batch, say).
@@ -63,6 +81,48 @@ pub fn valid_device_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-:@.".contains(&b))
+}
+
+/// Longest device name kept for display (characters).
+const MAX_NAME_CHARS: usize = 64;
+
+/// A device as its app names it, made storable: a name that is a valid id stays the id; any
+/// other ("Jane's Phone", "Jörg’s Handy", names with spaces) gets a safe, stable id derived
+/// from it (its ASCII letters and digits, lowercase, joined by `-`, then 8 hex digits of a
+/// hash of the whole name, so that names differing only in what was dropped stay apart),
+/// and the name itself is kept for display. `None` for a name with nothing in it.
+pub fn device_id(name: &str) -> Option<(String, Option<String>)> {
+    let name = name.trim();
+    if valid_device_id(name) {
+        return Some((name.to_owned(), None));
+    }
+    let shown: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    if shown.trim().is_empty() {
+        return None;
+    }
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let slug: String = slug.trim_end_matches('-').chars().take(48).collect();
+    // FNV-1a, 64 bits: stable across versions and machines (std's hasher is not).
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let slug = if slug.is_empty() {
+        "device"
+    } else {
+        slug.trim_end_matches('-')
+    };
+    Some((format!("{slug}-{:08x}", hash >> 32), Some(shown)))
 }
 
 /// Cuts raw input to [`MAX_RAW_BYTES`] at a char boundary.
@@ -122,6 +182,7 @@ pub fn validate(p: &Position, now: i64) -> Result<(), GpsError> {
 pub fn blank(did: &str, source: &str) -> Position {
     Position {
         did: did.to_owned(),
+        name: None,
         site: String::new(),
         lat: f64::NAN,
         lon: f64::NAN,
@@ -144,6 +205,29 @@ pub fn known(v: Option<f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_device_names_get_a_safe_stable_id_and_keep_their_name() {
+        assert_eq!(device_id("van-7"), Some(("van-7".into(), None)));
+        let (id, name) = device_id("Jane's Phone").unwrap();
+        assert!(
+            id.starts_with("jane-s-phone-") && valid_device_id(&id),
+            "{id}"
+        );
+        assert_eq!(name.as_deref(), Some("Jane's Phone"));
+        assert_eq!(device_id("Jane's Phone").unwrap().0, id, "stable");
+        // Names that differ only in what the id drops stay apart.
+        let (a, _) = device_id("Jörg’s Handy").unwrap();
+        let (b, _) = device_id("Jorg's Handy").unwrap();
+        assert!(valid_device_id(&a) && a != b, "{a} {b}");
+        let (cjk, name) = device_id("山田の電話").unwrap();
+        assert!(cjk.starts_with("device-") && valid_device_id(&cjk));
+        assert_eq!(name.as_deref(), Some("山田の電話"));
+        let long = "x ".repeat(100);
+        assert!(valid_device_id(&device_id(&long).unwrap().0));
+        assert_eq!(device_id("   "), None);
+        assert_eq!(device_id("\u{7}"), None);
+    }
 
     #[test]
     fn times_in_seconds_milliseconds_and_iso() {

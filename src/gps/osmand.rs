@@ -9,13 +9,15 @@ use super::{blank, clip_raw, known, number, parse_time, GpsError, Position};
 use crate::config::GpsConfig;
 
 /// One fix from query or form parameters (the form's after the query's, later ones win).
-/// `now` stands in for a missing `timestamp`, as Traccar does.
+/// `now` stands in for a missing `timestamp`, as Traccar does. A report with no position at
+/// all (cell or Wi-Fi only, Traccar Client's push-token registration) is `None`: the app
+/// gets its 200 and nothing is stored.
 pub fn from_params(
     params: &[(String, String)],
     raw: &str,
     config: &GpsConfig,
     now: i64,
-) -> Result<Position, GpsError> {
+) -> Result<Option<Position>, GpsError> {
     let get = |names: &[&str]| {
         params
             .iter()
@@ -26,6 +28,9 @@ pub fn from_params(
     };
     let did = get(&["id", "deviceid"])
         .ok_or_else(|| GpsError::invalid("id", "required (the device identifier)"))?;
+    if get(&["lat"]).is_none() && get(&["lon"]).is_none() && get(&["location"]).is_none() {
+        return Ok(None);
+    }
     let mut p = blank(did.trim(), "osmand");
     match (get(&["lat"]), get(&["lon"]), get(&["location"])) {
         (Some(lat), Some(lon), _) => {
@@ -54,7 +59,7 @@ pub fn from_params(
     p.accuracy_m = known(opt(&["accuracy", "hdop"], "accuracy")?);
     p.battery = known(opt(&["batt", "battery"], "batt")?);
     p.raw = Some(clip_raw(raw.to_owned()));
-    Ok(p)
+    Ok(Some(p))
 }
 
 fn field<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -71,7 +76,8 @@ fn num_at(v: &Value, path: &[&str]) -> Result<Option<f64>, GpsError> {
 }
 
 /// Fixes from the JSON body of Traccar Client 9+: `{"device_id":…, "location":{…}}`, the
-/// location an object or an array of them.
+/// location an object or an array of them; none when there is no `location` (a push-token
+/// registration).
 pub fn from_json(body: &Value, now: i64) -> Result<Vec<Position>, GpsError> {
     let did = match body.get("device_id").or(body.get("id")) {
         Some(Value::String(s)) => s.clone(),
@@ -81,7 +87,13 @@ pub fn from_json(body: &Value, now: i64) -> Result<Vec<Position>, GpsError> {
     let locations = match body.get("location") {
         Some(Value::Array(a)) => a.iter().collect(),
         Some(l @ Value::Object(_)) => vec![l],
-        _ => return Err(GpsError::invalid("location", "required (an object)")),
+        None | Some(Value::Null) => Vec::new(),
+        _ => {
+            return Err(GpsError::invalid(
+                "location",
+                "must be an object or an array",
+            ))
+        }
     };
     if locations.len() > super::MAX_POSITIONS_PER_REQUEST {
         return Err(GpsError::TooMany(super::MAX_POSITIONS_PER_REQUEST));
@@ -130,7 +142,22 @@ mod tests {
     }
 
     fn parse(q: &str, config: &GpsConfig) -> Result<Position, GpsError> {
-        from_params(&params(q), q, config, NOW)
+        from_params(&params(q), q, config, NOW).map(|p| p.expect("a position"))
+    }
+
+    #[test]
+    fn reports_without_a_position_are_accepted_and_store_nothing() {
+        let c = GpsConfig::default();
+        // Traccar Client registering its push token; a cell-and-Wi-Fi-only report.
+        for q in [
+            "id=123456&notificationToken=fcm%3AAPA91b",
+            "id=123456&timestamp=1700000000&cell=262%2C2%2C801%2C86355&wifi=00%3A11%3A22%3A33%3A44%3A55%2C-60",
+        ] {
+            assert_eq!(from_params(&params(q), q, &c, NOW).unwrap(), None, "{q}");
+        }
+        let token: Value =
+            serde_json::from_str(r#"{"device_id":"98765","notificationToken":"fcm:x"}"#).unwrap();
+        assert!(from_json(&token, NOW).unwrap().is_empty());
     }
 
     #[test]

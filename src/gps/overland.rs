@@ -1,11 +1,13 @@
 //! Overland (the iOS logger): a GeoJSON batch, `{"locations":[Feature…]}`, each a Point
 //! `[lon, lat]` with `properties.timestamp` (ISO-8601), `speed` (m/s), `course`, `altitude`,
 //! `horizontal_accuracy`, `battery_level` (0–1) and `device_id`. The app wants
-//! `{"result":"ok"}` back before it deletes its copy.
+//! `{"result":"ok"}` back before it deletes its copy, and resends a refused batch forever, so
+//! features that are not positions (with "tracking stats" on, an app-launch event comes before
+//! any fix, without a geometry) are skipped and counted, never a reason to refuse the batch.
 
 use serde_json::Value;
 
-use super::{blank, clip_raw, known, parse_time, GpsError, Position, MAX_POSITIONS_PER_REQUEST};
+use super::{blank, clip_raw, known, parse_time, GpsError, Parsed, MAX_POSITIONS_PER_REQUEST};
 
 fn num(props: &Value, key: &str) -> Result<Option<f64>, GpsError> {
     match props.get(key) {
@@ -18,9 +20,14 @@ fn num(props: &Value, key: &str) -> Result<Option<f64>, GpsError> {
     }
 }
 
-/// The batch's fixes; `default_id` (`?id=` on the URL) names devices that send no
-/// `device_id`.
-pub fn parse(body: &[u8], default_id: Option<&str>) -> Result<Vec<Position>, GpsError> {
+/// Whether a feature is meant as a position: it has coordinates at all.
+fn has_geometry(f: &Value) -> bool {
+    !matches!(f.pointer("/geometry/coordinates"), None | Some(Value::Null))
+}
+
+/// The batch's fixes, and how many features were not positions; `default_id` (`?id=` on the
+/// URL) names devices that send no `device_id`.
+pub fn parse(body: &[u8], default_id: Option<&str>) -> Result<Parsed, GpsError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| GpsError::Body(e.to_string()))?;
     let Some(Value::Array(locations)) = v.get("locations") else {
         return Err(GpsError::invalid("locations", "required (an array)"));
@@ -28,9 +35,10 @@ pub fn parse(body: &[u8], default_id: Option<&str>) -> Result<Vec<Position>, Gps
     if locations.len() > MAX_POSITIONS_PER_REQUEST {
         return Err(GpsError::TooMany(MAX_POSITIONS_PER_REQUEST));
     }
-    locations
+    let positions = locations
         .iter()
         .enumerate()
+        .filter(|(_, f)| has_geometry(f))
         .map(|(i, f)| {
             let at = |k: &str| format!("locations[{i}].{k}");
             let coords = f
@@ -68,7 +76,11 @@ pub fn parse(body: &[u8], default_id: Option<&str>) -> Result<Vec<Position>, Gps
             p.raw = Some(clip_raw(props.to_string()));
             Ok(p)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Parsed {
+        skipped: locations.len() - positions.len(),
+        positions,
+    })
 }
 
 #[cfg(test)]
@@ -86,7 +98,7 @@ mod tests {
 
     #[test]
     fn a_geojson_batch() {
-        let ps = parse(BATCH.as_bytes(), None).unwrap();
+        let ps = parse(BATCH.as_bytes(), None).unwrap().positions;
         assert_eq!(ps.len(), 2);
         let p = &ps[0];
         assert_eq!(p.did, "iphone");
@@ -105,7 +117,27 @@ mod tests {
         // No device_id: the URL's id, else "overland"; -1 speed means unknown.
         assert_eq!(ps[1].did, "overland");
         assert_eq!(ps[1].speed_mps, None);
-        assert_eq!(parse(BATCH.as_bytes(), Some("van")).unwrap()[1].did, "van");
+        assert_eq!(
+            parse(BATCH.as_bytes(), Some("van")).unwrap().positions[1].did,
+            "van"
+        );
+    }
+
+    #[test]
+    fn features_without_a_geometry_are_skipped_and_counted() {
+        // Overland with "tracking stats" on: an app-launch event before the first fix.
+        let body = r#"{"locations":[
+            {"type":"Feature","geometry":null,"properties":{"timestamp":"2026-12-03T10:00:00Z","action":"app_launch"}},
+            {"type":"Feature","properties":{"type":"stats"}},
+            {"type":"Feature","geometry":{"type":"Point","coordinates":[13.4,52.5]},
+             "properties":{"timestamp":"2026-12-03T10:00:05Z","device_id":"phone"}}]}"#;
+        let parsed = parse(body.as_bytes(), None).unwrap();
+        assert_eq!(parsed.skipped, 2);
+        assert_eq!(parsed.positions.len(), 1);
+        assert_eq!(parsed.positions[0].lat, 52.5);
+        // Only skipped features: nothing to store, and still no error.
+        let only = r#"{"locations":[{"type":"Feature","geometry":null,"properties":{}}]}"#;
+        assert_eq!(parse(only.as_bytes(), None).unwrap().skipped, 1);
     }
 
     #[test]

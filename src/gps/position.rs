@@ -10,6 +10,10 @@ use crate::protocol::GpsFix;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Position {
     pub did: String,
+    /// The device's name as someone typed it in the app ("Jane's Phone"), when that is not a
+    /// usable id itself: `did` is then derived from it ([`super::device_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub site: String,
     pub lat: f64,
     pub lon: f64,
@@ -31,6 +35,7 @@ impl Position {
     pub fn from_fix(site: &str, did: &str, fix: &GpsFix, source: &str) -> Self {
         Position {
             did: did.to_owned(),
+            name: None,
             site: site.to_owned(),
             lat: fix.lat,
             lon: fix.lon,
@@ -52,6 +57,7 @@ impl Position {
             Some(o) if o.ts > self.ts => o,
             Some(o) => Position {
                 battery: self.battery.or(o.battery),
+                name: self.name.or(o.name),
                 ..self
             },
             None => self,

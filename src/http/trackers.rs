@@ -101,7 +101,19 @@ async fn ingest(app: &Arc<App>, site: Option<Arc<Site>>, req: &AppRequest) -> Re
         )?,
     };
     let now = now_ms();
-    let mut positions = req.positions(&params, &app.config.gps, now)?;
+    let parsed = req.positions(&params, &app.config.gps, now)?;
+    if parsed.skipped > 0 {
+        // Reports that are not positions (Overland's app events, OsmAnd reports without a
+        // fix, OwnTracks messages that do not decrypt): answered as the app expects, counted.
+        app.metrics
+            .tracker_skipped
+            .get_or_create(&[("app", req.app.name())])
+            .inc_by(parsed.skipped as u64);
+        if req.app == TrackerApp::OwnTracks {
+            warn_once_encrypted(app, req);
+        }
+    }
+    let mut positions = parsed.positions;
     if positions.is_empty() {
         return Ok(());
     }
@@ -121,6 +133,25 @@ async fn ingest(app: &Arc<App>, site: Option<Arc<Site>>, req: &AppRequest) -> Re
         .get_or_create(&[("source", req.app.name())])
         .inc_by(new as u64);
     Ok(())
+}
+
+/// Logs, once per device (per run), that its encrypted OwnTracks messages cannot be read: the
+/// operator has to configure its secret. Later ones are only counted.
+fn warn_once_encrypted(app: &App, req: &AppRequest) {
+    let who = [
+        header(&req.headers, "x-limit-u"),
+        header(&req.headers, "x-limit-d"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(":");
+    if app.warned_devices.first_time(&who) {
+        tracing::warn!(
+            device = %who,
+            "OwnTracks sent encrypted messages that no configured secret opens ([gps] owntracks_secrets); they are skipped."
+        );
+    }
 }
 
 /// Handles one tracker request: the app's expected answer, or the error as JSON.
