@@ -58,6 +58,10 @@ function q(params: Record<string, string | number>, siteId = site): string {
   return u.toString();
 }
 
+/** A device as people know it: the name typed in its app, else its id. */
+const label = (d: Fix): string => d.name || d.did;
+const searchText = (d: Fix): string => (d.name ? `${d.name} ${d.did}` : d.did);
+
 function icon(label: string, cls: string): L.DivIcon {
   const el = h('div', { class: `dev-icon ${cls}` }, h('span', {}, label));
   return L.divIcon({ html: el, className: 'dev-marker', iconSize: [14, 14], iconAnchor: [7, 7] });
@@ -201,7 +205,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     entry.row.classList.toggle('stale', stale);
     if (stale !== entry.stale) {
       entry.stale = stale;
-      entry.marker.setIcon(icon(entry.fix.did, stale ? 'live stale' : 'live'));
+      entry.marker.setIcon(icon(label(entry.fix), stale ? 'live stale' : 'live'));
     }
   }
 
@@ -211,9 +215,9 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   }
 
   function renderRow(d: Fix, row: HTMLLIElement): void {
-    row.hidden = !matchesSearch(d.did, search.value);
+    row.hidden = !matchesSearch(searchText(d), search.value);
     row.replaceChildren(
-      h('span', { class: 'did' }, d.did),
+      h('span', { class: 'did', title: d.did }, label(d)),
       h('span', { class: 'src' }, d.source || ''),
       h('span', { class: 'seen' }, ago(d.ts)),
       h('span', { class: 'speed' }, speedText(d)),
@@ -236,7 +240,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       freshness(known);
       return;
     }
-    const marker = L.marker([d.lat, d.lon], { icon: icon(d.did, 'live'), title: d.did });
+    const marker = L.marker([d.lat, d.lon], { icon: icon(label(d), 'live'), title: d.did });
     marker.on('click', () => void select(d.did));
     cluster.addLayer(marker);
     const row = h('li', { 'data-did': d.did, onclick: () => void select(d.did) });
@@ -407,7 +411,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     map.fitBounds(b, { padding: [40, 40], maxZoom: 14 });
   } else status.textContent = 'No devices yet: positions appear here as they arrive.';
   search.addEventListener('input', () => {
-    for (const d of devices.values()) d.row.hidden = !matchesSearch(d.fix.did, search.value);
+    for (const d of devices.values()) d.row.hidden = !matchesSearch(searchText(d.fix), search.value);
     showCount();
   });
   setInterval(() => {

@@ -4,6 +4,8 @@
 
 export interface Fix {
   did: string;
+  /** The name as typed in the app, when the id was derived from it. */
+  name?: string | null;
   lat: number;
   lon: number;
   ts: number;
