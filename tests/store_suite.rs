@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use serde_json::json;
 use spoor::gps::Position;
 use spoor::protocol::{ChunkStats, GpsFix, Hello};
 use spoor::signals::{ClickPoint, Signals};
@@ -701,6 +702,16 @@ async fn mongodb_store_suite() {
             std::panic::resume_unwind(e.into_panic());
         }
     }
+    eprintln!("mongodb: trips and stays through a server");
+    let db = client.database(&format!("{run}_trips"));
+    let store = spoor::store::mongo::MongoStore::with_database(db.clone(), &Default::default(), 0)
+        .await
+        .unwrap();
+    let result = tokio::spawn(trips_through_a_server(store)).await;
+    db.drop().await.unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
     eprintln!("mongodb: two servers, one database, live views across them");
     let db = client.database(&format!("{run}_scale"));
     let result = tokio::spawn(two_servers_share_live_views(db.clone())).await;
@@ -708,6 +719,95 @@ async fn mongodb_store_suite() {
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
+}
+
+/// Trips and stays through a server on `store`: a commute of 11,000 fixes (more than one page
+/// of the track), sent by Overland in batches of 1,000 in reverse order and shuffled inside
+/// each batch, comes back as home, one trip, work.
+async fn trips_through_a_server(store: Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = common::TestServer::start_in(dir.path(), |_| {}, Some(store)).await;
+    let t0 = common::now_ms() - 20 * 3_600_000;
+    let mut fixes: Vec<(i64, f64, f64)> = Vec::new();
+    // Home: 30 minutes, a fix every 10 s, with jitter of about ±15 m.
+    for i in 0..180i64 {
+        let j = ((i * 7919) % 31 - 15) as f64 * 0.000_01;
+        fixes.push((t0 + i * 10_000, 52.50 + j, 13.40 - j));
+    }
+    // The drive: 40 minutes north at about 10 m/s.
+    let start = t0 + 1_800_000;
+    for i in 0..240i64 {
+        fixes.push((start + i * 10_000, 52.5009 + i as f64 * 0.0009, 13.40));
+    }
+    // Work: six hours, a fix every 2 s.
+    let arrive = start + 2_400_000;
+    for i in 0..10_580i64 {
+        let j = ((i * 104_729) % 31 - 15) as f64 * 0.000_01;
+        fixes.push((arrive + i * 2_000, 52.7169 + j, 13.40 + j));
+    }
+    let features: Vec<serde_json::Value> = fixes
+        .iter()
+        .map(|(ts, lat, lon)| {
+            let t = jiff::Timestamp::from_millisecond(*ts).unwrap().to_string();
+            json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                   "properties": {"timestamp": t, "device_id": "commuter"}})
+        })
+        .collect();
+    for (n, chunk) in features.chunks(1000).rev().enumerate() {
+        let mut chunk = chunk.to_vec();
+        let len = chunk.len();
+        chunk.rotate_left(n * 37 % len);
+        chunk.swap(0, len - 1);
+        let body = json!({ "locations": chunk }).to_string();
+        let (status, _, answer) = common::http(
+            s.addr,
+            "POST",
+            &format!("/v1/overland?key={}", common::KEY),
+            &[("content-type", "application/json")],
+            Bytes::from(body),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer:?}");
+    }
+    let v = s
+        .get_json("/api/devices/commuter/trips?site=test&since=0")
+        .await;
+    let stays = v["stays"].as_array().unwrap();
+    let trips = v["trips"].as_array().unwrap();
+    assert_eq!((stays.len(), trips.len()), (2, 1), "{v}");
+    assert_eq!(stays[0]["arrival"], t0);
+    assert_eq!(stays[1]["departure"], arrive + 10_579 * 2_000);
+    let trip = &trips[0];
+    let km = trip["distance_m"].as_f64().unwrap() / 1000.0;
+    assert!((23.8..24.4).contains(&km), "{trip}");
+    assert!(trip["start"].as_i64().unwrap() >= stays[0]["departure"].as_i64().unwrap());
+    assert!(trip["end"].as_i64().unwrap() <= stays[1]["arrival"].as_i64().unwrap());
+    assert!(
+        (trip["to"]["lat"].as_f64().unwrap() - 52.717).abs() < 0.002,
+        "{trip}"
+    );
+    // A range inside the work stay has that stay alone; an unknown device is 404.
+    let later = arrive + 3_600_000;
+    let v = s
+        .get_json(&format!(
+            "/api/devices/commuter/trips?site=test&since={later}"
+        ))
+        .await;
+    assert_eq!(
+        (v["stays"].as_array().unwrap().len(), v["trips"].clone()),
+        (1, json!([])),
+        "{v}"
+    );
+    let (status, _) = s.get("/api/devices/nobody/trips?site=test").await;
+    assert_eq!(status, 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn embedded_trips_through_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    trips_through_a_server(store).await;
 }
 
 /// Scale-out: a session ingested through server A is followed live through server B, and a

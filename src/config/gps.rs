@@ -29,7 +29,7 @@ impl SpeedUnit {
 }
 
 /// `[gps]` in the configuration file.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GpsConfig {
     /// The unit of `speed` in `/v1/osmand` query and form requests. The protocol says
@@ -40,6 +40,33 @@ pub struct GpsConfig {
     /// Secrets of OwnTracks devices that encrypt (the app's "Encryption key"), by device as
     /// the request names it (`user:device` from its headers, or `?id=`); `"*"` for any other.
     pub owntracks_secrets: HashMap<String, String>,
+    /// Trips and stays (`/api/devices/{did}/trips`), with Traccar's defaults: a stay is time
+    /// within this radius of where it began for at least `stay_min_duration_s`...
+    pub stay_radius_m: f64,
+    pub stay_min_duration_s: f64,
+    /// ...a trip the movement between stays, of at least this long and this far...
+    pub trip_min_duration_s: f64,
+    pub trip_min_distance_m: f64,
+    /// ...ended by a gap without fixes this long.
+    pub trip_gap_s: f64,
+    /// Fixes less accurate than this are left out of trips and stays (jitter).
+    pub trip_max_accuracy_m: f64,
+}
+
+impl Default for GpsConfig {
+    fn default() -> Self {
+        GpsConfig {
+            osmand_speed_unit: SpeedUnit::default(),
+            device_speed_units: HashMap::new(),
+            owntracks_secrets: HashMap::new(),
+            stay_radius_m: 100.0,
+            stay_min_duration_s: 300.0,
+            trip_min_duration_s: 300.0,
+            trip_min_distance_m: 500.0,
+            trip_gap_s: 3600.0,
+            trip_max_accuracy_m: 200.0,
+        }
+    }
 }
 
 impl GpsConfig {

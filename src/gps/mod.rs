@@ -12,6 +12,7 @@ pub mod overland;
 pub mod owntracks;
 mod position;
 pub mod track;
+pub mod trips;
 
 pub use crate::error::GpsError;
 pub use position::Position;

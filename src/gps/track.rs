@@ -85,9 +85,14 @@ pub fn simplify(positions: Vec<Position>, tolerance_m: f64) -> Vec<Position> {
 
 /// Distance in metres between two fixes (haversine).
 pub fn distance_m(a: &Position, b: &Position) -> f64 {
-    let (la, lb) = (a.lat.to_radians(), b.lat.to_radians());
+    haversine_m(a.lat, a.lon, b.lat, b.lon)
+}
+
+/// Distance in metres between two points given in degrees (haversine).
+pub fn haversine_m(lat_a: f64, lon_a: f64, lat_b: f64, lon_b: f64) -> f64 {
+    let (la, lb) = (lat_a.to_radians(), lat_b.to_radians());
     let dlat = lb - la;
-    let dlon = (b.lon - a.lon).to_radians();
+    let dlon = (lon_b - lon_a).to_radians();
     let h = (dlat / 2.0).sin().powi(2) + la.cos() * lb.cos() * (dlon / 2.0).sin().powi(2);
     2.0 * EARTH_RADIUS_M * h.sqrt().asin()
 }

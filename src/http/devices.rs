@@ -10,6 +10,7 @@ use super::filters::{parse_opt, site_param, Query};
 use super::sessions::no_content;
 use crate::app::App;
 use crate::error::ApiError;
+use crate::gps::trips::{Detector, Rules};
 use crate::gps::Position;
 use crate::net::ws;
 use crate::site::valid_id;
@@ -76,6 +77,42 @@ pub async fn track(did: String, app: Arc<App>, q: Query) -> Result<Response, Api
         "did": did, "positions": positions, "next": next
     }))
     .into_response())
+}
+
+/// `GET /api/devices/{did}/trips`: trips and stays in the range (`gps::trips`), computed from
+/// the stored track read a page at a time: memory stays the same whatever the range.
+pub async fn trips(did: String, app: Arc<App>, q: Query) -> Result<Response, ApiError> {
+    let site = site_param(&app, &q)?;
+    let mut since = parse_opt::<i64>(&q, "since")?.unwrap_or(0);
+    let until = parse_opt::<i64>(&q, "until")?.unwrap_or(i64::MAX);
+    let mut detector = Detector::new(Rules::from(&app.config.gps));
+    let mut seen = 0usize;
+    loop {
+        let page = app
+            .store
+            .track(&site, &did, since, until, MAX_TRACK_PAGE)
+            .await?;
+        seen += page.len();
+        for p in &page {
+            detector.push(p);
+        }
+        let full = page.len() == MAX_TRACK_PAGE;
+        since = page.last().map_or(since, |p| p.ts + 1);
+        if !full || detector.full() {
+            break;
+        }
+    }
+    if seen == 0
+        && !app
+            .store
+            .devices(Some(&site))
+            .await?
+            .iter()
+            .any(|d| d.did == did)
+    {
+        return Err(ApiError::NotFound);
+    }
+    Ok(warp::reply::json(&detector.finish()).into_response())
 }
 
 /// A range of a device's track read page by page, without the apps' raw fields, up to

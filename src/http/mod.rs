@@ -133,6 +133,12 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             .then(devices::track)
             .map(respond)
             .boxed(),
+        warp::path!("api" / "devices" / String / "trips")
+            .and(warp::get())
+            .and(read())
+            .then(devices::trips)
+            .map(respond)
+            .boxed(),
         warp::path!("api" / "live")
             .and(ws::upgrade())
             .and(read())
