@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Tracker ingest and track reads: wrk sends OsmAnd fixes (each answered only once durable)
 # from 1,000 devices for 10 s at 64 connections; then one device's 100,000-fix track is read
-# in pages of 10,000, whole and simplified.
+# in pages of 10,000, whole and simplified, and its trips and stays are computed (with the
+# server's peak RSS before and after: the computation reads the track a page at a time).
 #
 #   bench/trackers.sh          (needs wrk: apt-get install wrk)
+#   NO_WRK=1 bench/trackers.sh (the track part alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=18086
@@ -16,13 +18,18 @@ bench_config
 RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
 server=$!
 wait_port
-echo "== OsmAnd fixes, 64 connections, 10 s"
-KEY=$KEY wrk -t2 -c64 -d10s -s bench/osmand.lua "http://127.0.0.1:$PORT" | tail -n 1
+if [ -z "${NO_WRK:-}" ]; then
+  echo "== OsmAnd fixes, 64 connections, 10 s"
+  KEY=$KEY wrk -t2 -c64 -d10s -s bench/osmand.lua "http://127.0.0.1:$PORT" | tail -n 1
+fi
 
 echo "== a 100,000-fix track"
-python3 - "$PORT" "$KEY" <<'PY'
+python3 - "$PORT" "$KEY" "$server" <<'PY'
 import json, sys, time, urllib.request
-port, key = sys.argv[1], sys.argv[2]
+port, key, pid = sys.argv[1], sys.argv[2], sys.argv[3]
+def mem():
+    kb = {l.split(":")[0]: int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith(("VmRSS", "VmHWM"))}
+    return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
 base = f"http://127.0.0.1:{port}"
 # Overland batches of 1,000: 100 requests.
 t0 = 1_700_000_000_000
@@ -34,6 +41,18 @@ for b in range(100):
     req = urllib.request.Request(f"{base}/v1/overland/{key}", data=json.dumps({"locations": locs}).encode(),
                                  headers={"content-type": "application/json"})
     urllib.request.urlopen(req).read()
+# Trips and stays over the whole track, before anything else reads it.
+rss, hwm = mem()
+auth = {"authorization": "Bearer rt_bench"}
+times = []
+for _ in range(3):
+    start = time.perf_counter()
+    out = json.load(urllib.request.urlopen(urllib.request.Request(
+        f"{base}/api/devices/truck/trips?site=bench", headers=auth)))
+    times.append(time.perf_counter() - start)
+rss2, hwm2 = mem()
+print(f"trips        100,000 positions: {min(times)*1000:.0f} ms, {len(out['trips'])} trips, "
+      f"{len(out['stays'])} stays; RSS {rss:.1f} -> {rss2:.1f} MiB, peak {hwm:.1f} -> {hwm2:.1f} MiB")
 def read(extra):
     start, n, after, pages = time.perf_counter(), 0, None, 0
     while True:
