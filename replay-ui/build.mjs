@@ -17,6 +17,8 @@ await build({ ...common, entryPoints: ['src/map/main.ts'], outfile: 'dist/map.js
 await build({ ...common, entryPoints: ['src/map/map.css'], outfile: 'dist/map.css', loader: { '.png': 'dataurl', '.svg': 'dataurl' } });
 copyFileSync('static/index.html', 'dist/index.html');
 copyFileSync('static/map.html', 'dist/map.html');
+// The offline basemap: Natural Earth 1:50m countries (world-atlas), served as /ui/world.json.
+copyFileSync('node_modules/world-atlas/countries-50m.json', 'dist/world.json');
 // The viewer's styles, then rrweb's replayer styles (its wrapper and cursor).
 writeFileSync('dist/app.css', readFileSync('static/app.css', 'utf8') + '\n' + readFileSync('node_modules/@rrweb/replay/dist/style.min.css', 'utf8') + '\n');
 console.log('replay-ui/dist built');

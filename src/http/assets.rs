@@ -28,6 +28,9 @@ const UI_CSS: &str = include_str!("../../replay-ui/dist/app.css");
 const MAP_HTML: &str = include_str!("../../replay-ui/dist/map.html");
 const MAP_JS: &str = include_str!("../../replay-ui/dist/map.js");
 const MAP_CSS: &str = include_str!("../../replay-ui/dist/map.css");
+/// Natural Earth's countries at 1:50m (npm `world-atlas`, TopoJSON): the map's offline
+/// basemap of borders and coastlines, drawn whether or not a tile server answers.
+const WORLD_JSON: &str = include_str!("../../replay-ui/dist/world.json");
 
 /// The viewer renders recorded strings as text only; the policy is the second line of
 /// defence: no inline script, nothing from other origins, no framing.
@@ -48,6 +51,7 @@ const VIEWER_CSP: &str =
 const JS: &str = "application/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const HTML: &str = "text/html; charset=utf-8";
+const JSON: &str = "application/json";
 
 /// One embedded file, ready to serve: gzipped once (the snippet loads on every page view of
 /// every site, the map's script is 200 KB), with an entity tag so that a browser holding the
@@ -185,6 +189,7 @@ pub fn routes(app: &Arc<App>) -> Vec<BoxedFilter<(Response,)>> {
         static_file("/ui/app.css", &files::UI_CSS),
         static_file("/ui/map.js", &files::MAP_JS),
         static_file("/ui/map.css", &files::MAP_CSS),
+        static_file("/ui/world.json", &files::WORLD_JSON),
         warp::path!("map")
             .and(warp::get())
             .map(move || map_page(&map.config.map))
@@ -230,6 +235,9 @@ pub mod files {
         LazyLock::new(|| Asset::new(super::MAP_JS, JS, "no-cache"));
     pub static MAP_CSS: LazyLock<Asset> =
         LazyLock::new(|| Asset::new(super::MAP_CSS, CSS, "no-cache"));
+    /// The same data for years: a day's caching, then a 304.
+    pub static WORLD_JSON: LazyLock<Asset> =
+        LazyLock::new(|| Asset::new(super::WORLD_JSON, JSON, "public, max-age=86400"));
 }
 
 fn with_headers(mut res: Response, content_type: &'static str, cache: &'static str) -> Response {

@@ -1,16 +1,21 @@
 // The location dashboard at `/map`: live device markers (clustered), a device list with last
-// seen and speed, a chosen device's track for a time range with stop markers, and route
-// replay at 1–60× over the real time gaps with a follow camera.
+// seen and speed, a chosen device's track for a time range (or a day) with its stays, the
+// day's timeline of trips and stays (pick a trip to draw it, read its summary and replay it),
+// route replay at 1–60× over the real time gaps with a follow camera, and a speed chart.
 //
-// The map never depends on the internet: a grid layer is always drawn beneath the tiles, so
-// tracks and markers stay readable when the configured tile server cannot be reached.
+// The map never depends on the internet: a grid and Natural Earth's borders and coastlines
+// (`basemap.ts`, served by spoor) are drawn beneath the tiles, so tracks and markers stay
+// readable when the configured tile server cannot be reached.
 
 import { L } from './leaflet';
 import 'leaflet.markercluster';
 import { download, json, openSocket, removeAfterConfirm, setToken, token, Unauthorized } from '../api';
 import { h } from '../dom';
 import { askToken as askTokenForm } from '../token';
-import { ago, Clock, findStops, Fix, isStale, matchesSearch, positionAt } from './route';
+import { addBasemap, TILE_PANE } from './basemap';
+import { ago, Clock, downsample, Fix, isStale, matchesSearch, positionAt } from './route';
+import { SpeedChart } from './speed';
+import { Entry, entries, Stay, timelineItems, Trip, tripSummary } from './timeline';
 
 const root = document.getElementById('app')!;
 const meta = document.querySelector('meta[name="spoor-tiles"]');
@@ -18,6 +23,8 @@ const TILE_URL = meta?.getAttribute('content') || '';
 const ATTRIBUTION = meta?.getAttribute('data-attribution') || '';
 const site = new URLSearchParams(location.search).get('site') || '';
 const MAX_TRACK = 100_000;
+/** Most fixes a drawn line has; longer ranges are thinned for drawing only. */
+const MAX_DRAWN = 5_000;
 
 /** Grid tiles drawn locally: the background when no tile server answers. */
 const Grid = L.GridLayer.extend({
@@ -122,8 +129,8 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   const count = h('span', { class: 'count' }, '');
   const search = h('input', { type: 'search', name: 'find', placeholder: 'Find a device', autocomplete: 'off' });
   const status = h('span', { class: 'status' }, '');
-  const tileNote = h('div', { class: 'tile-note', hidden: true }, 'Map tiles unavailable: drawing on a grid.');
-  const attribution = h('div', { class: 'attribution' }, ATTRIBUTION && TILE_URL ? ATTRIBUTION : '');
+  const tileNote = h('div', { class: 'tile-note', hidden: true }, 'Map tiles unavailable: drawing borders and coastlines only.');
+  const attribution = h('div', { class: 'attribution' }, [ATTRIBUTION && TILE_URL ? ATTRIBUTION : '', 'Natural Earth'].filter(Boolean).join(' · '));
   const range = h(
     'select',
     { name: 'range' },
@@ -132,6 +139,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     h('option', { value: '604800000' }, 'last 7 days'),
     h('option', { value: '2592000000' }, 'last 30 days'),
     h('option', { value: '0' }, 'everything'),
+    h('option', { value: 'day' }, 'one day'),
     h('option', { value: 'custom' }, 'from … to …'),
   );
   const localInput = (ms: number): string => {
@@ -141,6 +149,12 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   const fromInput = h('input', { type: 'datetime-local', name: 'from', value: localInput(Date.now() - 86_400_000) });
   const toInput = h('input', { type: 'datetime-local', name: 'to', value: localInput(Date.now()) });
   const custom = h('div', { class: 'custom-range', hidden: true }, fromInput, toInput);
+  const dayInput = h('input', { type: 'date', name: 'day', value: localInput(Date.now()).slice(0, 10) });
+  const dayPick = h('div', { class: 'day-range', hidden: true }, dayInput);
+  const timeline = h('ol', { class: 'day-timeline' });
+  const timelineBox = h('div', { class: 'timeline-box', hidden: true }, h('h3', {}, 'Timeline'), timeline);
+  const chart = new SpeedChart(300, 90);
+  chart.el.hidden = true;
   const playBtn = h('button', { type: 'button', class: 'play', disabled: true }, 'Play');
   const speed = h(
     'select',
@@ -163,11 +177,14 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     h('div', { class: 'track-controls' },
       h('label', {}, 'Range ', range),
       custom,
+      dayPick,
       trackInfo,
+      timelineBox,
       h('div', { class: 'replay' }, playBtn, ' ', h('label', {}, 'Speed ', speed), ' ',
         h('label', {}, follow, ' follow')),
       slider,
       clockText,
+      chart.el,
       h('div', { class: 'device-actions' }, gpxBtn, ' ', deleteBtn),
     ),
     status,
@@ -176,9 +193,10 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
 
   const map = L.map(mapEl, { attributionControl: false, zoomControl: true, worldCopyJump: true }).setView([20, 0], 2);
   new Grid({ maxZoom: 22 }).addTo(map);
+  void addBasemap(map);
   if (TILE_URL) {
     let failures = 0;
-    L.tileLayer(TILE_URL, { maxZoom: 19 })
+    L.tileLayer(TILE_URL, { maxZoom: 19, pane: TILE_PANE })
       .on('tileerror', () => {
         if (++failures >= 2) tileNote.hidden = false;
       })
@@ -195,6 +213,9 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   let selected: string | null = null;
   let trackLayer: L.LayerGroup | null = null;
   let track: Fix[] = [];
+  /** What the replay runs over: the whole track, or the trip picked from the timeline. */
+  let shown: Fix[] = [];
+  let tripLayer: L.Polyline | null = null;
   let clock: Clock | null = null;
   let replayMarker: L.Marker | null = null;
   let frame = 0;
@@ -262,7 +283,8 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   function tick(): void {
     if (!clock || !replayMarker) return;
     const t = clock.time();
-    const p = positionAt(track, t);
+    const p = positionAt(shown, t);
+    chart.at(t);
     if (p) {
       replayMarker.setLatLng([p.lat, p.lon]);
       if (follow.checked) map.panTo([p.lat, p.lon], { animate: false });
@@ -276,9 +298,67 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   function clearTrack(): void {
     trackLayer?.remove();
     trackLayer = null;
+    tripLayer = null;
     replayMarker = null;
     clock = null;
-    track = [];
+    track = shown = [];
+    timeline.replaceChildren();
+    timelineBox.hidden = chart.el.hidden = true;
+  }
+
+  /** Runs the replay (and the speed chart) over `fixes`. */
+  function replayOver(fixes: Fix[]): void {
+    stopReplay();
+    shown = fixes;
+    clock = new Clock(fixes[0].ts, fixes[fixes.length - 1].ts);
+    clock.setSpeed(Number(speed.value));
+    replayMarker?.setLatLng([fixes[0].lat, fixes[0].lon]);
+    chart.set(fixes);
+    chart.el.hidden = false;
+    playBtn.disabled = slider.disabled = false;
+    slider.value = '0';
+    clockText.textContent = new Date(fixes[0].ts).toLocaleString();
+  }
+
+  /** A timeline entry picked: a trip is drawn on its own, summed up and made the replay; a
+   * stay is shown where it was. */
+  function pick(e: Entry, li: HTMLLIElement): void {
+    for (const x of timeline.children) x.classList.toggle('picked', x === li);
+    if (!trackLayer) return;
+    if (e.kind === 'stay') {
+      map.setView([e.stay.lat, e.stay.lon], Math.max(map.getZoom(), 15));
+      return;
+    }
+    const t: Trip = e.trip;
+    const fixes = track.filter((f) => f.ts >= t.start && f.ts <= t.end);
+    if (fixes.length < 2) return;
+    tripLayer?.remove();
+    tripLayer = L.polyline(downsample(fixes, MAX_DRAWN).map((f) => [f.lat, f.lon] as [number, number]), {
+      color: '#e8710a',
+      weight: 6,
+      className: 'trip-line',
+    });
+    trackLayer.addLayer(tripLayer);
+    map.fitBounds(tripLayer.getBounds(), { padding: [30, 30], maxZoom: 17 });
+    trackInfo.textContent = tripSummary(t);
+    replayOver(fixes);
+  }
+
+  /** The range the controls ask for. */
+  function rangeNow(): { since: number; until: number } {
+    const now = Date.now();
+    if (range.value === 'custom') {
+      return {
+        since: new Date(fromInput.value).getTime() || 0,
+        until: new Date(toInput.value).getTime() || now + 86_400_000,
+      };
+    }
+    if (range.value === 'day') {
+      const since = new Date(`${dayInput.value}T00:00`).getTime() || now - 86_400_000;
+      return { since, until: since + 86_400_000 - 1 };
+    }
+    const span = Number(range.value);
+    return { since: span ? now - span : 0, until: now + 86_400_000 };
   }
 
   async function select(did: string): Promise<void> {
@@ -286,21 +366,17 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     deleteBtn.hidden = false;
     stopReplay();
     for (const d of devices.values()) renderRow(d.fix, d.row);
-    const now = Date.now();
-    let since: number;
-    let until = now + 86_400_000;
-    if (range.value === 'custom') {
-      since = new Date(fromInput.value).getTime() || 0;
-      until = new Date(toInput.value).getTime() || until;
-    } else {
-      const span = Number(range.value);
-      since = span ? now - span : 0;
-    }
+    const { since, until } = rangeNow();
     trackInfo.textContent = 'Loading track…';
     shownRange = { since, until };
+    const siteId = devices.get(did)?.fix.site || site;
     let loaded: Fix[];
+    let day: { trips: Trip[]; stays: Stay[] };
     try {
-      loaded = await loadTrack(devices.get(did)?.fix.site || site, did, since, until);
+      [loaded, day] = await Promise.all([
+        loadTrack(siteId, did, since, until),
+        json<{ trips: Trip[]; stays: Stay[] }>(`/api/devices/${encodeURIComponent(did)}/trips?${q({ since, until }, siteId)}`),
+      ]);
     } catch (e) {
       trackInfo.textContent = `${did}: ${e}`;
       return;
@@ -314,23 +390,26 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       playBtn.disabled = slider.disabled = true;
       return;
     }
-    const line = L.polyline(track.map((p) => [p.lat, p.lon] as [number, number]), { color: '#2a6fdb', weight: 4, className: 'track-line' });
+    const drawn = downsample(track, MAX_DRAWN);
+    const line = L.polyline(drawn.map((p) => [p.lat, p.lon] as [number, number]), { color: '#2a6fdb', weight: 4, className: 'track-line' });
     trackLayer.addLayer(line);
-    const stops = findStops(track);
-    for (const s of stops) {
+    for (const s of day.stays) {
       const m = L.circleMarker([s.lat, s.lon], { radius: 7, color: '#b3261e', fillColor: '#f2b8b5', fillOpacity: 0.9, className: 'stop-marker' });
-      m.bindTooltip(`stopped ${Math.round((s.until - s.from) / 60000)} min, from ${new Date(s.from).toLocaleTimeString()}`);
+      m.bindTooltip(`stayed ${Math.round((s.departure - s.arrival) / 60000)} min, from ${new Date(s.arrival).toLocaleTimeString()}`);
       trackLayer.addLayer(m);
     }
     replayMarker = L.marker([track[0].lat, track[0].lon], { icon: icon('', 'replay'), zIndexOffset: 1000 });
     trackLayer.addLayer(replayMarker);
-    clock = new Clock(track[0].ts, track[track.length - 1].ts);
-    clock.setSpeed(Number(speed.value));
     map.fitBounds(line.getBounds(), { padding: [30, 30], maxZoom: 17 });
-    trackInfo.textContent = `${did}: ${track.length} positions, ${stops.length} stop${stops.length === 1 ? '' : 's'}`;
-    playBtn.disabled = slider.disabled = false;
-    slider.value = '0';
-    clockText.textContent = new Date(track[0].ts).toLocaleString();
+    const n = day.stays.length;
+    const km = day.trips.reduce((a, t) => a + t.distance_m, 0) / 1000;
+    trackInfo.textContent =
+      `${label(devices.get(did)?.fix ?? track[0])}: ${track.length} positions, ${n} stop${n === 1 ? '' : 's'}, ` +
+      `${day.trips.length} trip${day.trips.length === 1 ? '' : 's'} (${km.toFixed(1)} km)` +
+      (drawn.length < track.length ? `; drawn with ${drawn.length} points` : '');
+    timeline.replaceChildren(...timelineItems(entries(day), pick));
+    timelineBox.hidden = day.trips.length + day.stays.length === 0;
+    replayOver(track);
   }
 
   gpxBtn.addEventListener('click', async () => {
@@ -384,9 +463,10 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   });
   range.addEventListener('change', () => {
     custom.hidden = range.value !== 'custom';
+    dayPick.hidden = range.value !== 'day';
     if (selected) void select(selected);
   });
-  for (const i of [fromInput, toInput])
+  for (const i of [fromInput, toInput, dayInput])
     i.addEventListener('change', () => {
       if (selected) void select(selected);
     });
@@ -395,7 +475,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   for (const d of pending) upsert(d);
   onLive = (p) => {
     upsert(p);
-    if (p.did === selected && trackLayer && clock && !clock.playing && p.ts > clock.end) {
+    if (p.did === selected && trackLayer && clock && !clock.playing && p.ts > clock.end && shown === track) {
       track.push(p);
       clock.end = p.ts;
       trackLayer.eachLayer((l) => {

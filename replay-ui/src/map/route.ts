@@ -1,6 +1,7 @@
 // Route logic of the location dashboard, free of Leaflet and the DOM so it is unit-tested:
-// where a device was at a moment (interpolated between fixes), where it stopped, and the
-// replay clock that runs over the track's real time gaps at 1–60×.
+// where a device was at a moment (interpolated between fixes), a long track thinned for
+// drawing, its speeds for the chart, and the replay clock that runs over the track's real
+// time gaps at 1–60×. Where it stopped is the server's answer (`/trips`), not computed here.
 
 export interface Fix {
   did: string;
@@ -56,33 +57,43 @@ export function positionAt(track: Fix[], t: number): { lat: number; lon: number 
   return { lat: a.lat + (b.lat - a.lat) * f, lon: a.lon + (b.lon - a.lon) * f };
 }
 
-export interface Stop {
-  lat: number;
-  lon: number;
-  from: number;
-  until: number;
+/**
+ * At most `max` fixes for drawing a long range: every k-th fix, the first and the last
+ * always kept. Replay and the speed chart keep using every fix.
+ */
+export function downsample(track: Fix[], max: number): Fix[] {
+  if (track.length <= max) return track;
+  const step = Math.ceil(track.length / (max - 1));
+  const out: Fix[] = [];
+  for (let i = 0; i < track.length - 1; i += step) out.push(track[i]);
+  out.push(track[track.length - 1]);
+  return out;
 }
 
 /**
- * Places where the device stayed within `radiusM` of where it arrived for at least `minMs`:
- * one pass, each fix compared with the stop's first fix.
+ * Speed over time for a chart `columns` wide: the app's speed where a fix has one, else the
+ * step's (distance over time since the previous fix); the fastest of each column's fixes.
  */
-export function findStops(track: Fix[], radiusM = 50, minMs = 120_000): Stop[] {
-  const stops: Stop[] = [];
-  let i = 0;
-  while (i < track.length) {
-    let j = i + 1;
-    while (j < track.length && distance(track[i], track[j]) <= radiusM) j++;
-    const last = track[j - 1];
-    if (last.ts - track[i].ts >= minMs) {
-      stops.push({ lat: track[i].lat, lon: track[i].lon, from: track[i].ts, until: last.ts });
-      i = j;
-    } else i++;
+export function speedSeries(track: Fix[], columns: number): { t: number; v: number }[] {
+  if (track.length === 0) return [];
+  const start = track[0].ts;
+  const span = Math.max(1, track[track.length - 1].ts - start);
+  const out: { t: number; v: number }[] = [];
+  let col = -1;
+  for (let i = 0; i < track.length; i++) {
+    const f = track[i];
+    const prev = track[i - 1];
+    const dt = prev ? (f.ts - prev.ts) / 1000 : 0;
+    const v = f.speed_mps ?? (prev && dt >= 1 ? distance(prev, f) / dt : 0);
+    const c = Math.floor(((f.ts - start) / span) * (columns - 1));
+    if (c !== col) {
+      out.push({ t: f.ts, v });
+      col = c;
+    } else if (v > out[out.length - 1].v) out[out.length - 1].v = v;
   }
-  return stops;
+  return out;
 }
 
-/** The replay clock: track time advances by real time × speed, from `start` to `end`. */
 export class Clock {
   private base: number;
   private since: number | null = null;

@@ -1,7 +1,9 @@
 // The location dashboard in headless Chromium against the real server: devices seeded
 // through the tracker endpoints appear, a track draws with its stop, replay moves the
-// marker, and a new live position shows up without a reload. The machine has no internet,
-// so this also shows the grid drawn when tiles cannot load.
+// marker, and a new live position shows up without a reload; a day's timeline of trips and
+// stays, a picked trip replayed with its speed chart. The machine has no internet, so this
+// also shows the offline basemap (Natural Earth borders and coastlines) drawn when tiles
+// cannot load.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -63,6 +65,8 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   await waitFor('markers', () => p.$$eval('.dev-marker, .marker-cluster', (m) => m.length >= 1));
   // No internet here: the grid shows and says so.
   await waitFor('the tile note', () => p.isVisible('.tile-note'), 30_000);
+  // The offline basemap (borders and coastlines, served by spoor) is drawn beneath.
+  await p.waitForSelector('.leaflet-basemap-pane canvas', { state: 'attached' });
   await p.waitForTimeout(800); // let the zoom and cluster animations settle for the picture
   await p.screenshot({ path: shots + 'map.png' });
 
@@ -108,6 +112,77 @@ test('devices appear, a track draws, replay moves the marker, live positions arr
   // A new device reports: it appears without a reload.
   await osmand({ id: 'bike-9', lat: 52.52, lon: 13.41, timestamp: Date.now(), speed: 5 });
   await p.waitForSelector('li[data-did="bike-9"]', { timeout: 10_000 });
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+test("a day's timeline: stays and a trip; a picked trip is drawn, summed up, charted and replayed", async () => {
+  // A commute: 10 minutes at home, 20 minutes north at about 12 m/s, 10 minutes at work.
+  const t0 = Date.now() - 3 * 3_600_000;
+  const fixes = [];
+  for (let i = 0; i < 20; i++) fixes.push([52.4 + (i % 3) * 0.00005, 13.5, t0 + i * 30_000, 0]);
+  for (let i = 0; i < 80; i++) fixes.push([52.4012 + i * 0.00162, 13.5, t0 + 600_000 + i * 15_000, 23.3]);
+  for (let i = 0; i < 20; i++) fixes.push([52.531 + (i % 3) * 0.00005, 13.5, t0 + 1_800_000 + i * 30_000, 0]);
+  for (const [lat, lon, ts, kn] of fixes) await osmand({ id: 'commuter-3', lat, lon, timestamp: ts, speed: kn });
+
+  const ctx = await chrome.newContext({ viewport: { width: 1280, height: 900 } });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  await p.goto(`${spoor.base}/map?token=${TOKEN}`);
+  await p.waitForSelector('li[data-did="commuter-3"]');
+  // That day, as the browser's calendar has it.
+  await p.selectOption('select[name=range]', 'day');
+  const day = await p.evaluate((ms) => {
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+    return d.toISOString().slice(0, 10);
+  }, t0);
+  await p.fill('input[name=day]', day);
+  await p.click('li[data-did="commuter-3"]');
+  await waitFor('the timeline', async () => (await p.$$eval('.day-timeline li', (l) => l.length)) === 3);
+  assert.deepEqual(await p.$$eval('.day-timeline li', (l) => l.map((x) => x.className)), ['tl-stay', 'tl-trip', 'tl-stay']);
+  assert.ok(await p.$eval('.day-timeline', (l) => l.scrollHeight <= l.clientHeight + 1), 'every entry shows');
+  const tripLine = await p.textContent('.day-timeline li.tl-trip');
+  assert.match(tripLine, /Trip 14\.\d km/, tripLine);
+  assert.match(await p.textContent('.track-info'), /120 positions, 2 stops, 1 trip/);
+  assert.equal(await p.$$eval('path.stop-marker', (m) => m.length), 2);
+
+  await p.click('.day-timeline li.tl-trip');
+  await p.waitForSelector('path.trip-line', { state: 'attached' }); // a straight line: no width
+  const summary = await p.textContent('.track-info');
+  assert.match(summary, /^Trip .*: 14\.\d km in 2\dm .*average 4\d km\/h, top 43 km\/h/, summary);
+  // The speed chart has drawn the trip's speeds.
+  const drawn = await p.$eval('canvas.speed-chart', (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let blue = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 120) blue++;
+    return blue;
+  });
+  assert.ok(drawn > 200, `speed line pixels: ${drawn}`);
+  // Replaying the trip moves the marker along it, from home towards work.
+  const lat = () => p.$eval('.dev-icon.replay', (el) => el.getBoundingClientRect().top);
+  const start = await lat();
+  await p.selectOption('select[name=speed]', '60');
+  await p.uncheck('input[name=follow]');
+  await p.click('button.play');
+  await waitFor('the replay marker to go north', async () => (await lat()) < start - 20, 15_000);
+  await p.click('button.play');
+  await p.screenshot({ path: shots + 'map-timeline.png' });
+
+  // Offline: the basemap's borders and coastlines are drawn beneath (no tile server here).
+  for (let i = 0; i < 7; i++) {
+    await p.click('.leaflet-control-zoom-out');
+    await p.waitForTimeout(300);
+  }
+  const inked = await p.$eval('.leaflet-basemap-pane canvas', (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let lines = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] < 200) lines++;
+    return lines;
+  });
+  assert.ok(inked > 500, `border and coastline pixels: ${inked}`);
+  await p.waitForTimeout(500);
+  await p.screenshot({ path: shots + 'map-offline.png' });
   assert.deepEqual(errors, []);
   await ctx.close();
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Clock, distance, findStops, Fix, indexAt, positionAt, ago, isStale, matchesSearch, STALE_MS } from '../../src/map/route';
+import { Clock, distance, downsample, Fix, indexAt, positionAt, ago, isStale, matchesSearch, speedSeries, STALE_MS } from '../../src/map/route';
+import { entries, tripLine, tripSummary, Trip, Stay } from '../../src/map/timeline';
 
 const fix = (lat: number, lon: number, ts: number): Fix => ({ did: 'd', lat, lon, ts });
 
@@ -21,17 +22,39 @@ test('positions interpolate between fixes and clamp at the ends', () => {
   assert.equal(positionAt([], 1), null);
 });
 
-test('stops are long stays within a radius', () => {
+test('a long track is thinned for drawing, keeping both ends', () => {
+  const track: Fix[] = Array.from({ length: 100_001 }, (_, i) => fix(52 + i * 1e-6, 13, i * 1000));
+  const d = downsample(track, 5000);
+  assert.ok(d.length <= 5000 && d.length > 4000, String(d.length));
+  assert.equal(d[0], track[0]);
+  assert.equal(d[d.length - 1], track[track.length - 1]);
+  for (let i = 1; i < d.length; i++) assert.ok(d[i].ts > d[i - 1].ts);
+  assert.equal(downsample(track.slice(0, 10), 5000).length, 10);
+});
+
+test('speeds come from the app, or from the step, one point per column', () => {
+  // 100 m a minute (1.67 m/s) without speeds, then the app says 20 m/s.
   const track: Fix[] = [];
-  // Moving 100 m per minute for 5 minutes, then 10 minutes within 20 m, then moving again.
-  for (let i = 0; i < 5; i++) track.push(fix(52 + i * 0.0009, 13, i * 60_000));
-  for (let i = 0; i < 10; i++) track.push(fix(52.0045 + (i % 2) * 0.0001, 13, (5 + i) * 60_000));
-  for (let i = 0; i < 5; i++) track.push(fix(52.006 + i * 0.0009, 13, (15 + i) * 60_000));
-  const stops = findStops(track, 50, 120_000);
-  assert.equal(stops.length, 1);
-  assert.equal(stops[0].from, 5 * 60_000);
-  assert.equal(stops[0].until, 14 * 60_000);
-  assert.deepEqual(findStops(track.slice(0, 5)), []);
+  for (let i = 0; i < 10; i++) track.push(fix(52 + i * 0.0009, 13, i * 60_000));
+  track.push({ ...fix(52.01, 13, 10 * 60_000), speed_mps: 20 });
+  const s = speedSeries(track, 1000);
+  assert.equal(s.length, 11);
+  assert.equal(s[0].v, 0);
+  assert.ok(Math.abs(s[5].v - 100 / 60) < 0.05, String(s[5].v));
+  assert.equal(s[10].v, 20);
+  // Two columns: the fastest fix of each.
+  assert.deepEqual(speedSeries(track, 2).map((p) => p.v > 19), [false, true]);
+  assert.deepEqual(speedSeries([], 10), []);
+});
+
+test('the timeline lists stays and trips in time order', () => {
+  const trip: Trip = { start: 1_800_000, end: 4_200_000, distance_m: 24_130, moving_s: 2_300, max_speed_mps: 13.9, avg_speed_mps: 10.05, from: { lat: 1, lon: 2 }, to: { lat: 3, lon: 4 } };
+  const home: Stay = { lat: 1, lon: 2, arrival: 0, departure: 1_790_000 };
+  const work: Stay = { lat: 3, lon: 4, arrival: 4_210_000, departure: 9_000_000 };
+  const e = entries({ trips: [trip], stays: [work, home] });
+  assert.deepEqual(e.map((x) => x.kind), ['stay', 'trip', 'stay']);
+  assert.match(tripLine(trip), /Trip 24\.1 km, 40m 0s/);
+  assert.match(tripSummary(trip), /24\.1 km .*moving 38m 20s.*average 36 km\/h, top 50 km\/h/);
 });
 
 test('the replay clock runs at its speed over real gaps', () => {
