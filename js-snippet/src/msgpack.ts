@@ -84,29 +84,24 @@ export function decode(buf: Uint8Array): Value {
     if (m < 0xa0) return arr(m & 15);
     if (m < 0xc0) return str(m & 31);
     if (m >= 0xe0) return m - 256;
+    // Unsigned ints, strings, arrays and maps come in runs of markers whose length field
+    // doubles: 0xcc-0xcf (1, 2, 4, 8 bytes), 0xd9-0xdb (1, 2, 4), 0xdc-0xdd and 0xde-0xdf (2, 4).
+    if (m >= 0xcc && m <= 0xcf) return n(1 << (m - 0xcc));
+    if (m >= 0xd9 && m <= 0xdb) return str(n(1 << (m - 0xd9)));
+    if (m == 0xdc || m == 0xdd) return arr(n(2 << (m - 0xdc)));
+    if (m == 0xde || m == 0xdf) return map(n(2 << (m - 0xde)));
     switch (m) {
       case 0xc0: return null;
       case 0xc2: return false;
       case 0xc3: return true;
       case 0xca: p += 4; return d.getFloat32(p - 4);
       case 0xcb: p += 8; return d.getFloat64(p - 8);
-      case 0xcc: return n(1);
-      case 0xcd: return n(2);
-      case 0xce: return n(4);
-      case 0xcf: return n(8);
       case 0xd0: p += 1; return d.getInt8(p - 1);
       case 0xd1: p += 2; return d.getInt16(p - 2);
       case 0xd2: p += 4; return d.getInt32(p - 4);
       case 0xd3: p += 8; return Number(d.getBigInt64(p - 8));
-      case 0xd9: return str(n(1));
-      case 0xda: return str(n(2));
-      case 0xdb: return str(n(4));
-      case 0xdc: return arr(n(2));
-      case 0xdd: return arr(n(4));
-      case 0xde: return map(n(2));
-      case 0xdf: return map(n(4));
     }
-    throw new Error('msgpack: unsupported byte ' + m);
+    throw m; // an unsupported marker (safe() catches it)
   }
   return read();
 }

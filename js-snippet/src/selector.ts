@@ -4,8 +4,9 @@
 // element inside `data-spoor-block`.
 
 const MAX_TEXT = 80;
-const FIELDS = /^(INPUT|TEXTAREA|SELECT|OPTION)$/;
-const EDITABLE = 'input,textarea,select,[contenteditable]';
+/** Form fields, by tag name (the layout and input collectors use it too). */
+export const FIELD = /^(INPUT|TEXTAREA|SELECT)$/;
+const EDITABLE = 'input,textarea,select,option,[contenteditable]';
 
 export function blocked(el: Element | null): boolean {
   return !!el?.closest?.('[data-spoor-block]');
@@ -38,7 +39,7 @@ export function selector(el: Element | null): string {
 /** Visible text of a clicked element, collapsed and trimmed; empty for form fields, editable
  * content, and anything holding either. */
 export function text(el: Element | null): string {
-  if (!el || FIELDS.test(el.tagName) || (el as HTMLElement).isContentEditable || el.querySelector(EDITABLE)) return '';
+  if (!el || el.matches(EDITABLE) || (el as HTMLElement).isContentEditable || el.querySelector(EDITABLE)) return '';
   const t = (el.textContent || '').slice(0, 400).replace(/\s+/g, ' ').trim();
   return t.length > MAX_TEXT ? t.slice(0, MAX_TEXT - 1) + '…' : t;
 }

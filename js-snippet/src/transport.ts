@@ -58,7 +58,9 @@ export class Transport {
       ws.send(encode({ t: 'hello', v: 1, ...this.hello() }));
     });
     ws.onmessage = safe((m: MessageEvent) => {
-      const f = (typeof m.data === 'string' ? JSON.parse(m.data) : decode(new Uint8Array(m.data))) as any;
+      // Always binary: the server answers in the encoding the client sends, and this one
+      // sends MessagePack only.
+      const f = decode(new Uint8Array(m.data)) as any;
       if (f.t === 'welcome') {
         this.welcomed = true;
         this.attempt = 0;

@@ -2,11 +2,9 @@
 // listened to at all.
 
 import { on, Teardown } from '../safe';
-import { blocked, selector } from '../selector';
+import { blocked, FIELD, selector } from '../selector';
 import { Emit } from './types';
 import { Kind } from '../protocol';
-
-const FIELD = /^(INPUT|TEXTAREA|SELECT)$/;
 
 export function inputs(emit: Emit): Teardown {
   const h = (e: Event): void => {

@@ -4,6 +4,7 @@
 // A `data-spoor-block` subtree is one box. Visible elements only, at most MAX_BOXES.
 
 import { safe, Teardown } from '../safe';
+import { FIELD } from '../selector';
 import { Emit } from './types';
 import { Kind } from '../protocol';
 
@@ -14,7 +15,6 @@ export const ROLE = { block: 0, heading: 1, text: 2, image: 3, button: 4, link: 
 const HEADING = /^H[1-6]$/;
 const IMAGE = /^(IMG|SVG|PICTURE|CANVAS)$/;
 const MEDIA = /^(VIDEO|AUDIO|IFRAME|OBJECT|EMBED)$/;
-const INPUT = /^(INPUT|TEXTAREA|SELECT)$/;
 const SKIP = /^(SCRIPT|STYLE|NOSCRIPT|TEMPLATE|HEAD|META|LINK|BR|OPTION)$/;
 const CONTAINER = /^(DIV|SECTION|MAIN|ARTICLE|ASIDE|HEADER|FOOTER|FORM|UL|OL|TABLE)$/;
 
@@ -37,7 +37,7 @@ function role(el: Element, style: CSSStyleDeclaration): number | undefined {
   if (HEADING.test(t)) return ROLE.heading;
   if (IMAGE.test(t)) return ROLE.image;
   if (MEDIA.test(t)) return ROLE.media;
-  if (INPUT.test(t)) return (el as HTMLInputElement).type === 'submit' || (el as HTMLInputElement).type === 'button' ? ROLE.button : ROLE.input;
+  if (FIELD.test(t)) return (el as HTMLInputElement).type === 'submit' || (el as HTMLInputElement).type === 'button' ? ROLE.button : ROLE.input;
   if (t === 'BUTTON' || el.getAttribute('role') === 'button') return ROLE.button;
   if (t === 'A') return ROLE.link;
   if (t === 'NAV') return ROLE.nav;

@@ -4,6 +4,7 @@ import { on, Teardown } from '../safe';
 import { blocked, selector, text } from '../selector';
 import { Emit } from './types';
 import { Kind } from '../protocol';
+import { syncScroll } from './viewport';
 
 export interface PointerOptions {
   /** Least ms between two recorded moves. */
@@ -34,10 +35,12 @@ export function pointer(emit: Emit, o: PointerOptions): Teardown {
     }),
     on(document, 'touchstart', (e: TouchEvent) => {
       const t = e.touches[0];
+      syncScroll();
       if (t) emit(Kind.Touch, Math.round(t.clientX), Math.round(t.clientY));
     }),
     on(document, 'click', (e: MouseEvent) => {
       const el = e.target instanceof Element ? e.target : null;
+      syncScroll();
       const hidden = blocked(el);
       emit(Kind.Click, Math.round(e.clientX), Math.round(e.clientY), e.button, hidden ? null : selector(el), hidden || !o.clickText ? null : text(el));
     }),

@@ -26,6 +26,11 @@ before(async () => {
     '/notext.html': lazy('No click text', body, 'data-click-text="off"'),
     '/gps.html': lazy('Field app', '<p>Tracking</p>', 'data-gps="on"'),
     '/app.html': lazy('Single-page app', '<button id="login" style="margin:50px">Log in</button>'),
+    '/scrolly.html': lazy(
+      'Long page',
+      `<a id="top-link" href="#" style="position:absolute;left:100px;top:40px;width:120px;height:30px">Top</a>
+       <div style="height:6000px"></div>`,
+    ),
     '/editor.html': lazy(
       'Editor',
       `<div id="wrap" style="position:absolute;left:50px;top:50px;width:400px;padding:40px;background:#eee">
@@ -192,6 +197,27 @@ test('no click text from editable content, and no query or fragment secrets in U
   assert.equal(page.f[0], pages.origin + '/editor.html?utm_source=mail', 'the kept parameter stays');
   assert.equal(summary.url, pages.origin + '/editor.html?utm_source=mail');
   assert.equal(summary.ref, pages.origin + '/a.html', 'the referrer without its query and fragment');
+  await ctx.close();
+});
+
+test('a click right after a scroll lands where it was, on the heatmap', async () => {
+  const ctx = await chrome.newContext({ viewport: { width: 1000, height: 700 } });
+  const p = await ctx.newPage();
+  await p.goto(pages.origin + '/scrolly.html');
+  await sessionFor('/scrolly.html');
+  // Scroll far down and let that be recorded...
+  await p.evaluate(() => scrollTo(0, 3000));
+  await p.waitForTimeout(400);
+  // ...then back to the top and click the link at once, before a throttled scroll goes out.
+  await p.evaluate(() => scrollTo(0, 0));
+  await p.mouse.click(160, 55);
+  const url = pages.origin + '/scrolly.html';
+  const point = await waitFor('the click on the heatmap', async () => {
+    const h = await api(spoor.base, `/api/heatmap?site=e2e&url=${encodeURIComponent(url)}`);
+    return h.points[0];
+  });
+  // The link's centre in document coordinates is (160, 55).
+  assert.ok(Math.abs(point.x - 160) <= 5 && Math.abs(point.y - 55) <= 5, `click placed at ${point.x},${point.y}`);
   await ctx.close();
 });
 
