@@ -5,7 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use spoor::gps::{self, owntracks, GpsConfig, Position};
+use spoor::config::GpsConfig;
+use spoor::gps::{self, owntracks, Position};
 
 const NOW: i64 = 1_732_780_800_000;
 
