@@ -244,17 +244,22 @@ impl Detector {
         self.cluster = Some(c);
     }
 
+    /// The cluster `c` was a stay: the trip under way ends where it began.
+    fn stay(&mut self, c: &Cluster) {
+        self.end_trip(c.first);
+        let centre = c.centre();
+        self.out.stays.push(Stay {
+            lat: centre.lat,
+            lon: centre.lon,
+            arrival: c.first.ts,
+            departure: c.last.ts,
+        });
+    }
+
     /// The cluster `c` is left for `next`: it was a stay, or part of a trip.
     fn leave(&mut self, c: Cluster, next: Fix) {
         if c.duration() >= self.rules.stay_min_ms {
-            self.end_trip(c.first);
-            let centre = c.centre();
-            self.out.stays.push(Stay {
-                lat: centre.lat,
-                lon: centre.lon,
-                arrival: c.first.ts,
-                departure: c.last.ts,
-            });
+            self.stay(&c);
             self.trip = Some(Open {
                 first: c.last,
                 last: c.last,
@@ -325,14 +330,7 @@ impl Detector {
     /// The last cluster before a gap or the end: a stay if long enough, else the trip's end.
     fn settle(&mut self, c: Cluster) {
         if c.duration() >= self.rules.stay_min_ms {
-            self.end_trip(c.first);
-            let centre = c.centre();
-            self.out.stays.push(Stay {
-                lat: centre.lat,
-                lon: centre.lon,
-                arrival: c.first.ts,
-                departure: c.last.ts,
-            });
+            self.stay(&c);
         } else {
             self.absorb(c);
             let last = self.trip.map(|t| t.last);
