@@ -30,14 +30,11 @@ pub struct Tickets {
 impl Tickets {
     /// A new ticket for `grant`, valid once within [`TICKET_TTL`].
     pub fn issue(&self, grant: Grant) -> String {
-        let mut raw = [0u8; 24];
         // Without an entropy source there is no safe ticket; the UI then falls back to
         // nothing (the socket is refused), never to a guessable one.
-        if getrandom::fill(&mut raw).is_err() {
+        let Some(ticket) = crate::config::bootstrap::try_random_token("tk_") else {
             return String::new();
-        }
-        let ticket: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let ticket = format!("tk_{ticket}");
+        };
         let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, (_, at)| now.duration_since(*at) < TICKET_TTL);

@@ -25,14 +25,20 @@ pub struct Generated {
 
 /// Random token with a readable prefix: 24 bytes of OS randomness, hex.
 pub fn random_token(prefix: &str) -> String {
+    try_random_token(prefix).expect("the OS random source is unavailable")
+}
+
+/// [`random_token`], or `None` when the OS has no randomness to give (for callers that
+/// must answer rather than stop).
+pub fn try_random_token(prefix: &str) -> Option<String> {
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).expect("the OS random source is unavailable");
+    getrandom::fill(&mut bytes).ok()?;
     let mut s = String::with_capacity(prefix.len() + 48);
     s.push_str(prefix);
     for b in bytes {
         s.push_str(&format!("{b:02x}"));
     }
-    s
+    Some(s)
 }
 
 pub fn ensure(

@@ -57,6 +57,16 @@ impl BodyRules {
         }
     }
 
+    /// A declared `Content-Length` over the limit is refused before anything is read.
+    pub fn check_declared(&self, len: Option<u64>) -> Result<(), Rejection> {
+        match len {
+            Some(n) if n > self.limit as u64 => {
+                Err(warp::reject::custom(ApiError::TooLarge(Some(self.limit))))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// When the body must have arrived, given how much of it has.
     fn deadline(&self, start: tokio::time::Instant, received: usize) -> tokio::time::Instant {
         let ms = (received as u64).saturating_mul(1000) / self.min_rate;
@@ -71,15 +81,11 @@ impl BodyRules {
 pub fn bounded_body(
     rules: BodyRules,
 ) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    let limit = rules.limit;
+    let check = rules.clone();
     warp::header::optional::<u64>("content-length")
-        .and_then(move |len: Option<u64>| async move {
-            match len {
-                Some(n) if n > limit as u64 => {
-                    Err(warp::reject::custom(ApiError::TooLarge(Some(limit))))
-                }
-                _ => Ok(()),
-            }
+        .and_then(move |len: Option<u64>| {
+            let check = check.clone();
+            async move { check.check_declared(len) }
         })
         .untuple_one()
         .and(warp::body::stream())

@@ -202,7 +202,7 @@ fn tracker(app: &Arc<App>, kind: TrackerApp) -> Route {
     } else {
         warp::post().boxed()
     };
-    let rules = BodyRules::new(app, app.config.limits.max_message_bytes);
+    let first = BodyRules::new(app, app.config.limits.max_message_bytes);
     with_app(app.clone())
         .and(path)
         .and(method)
@@ -210,7 +210,7 @@ fn tracker(app: &Arc<App>, kind: TrackerApp) -> Route {
         .and(warp::header::headers_cloned())
         .and_then(
             move |app: Arc<App>, path_key: Option<String>, query: String, headers: HeaderMap| {
-                let limit = rules.limit;
+                let mut rules = first.clone();
                 async move {
                     let (site, limit) = trackers::precheck(
                         &app,
@@ -218,27 +218,22 @@ fn tracker(app: &Arc<App>, kind: TrackerApp) -> Route {
                         path_key.as_deref(),
                         &query,
                         &headers,
-                        limit,
+                        rules.limit,
                     )
                     .map_err(warp::reject::custom)?;
+                    rules.limit = limit;
                     let declared = headers
                         .get(header::CONTENT_LENGTH)
                         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-                    if declared.is_some_and(|n| n > limit as u64) {
-                        return Err(warp::reject::custom(ApiError::TooLarge(Some(limit))));
-                    }
-                    Ok::<_, Rejection>((app, path_key, query, headers, site, limit))
+                    rules.check_declared(declared)?;
+                    Ok::<_, Rejection>((app, path_key, query, headers, site, rules))
                 }
             },
         )
         .untuple_one()
         .and(warp::body::stream())
-        .and_then(move |app, path_key, query, headers, site, limit, body| {
-            let rules = BodyRules {
-                limit,
-                ..rules.clone()
-            };
-            async move {
+        .and_then(
+            move |app, path_key, query, headers, site, rules, body| async move {
                 let body = collect_limited(body, rules).await?;
                 let req = AppRequest {
                     app: kind,
@@ -248,8 +243,8 @@ fn tracker(app: &Arc<App>, kind: TrackerApp) -> Route {
                     body,
                 };
                 Ok::<_, Rejection>(trackers::handle(app, site, req).await)
-            }
-        })
+            },
+        )
         .map(respond)
         .boxed()
 }
