@@ -45,6 +45,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gps;
+pub mod heat;
 pub mod http;
 pub mod ingest;
 pub mod live;

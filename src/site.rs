@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigError, IngestError};
+use crate::heat::UrlRules;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +46,14 @@ pub struct Site {
     /// snapshot of a heavy page fits at once).
     #[serde(default = "dom_minute_bytes")]
     pub dom_minute_bytes: u64,
+    /// Which URLs count as one page for heatmaps, scroll maps and the sessions list's URL
+    /// filter ([`UrlRules`]).
+    #[serde(default, skip_serializing_if = "is_default_rules")]
+    pub url_rules: UrlRules,
+}
+
+fn is_default_rules(r: &UrlRules) -> bool {
+    *r == UrlRules::default()
 }
 
 fn dom_session_bytes() -> u64 {
@@ -77,6 +86,7 @@ impl Site {
             dom: false,
             dom_session_bytes: dom_session_bytes(),
             dom_minute_bytes: dom_minute_bytes(),
+            url_rules: UrlRules::default(),
         }
     }
 
@@ -113,6 +123,7 @@ impl Site {
                 self.id
             )));
         }
+        self.url_rules.validate(&self.id)?;
         for o in &self.origins {
             if o != "*" && OriginPattern::parse(o).is_none() {
                 return Err(ConfigError::Invalid(format!(
@@ -228,6 +239,7 @@ fn check(
 pub struct Sites {
     by_key: HashMap<String, Arc<Site>>,
     by_tracker_key: HashMap<String, Arc<Site>>,
+    by_id: HashMap<String, Arc<Site>>,
 }
 
 impl Sites {
@@ -242,6 +254,16 @@ impl Sites {
                 .iter()
                 .filter_map(|s| Some((s.tracker_key.clone()?, s.clone())))
                 .collect(),
+            by_id: sites.iter().map(|s| (s.id.clone(), s.clone())).collect(),
+        }
+    }
+
+    /// The page key of `url` under a site's URL rules (the default rules for a site no longer
+    /// configured).
+    pub fn page_key(&self, site: &str, url: &str) -> String {
+        match self.by_id.get(site) {
+            Some(s) => s.url_rules.page_key(url),
+            None => UrlRules::default().page_key(url),
         }
     }
 

@@ -364,42 +364,159 @@ async fn rage_clicks_are_counted_marked_and_heatmapped() {
         .await;
     assert!(long["sessions"].as_array().unwrap().is_empty());
 
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_heatmap_counts_clicks_in_cells_with_elements_and_segments() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_heat_01").await;
+    let t0 = now_ms();
+    // The rage test's session: a calm click, a scroll, four dead "Pay" clicks, a scroll.
+    let ev = json!([
+        [2, 0, 500, 100, 0, "#ok", "OK"],
+        [3, 10, 0, 1000],
+        [2, 2000, 50, 60, 0, "#dead", "Pay"],
+        [2, 2100, 52, 61, 0, "#dead", "Pay"],
+        [2, 2200, 51, 59, 0, "#dead", "Pay"],
+        [2, 2300, 50, 60, 0, "#dead", "Pay"]
+    ]);
+    ws.send(pack(&json!({"t":"batch","seq":0,"t0":t0,"ev":ev})))
+        .await
+        .unwrap();
+    await_ack(&mut ws, 0).await;
+    let later = json!({"t":"batch","seq":1,"t0":t0 + 5000,"ev":[[3, 0, 0, 0]]});
+    ws.send(pack(&later)).await.unwrap();
+    await_ack(&mut ws, 1).await;
+    // The heatmap: clicks counted in 4 px cells, in document coordinates (y plus scroll).
     let heat = s
-        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F")
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F%3Fref%3Dmail")
         .await;
-    let points = heat["points"].as_array().unwrap();
-    assert_eq!(points.len(), 5);
     assert_eq!(
-        (points[0]["x"].as_f64(), points[0]["y"].as_f64()),
-        (Some(500.0), Some(100.0))
+        heat["page"], "https://shop.example/",
+        "the query is not part of the page"
     );
     assert_eq!(
-        points[1]["y"], 1060.0,
-        "document coordinates: y plus scroll"
+        (heat["clicks"].as_u64(), heat["rage"].as_u64()),
+        (Some(5), Some(2))
     );
-    assert_eq!(points[1]["vw"], 1280.0);
-    assert_eq!(points.iter().filter(|p| p["rage"] == true).count(), 2);
-    // A time range: from the second click on, and none from the future.
-    let t1 = points[1]["t"].as_i64().unwrap();
-    let later = s
+    let cells: Vec<(f64, f64, u64, u64)> = heat["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let f = |k: &str| p[k].as_f64().unwrap();
+            (
+                f("x"),
+                f("y"),
+                p["n"].as_u64().unwrap(),
+                p["rage"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cells,
+        vec![
+            (502.0, 102.0, 1, 0),
+            (50.0, 1058.0, 1, 1),
+            (50.0, 1062.0, 2, 1),
+            (54.0, 1062.0, 1, 0)
+        ]
+    );
+    let elements: Vec<(String, u64, u64, u64)> = heat["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let n = |k: &str| e[k].as_u64().unwrap();
+            (
+                e["selector"].as_str().unwrap().to_owned(),
+                n("clicks"),
+                n("rage"),
+                n("dead"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        elements,
+        vec![("#dead".into(), 4, 2, 4), ("#ok".into(), 1, 0, 0)],
+        "most clicked first, with rage and dead clicks"
+    );
+    let desktop = s
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&device=desktop")
+        .await;
+    assert_eq!(desktop["clicks"], 5, "the test's viewport is 1,280 px wide");
+    let mobile = s
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&device=mobile")
+        .await;
+    assert_eq!(mobile["clicks"], 0);
+    // A time range, rounded out to whole hours.
+    let now = s
         .get_json(&format!(
-            "/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&since={t1}"
+            "/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&since={t0}"
         ))
         .await;
-    assert_eq!(later["points"].as_array().unwrap().len(), 4);
+    assert_eq!(now["clicks"], 5);
     let future = s
         .get_json(&format!(
             "/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&since={}",
-            now_ms() + 60_000
+            now_ms() + 7_200_000
         ))
         .await;
     assert!(future["points"].as_array().unwrap().is_empty());
+    let (status, body) = s
+        .get("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&device=phone")
+        .await;
+    assert_eq!(status, 400, "{body:?}");
     let (status, _) = s.get("/api/heatmap?site=test").await;
     assert_eq!(status, 400);
     let (status, _) = s
         .get("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F&since=yesterday")
         .await;
     assert_eq!(status, 400);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_scroll_map_counts_how_deep_each_view_went() {
+    let s = TestServer::start().await;
+    for (sid, deepest) in [("sess_scroll1", 3000), ("sess_scroll2", 0)] {
+        let mut ws = s.connect(KEY).await;
+        open(&mut ws, sid).await;
+        // A page view (the test's viewport is 1,280 by 720), scrolling down and back up.
+        let ev = json!([
+            [0, 0, "https://shop.example/long?utm=x", "Long"],
+            [3, 100, 0, deepest],
+            [3, 200, 0, 0],
+            [10, 300, 1280, 4000, [[0, 0, 0, 1280, 80]]]
+        ]);
+        ws.send(pack(&batch(0, ev))).await.unwrap();
+        await_ack(&mut ws, 0).await;
+    }
+    let map = s
+        .get_json("/api/scrollmap?site=test&url=https%3A%2F%2Fshop.example%2Flong")
+        .await;
+    assert_eq!(map["views"], 2);
+    assert_eq!(map["fold_px"], 700.0, "the 720 px viewport's step");
+    let share = |px: f64| {
+        map["depths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d[0].as_f64() == Some(px))
+            .map(|d| d[1].as_f64().unwrap())
+    };
+    assert_eq!(share(0.0), Some(1.0));
+    assert_eq!(share(700.0), Some(1.0), "both saw the first screen");
+    assert_eq!(share(725.0), Some(0.5));
+    assert_eq!(share(3700.0), Some(0.5), "one went to 3,000 + 720 px");
+    assert_eq!(share(3725.0), None, "nobody deeper");
+    assert_eq!(map["layout"]["doc_height"], 4000);
+    let phones = s
+        .get_json("/api/scrollmap?site=test&url=https%3A%2F%2Fshop.example%2Flong&device=mobile")
+        .await;
+    assert_eq!(phones["views"], 0);
     s.stop().await;
 }
 

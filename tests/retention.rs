@@ -27,12 +27,12 @@ async fn session(s: &TestServer, sid: &str, t0: i64, did: Option<&str>) {
     await_ack(&mut ws, 0).await;
 }
 
-async fn heat_points(s: &TestServer) -> usize {
+/// Clicks on the shop's home page heatmap.
+async fn heat_clicks(s: &TestServer) -> u64 {
     s.get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2F")
-        .await["points"]
-        .as_array()
+        .await["clicks"]
+        .as_u64()
         .unwrap()
-        .len()
 }
 
 #[tokio::test]
@@ -40,7 +40,7 @@ async fn delete_removes_every_record_of_a_session_or_device() {
     let s = TestServer::start().await;
     session(&s, "del_sess_a01", now_ms(), Some("phone_a")).await;
     session(&s, "del_sess_b01", now_ms(), Some("phone_b")).await;
-    assert_eq!(heat_points(&s).await, 2);
+    assert_eq!(heat_clicks(&s).await, 2);
     let auth = format!("Bearer {TOKEN}");
     let del = |path: String, auth: Option<String>| {
         let addr = s.addr;
@@ -74,7 +74,11 @@ async fn delete_removes_every_record_of_a_session_or_device() {
         .map(|x| x["sid"].clone())
         .collect();
     assert_eq!(sids, vec![json!("del_sess_b01")], "the other session stays");
-    assert_eq!(heat_points(&s).await, 1, "its heatmap points went with it");
+    assert_eq!(
+        heat_clicks(&s).await,
+        2,
+        "heatmaps hold counts per page and hour, nothing of a session: its click stays counted"
+    );
     assert_eq!(
         del(
             "/api/sessions/del_sess_a01?site=test".into(),
@@ -106,7 +110,7 @@ async fn retention_purges_what_is_older_than_the_cutoff() {
     let now = now_ms();
     session(&s, "old_sess_001", now - 10 * DAY, Some("old_phone")).await;
     session(&s, "new_sess_001", now, Some("new_phone")).await;
-    assert_eq!(heat_points(&s).await, 2);
+    assert_eq!(heat_clicks(&s).await, 2);
 
     let (sessions, devices) = store.purge_before(now - 5 * DAY).await.unwrap();
     assert_eq!((sessions, devices), (1, 1));
@@ -118,7 +122,7 @@ async fn retention_purges_what_is_older_than_the_cutoff() {
         .unwrap()
         .is_empty());
     assert_eq!(s.get("/api/sessions/new_sess_001?site=test").await.0, 200);
-    assert_eq!(heat_points(&s).await, 1);
+    assert_eq!(heat_clicks(&s).await, 1);
     let devices = s.get_json("/api/devices?site=test").await;
     assert_eq!(devices["devices"][0]["did"], "new_phone");
     assert_eq!(

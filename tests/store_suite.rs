@@ -13,10 +13,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::json;
 use spoor::gps::Position;
+use spoor::heat::{Class, HeatQuery, Kind, UrlRules};
+use spoor::protocol::events::{Mark, CLICK, LAYOUT, PAGE, SCROLL};
 use spoor::protocol::{ChunkStats, GpsFix, Hello};
-use spoor::signals::{ClickPoint, Signals};
+use spoor::signals::{SignalWalker, Signals};
 use spoor::store::embedded::EmbeddedStore;
-use spoor::store::{ChunkWrite, SessionMeta, SessionPage, SessionQuery, Store, TimeRange};
+use spoor::store::{ChunkWrite, SessionMeta, SessionPage, SessionQuery, Store};
 
 type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -449,62 +451,185 @@ fn snippet_fixes_become_positions(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Outpu
     })
 }
 
-fn heatmaps_and_layouts(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+/// A session on one page, in one viewport, its first chunk walked by the real signal walker
+/// under `rules`: (kind, dt, a, b, text) rows, and a layout row if `layout` is given.
+fn walked(
+    site: &str,
+    sid: &str,
+    (url, vw, vh): (&str, f64, f64),
+    t0: i64,
+    rows: &[(i64, i64, f64, f64, Option<&str>)],
+    rules: &Arc<UrlRules>,
+) -> ChunkWrite {
+    let mut m = (*meta(site, sid)).clone();
+    m.hello.url = Some(url.into());
+    m.hello.vw = Some(vw);
+    m.hello.vh = Some(vh);
+    let m = Arc::new(m);
+    let mut c = chunk(&m, 0, t0, rows.len() as u32, 0, &[url]);
+    // A layout row's bytes, where the walker finds them.
+    let layout = rmp_serde::to_vec(&(10, 0, vw, 3000.0, Vec::<Vec<i64>>::new())).unwrap();
+    let mut ev = layout.clone();
+    ev.extend_from_slice(&c.ev);
+    c.ev = Bytes::from(ev);
+    c.stats.marks = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &(kind, dt, a, b, text))| Mark {
+            row: i as u32,
+            dt,
+            kind: kind as u8,
+            a,
+            b,
+            url: text.filter(|_| kind == PAGE).map(Into::into),
+            selector: text.filter(|_| kind == CLICK).map(Into::into),
+            span: if kind == LAYOUT {
+                (0, layout.len())
+            } else {
+                (0, 0)
+            },
+        })
+        .collect();
+    let mut walker = SignalWalker::new(&m.hello, rules.clone());
+    c.signals = walker.observe(t0, &c.stats, &c.ev);
+    c
+}
+
+fn heatmaps_scroll_maps_segments_and_rules(
+    s: Arc<dyn Store>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
-        let url = "https://shop.example/p?x=1";
-        let pt = |t, x| ClickPoint {
-            t,
-            x,
-            y: 10.0,
-            vw: 800.0,
-            vh: 600.0,
-            rage: x > 100.0,
-        };
-        for (i, sid) in ["h1", "h2"].iter().enumerate() {
-            let m = meta("shop", sid);
-            let mut c = chunk(&m, 0, T + i as i64, 2, 2, &[url]);
-            c.signals.clicks = vec![(
-                url.into(),
-                vec![pt(T + i as i64, 5.0), pt(T + 10 + i as i64, 150.0)],
-            )];
-            c.signals.layouts = vec![(url.into(), T + i as i64, Bytes::from(vec![i as u8; 4]))];
-            commit(&s, vec![c.clone()]).await;
-            commit(&s, vec![c]).await; // resends add no points
-        }
-        let all = TimeRange::default();
-        let times = |p: Vec<ClickPoint>| p.iter().map(|p| p.t - T).collect::<Vec<_>>();
-        let points = s.heatmap("shop", url, all, 100).await.unwrap();
-        assert_eq!(times(points.clone()), vec![0, 1, 10, 11], "oldest first");
-        assert_eq!(points.iter().filter(|p| p.rage).count(), 2);
-        // A limit keeps the newest; a range keeps what lies in it.
-        assert_eq!(
-            times(s.heatmap("shop", url, all, 3).await.unwrap()),
-            vec![1, 10, 11]
+        let rules = Arc::new(UrlRules {
+            groups: vec!["/product/*".into()],
+            ..UrlRules::default()
+        });
+        let page = rules.page_key("https://shop.example/product/99");
+        assert_eq!(page, "https://shop.example/product/*");
+        // A desktop view: a click on #buy, a scroll 1,280 px down, a click there; a layout.
+        let a = walked(
+            "shop",
+            "heat-a",
+            ("https://shop.example/product/17?ref=mail", 1280.0, 720.0),
+            T,
+            &[
+                (
+                    PAGE,
+                    0,
+                    0.0,
+                    0.0,
+                    Some("https://shop.example/product/17?ref=mail"),
+                ),
+                (CLICK, 100, 100.0, 100.0, Some("#buy")),
+                (SCROLL, 200, 0.0, 1280.0, None),
+                (CLICK, 300, 100.0, 100.0, Some("a.more")),
+                (LAYOUT, 400, 0.0, 0.0, None),
+            ],
+            &rules,
         );
-        let window = TimeRange {
-            since: Some(T + 1),
-            until: Some(T + 10),
-        };
-        assert_eq!(
-            times(s.heatmap("shop", url, window, 100).await.unwrap()),
-            vec![1, 10]
+        // A phone, two hours later, on another product of the template.
+        let b = walked(
+            "shop",
+            "heat-b",
+            ("https://shop.example/product/18/", 375.0, 667.0),
+            T + 2 * 3_600_000,
+            &[
+                (PAGE, 0, 0.0, 0.0, Some("https://shop.example/product/18/")),
+                (CLICK, 100, 50.0, 50.0, Some("#buy")),
+            ],
+            &rules,
         );
-        assert!(s
-            .heatmap("shop", "https://shop.example/p", all, 100)
+        commit(&s, vec![a.clone()]).await;
+        commit(&s, vec![a, b.clone()]).await; // the resend adds nothing
+        commit(&s, vec![b]).await;
+
+        let q = |kind, class, since| HeatQuery::new(&page, kind, class, since, None);
+        let (clicks, rage, points, truncated) = s
+            .heat("shop", &q(Kind::Cells, None, None))
             .await
             .unwrap()
-            .is_empty());
-        // The newest layout wins, whatever order it arrived in.
-        let old = {
-            let m = meta("shop", "h0");
-            let mut c = chunk(&m, 0, T - 1000, 1, 0, &[]);
-            c.signals.layouts = vec![(url.into(), T - 1000, Bytes::from_static(b"old!"))];
-            c
-        };
-        commit(&s, vec![old]).await;
-        let (t, row) = s.page_layout("shop", url).await.unwrap().unwrap();
-        assert_eq!((t, row.to_vec()), (T + 1, vec![1u8; 4]));
-        assert!(s.page_layout("blog", url).await.unwrap().is_none());
+            .points();
+        assert_eq!((clicks, rage, truncated), (3, 0, false));
+        let at: Vec<(f64, f64, u32)> = points.iter().map(|p| (p.x, p.y, p.n)).collect();
+        assert_eq!(
+            at,
+            vec![(50.0, 50.0, 1), (102.0, 102.0, 1), (102.0, 1382.0, 1)],
+            "cell centres in document pixels, in document order"
+        );
+        // Segments: by class and by time.
+        let count = |f: spoor::heat::Fold| f.points().0;
+        let mobile = s
+            .heat("shop", &q(Kind::Cells, Some(Class::Mobile), None))
+            .await
+            .unwrap();
+        assert_eq!(count(mobile), 1);
+        let desktop = s
+            .heat("shop", &q(Kind::Cells, Some(Class::Desktop), None))
+            .await
+            .unwrap();
+        assert_eq!(count(desktop), 2);
+        let tablet = s
+            .heat("shop", &q(Kind::Cells, Some(Class::Tablet), None))
+            .await
+            .unwrap();
+        assert_eq!(count(tablet), 0);
+        let later = s
+            .heat("shop", &q(Kind::Cells, None, Some(T + 3_600_000)))
+            .await
+            .unwrap();
+        assert_eq!(count(later), 1, "only the phone's click is that late");
+        // Scroll depth: both views saw 650 px, only the desktop one 700 px and 2,000 px.
+        let (views, depths, fold) = s
+            .heat("shop", &q(Kind::Scroll, None, None))
+            .await
+            .unwrap()
+            .depths();
+        assert_eq!(views, 2);
+        assert_eq!(depths[0], (0.0, 1.0));
+        assert_eq!(depths[26], (650.0, 1.0));
+        assert_eq!(depths[28], (700.0, 0.5));
+        assert_eq!(depths.last(), Some(&(2000.0, 0.5)));
+        assert_eq!(fold, Some(650.0), "the median first viewport");
+        let phone = s
+            .heat("shop", &q(Kind::Scroll, Some(Class::Mobile), None))
+            .await
+            .unwrap();
+        assert_eq!(phone.depths().0, 1);
+        // Elements.
+        let els = s
+            .heat("shop", &q(Kind::Elements, None, None))
+            .await
+            .unwrap()
+            .elements();
+        let summary: Vec<(&str, u32)> = els
+            .iter()
+            .map(|e| (e.selector.as_str(), e.clicks))
+            .collect();
+        assert_eq!(summary, vec![("#buy", 2), ("a.more", 1)]);
+        assert_eq!((els[1].x, els[1].y), (100.0, 1380.0));
+        // Layouts per class.
+        let (_, row) = s
+            .page_layout("shop", &page, Class::Desktop)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row[0], 0x95, "the layout row as sent");
+        assert!(s
+            .page_layout("shop", &page, Class::Mobile)
+            .await
+            .unwrap()
+            .is_none());
+        // The URL filter of the sessions list knows the page by its key too.
+        let list = s
+            .list_sessions(
+                &SessionQuery {
+                    url: Some("/product/*".into()),
+                    ..SessionQuery::default()
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(list.sessions.len(), 2);
     })
 }
 
@@ -512,21 +637,9 @@ fn deletion_removes_every_record(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output
     Box::pin(async move {
         let url = "https://shop.example/d";
         let m = meta("shop", "del");
-        let mut c = chunk(&m, 0, T, 1, 1, &[url]);
-        c.signals.clicks = vec![(
-            url.into(),
-            vec![ClickPoint {
-                t: T,
-                x: 1.0,
-                y: 1.0,
-                vw: 1.0,
-                vh: 1.0,
-                rage: false,
-            }],
-        )];
+        let c = chunk(&m, 0, T, 1, 1, &[url]);
         let keep = meta("shop", "keep");
-        let mut k = chunk(&keep, 0, T, 1, 1, &[url]);
-        k.signals.clicks = c.signals.clicks.clone();
+        let k = chunk(&keep, 0, T, 1, 1, &[url]);
         commit(&s, vec![c, chunk(&m, 1, T, 1, 0, &[]), k]).await;
         assert!(s.delete_session("shop", "del").await.unwrap());
         assert!(s.session("shop", "del").await.unwrap().is_none());
@@ -535,14 +648,6 @@ fn deletion_removes_every_record(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output
             .await
             .unwrap()
             .is_empty());
-        assert_eq!(
-            s.heatmap("shop", url, TimeRange::default(), 10)
-                .await
-                .unwrap()
-                .len(),
-            1,
-            "only the kept session's point"
-        );
         let list = s.list_sessions(&SessionQuery::default(), 10).await.unwrap();
         assert_eq!(
             list.sessions
@@ -599,8 +704,23 @@ fn retention_purges_what_is_older(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Outpu
         ]))
         .await
         .unwrap();
+        // Heat records go by the hour they count.
+        let rules = Arc::new(UrlRules::default());
+        let url = ("https://shop.example/r", 1280.0, 720.0);
+        let click = [(CLICK, 0, 1.0, 1.0, None)];
+        let heat_old = walked("shop", "heat-old", url, T - 36_000_000, &click, &rules);
+        let heat_new = walked("shop", "heat-new", url, T, &click, &rules);
+        commit(&s, vec![heat_old, heat_new]).await;
+        let page = rules.page_key(url.0);
+        let q = HeatQuery::new(&page, Kind::Cells, None, None, None);
+        assert_eq!(s.heat("shop", &q).await.unwrap().points().0, 2);
         let (sessions, devices) = s.purge_before(T - 50_000).await.unwrap();
-        assert_eq!((sessions, devices), (1, 1));
+        assert_eq!((sessions, devices), (2, 1));
+        assert_eq!(
+            s.heat("shop", &q).await.unwrap().points().0,
+            1,
+            "the old hour went"
+        );
         assert!(s.session("shop", "old").await.unwrap().is_none());
         assert!(s
             .read_chunks("shop", "old", 0, 10)
@@ -654,7 +774,10 @@ const CASES: &[(&str, Case)] = &[
         "snippet_fixes_become_positions",
         snippet_fixes_become_positions,
     ),
-    ("heatmaps_and_layouts", heatmaps_and_layouts),
+    (
+        "heatmaps_scroll_maps_segments_and_rules",
+        heatmaps_scroll_maps_segments_and_rules,
+    ),
     (
         "deletion_removes_every_record",
         deletion_removes_every_record,

@@ -1,4 +1,6 @@
-//! `GET /api/heatmap`: a page's click points (the newest ones) and its latest wireframe.
+//! `GET /api/heatmap` and `GET /api/scrollmap`: a page's click map with its most clicked
+//! elements, and how deep its views scrolled, each over the page's newest wireframe, for one
+//! viewport class (`device=`) or all, and a time range rounded out to whole hours.
 
 use std::sync::Arc;
 
@@ -7,37 +9,102 @@ use warp::reply::{Reply, Response};
 use super::filters::{parse_opt, site_param, text, Query};
 use crate::app::App;
 use crate::error::{ApiError, StoreError};
-use crate::store::TimeRange;
+use crate::heat::{Class, HeatQuery, Kind};
 
-/// Click points one heatmap answer carries at most (the newest ones; `truncated` says that
-/// older ones were left out).
-const MAX_HEATMAP_POINTS: usize = 20_000;
+/// What both maps are asked: the site, the page (the URL after the site's rules), the class
+/// and the range.
+struct Ask {
+    site: String,
+    url: String,
+    page: String,
+    class: Option<Class>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Ask {
+    fn parse(app: &App, q: &Query) -> Result<Ask, ApiError> {
+        let site = site_param(app, q)?;
+        let url = text(q, "url").ok_or_else(|| ApiError::BadRequest("url: required".into()))?;
+        let class = match text(q, "device").as_deref() {
+            None | Some("all") => None,
+            Some(d) => Some(Class::parse(d).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "device: {d:?} is not mobile, tablet, desktop or all"
+                ))
+            })?),
+        };
+        Ok(Ask {
+            page: app.sites.page_key(&site, &url),
+            since: parse_opt(q, "since")?,
+            until: parse_opt(q, "until")?,
+            site,
+            url,
+            class,
+        })
+    }
+
+    fn query(&self, kind: Kind) -> HeatQuery {
+        HeatQuery::new(&self.page, kind, self.class, self.since, self.until)
+    }
+
+    /// The newest wireframe of the page in the class asked for; for all classes, the newest
+    /// of the desktop, tablet and mobile ones, in that order of preference.
+    async fn layout(&self, app: &App) -> Result<serde_json::Value, ApiError> {
+        let classes = match self.class {
+            Some(c) => vec![c],
+            None => vec![Class::Desktop, Class::Tablet, Class::Mobile],
+        };
+        for class in classes {
+            if let Some((t, row)) = app.store.page_layout(&self.site, &self.page, class).await? {
+                let row: serde_json::Value = rmp_serde::from_slice(&row)
+                    .map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))?;
+                return Ok(serde_json::json!({
+                    "t": t, "device": class.name(), "doc_width": row[2], "doc_height": row[3],
+                    "boxes": row[4],
+                }));
+            }
+        }
+        Ok(serde_json::Value::Null)
+    }
+
+    fn device(&self) -> &'static str {
+        self.class.map_or("all", Class::name)
+    }
+}
 
 pub async fn get(app: Arc<App>, q: Query) -> Result<Response, ApiError> {
-    let site = site_param(&app, &q)?;
-    let url = text(&q, "url").ok_or_else(|| ApiError::BadRequest("url: required".into()))?;
-    let range = TimeRange {
-        since: parse_opt(&q, "since")?,
-        until: parse_opt(&q, "until")?,
-    };
-    let points = app
+    let ask = Ask::parse(&app, &q)?;
+    let (clicks, rage, points, truncated) = app
         .store
-        .heatmap(&site, &url, range, MAX_HEATMAP_POINTS + 1)
-        .await?;
-    let truncated = points.len() > MAX_HEATMAP_POINTS;
-    // Oldest first: the one extra point asked for, if there, is the oldest.
-    let points = &points[points.len().saturating_sub(MAX_HEATMAP_POINTS)..];
-    // The page's newest wireframe, `[10, DT, docWidth, docHeight, boxes]`.
-    let layout = match app.store.page_layout(&site, &url).await? {
-        Some((t, row)) => {
-            let row: serde_json::Value = rmp_serde::from_slice(&row)
-                .map_err(|e| ApiError::Store(StoreError::Corrupt(e.to_string())))?;
-            serde_json::json!({"t": t, "doc_width": row[2], "doc_height": row[3], "boxes": row[4]})
-        }
-        None => serde_json::Value::Null,
-    };
+        .heat(&ask.site, &ask.query(Kind::Cells))
+        .await?
+        .points();
+    let elements = app
+        .store
+        .heat(&ask.site, &ask.query(Kind::Elements))
+        .await?
+        .elements();
     Ok(warp::reply::json(&serde_json::json!({
-        "url": url, "points": points, "truncated": truncated, "layout": layout
+        "url": ask.url, "page": ask.page, "device": ask.device(),
+        "clicks": clicks, "rage": rage, "cell_px": crate::heat::records::CELL_PX,
+        "points": points, "truncated": truncated, "elements": elements,
+        "layout": ask.layout(&app).await?,
+    }))
+    .into_response())
+}
+
+pub async fn scroll(app: Arc<App>, q: Query) -> Result<Response, ApiError> {
+    let ask = Ask::parse(&app, &q)?;
+    let (views, depths, fold) = app
+        .store
+        .heat(&ask.site, &ask.query(Kind::Scroll))
+        .await?
+        .depths();
+    Ok(warp::reply::json(&serde_json::json!({
+        "url": ask.url, "page": ask.page, "device": ask.device(),
+        "views": views, "depths": depths, "fold_px": fold,
+        "layout": ask.layout(&app).await?,
     }))
     .into_response())
 }

@@ -114,6 +114,12 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             .then(heatmap::get)
             .map(respond)
             .boxed(),
+        warp::path!("api" / "scrollmap")
+            .and(warp::get())
+            .and(read())
+            .then(heatmap::scroll)
+            .map(respond)
+            .boxed(),
         // Devices.
         warp::path!("api" / "devices")
             .and(warp::get())

@@ -120,7 +120,7 @@ impl IngestSession {
                 window_used: 0,
             },
             app: app.clone(),
-            walker: SignalWalker::new(&meta.hello),
+            walker: SignalWalker::new(&meta.hello, Arc::new(site.url_rules.clone())),
             meta,
             state: AckState::new(acked),
             submitted: 0,

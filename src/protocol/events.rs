@@ -166,6 +166,8 @@ pub struct Mark {
     pub b: f64,
     /// The URL of a page row.
     pub url: Option<Box<str>>,
+    /// The selector of a click row.
+    pub selector: Option<Box<str>>,
     /// Where the whole row lies in `ev` (bytes), for rows kept as they are (layouts).
     pub span: (usize, usize),
 }
@@ -312,6 +314,7 @@ fn validate_row(
         a: 0.0,
         b: 0.0,
         url: None,
+        selector: None,
         span: (0, 0),
     };
     let mut identify = false;
@@ -337,6 +340,7 @@ fn validate_row(
                 }
                 mark.url = Some(url.into());
             }
+            (CLICK, 3, Token::Str(sel)) => mark.selector = Some(sel.into()),
             (CUSTOM, 0, Token::Str(name)) => identify = name == "identify",
             (DOM, 0, Token::Str(data)) => stats.dom_bytes += data.len() as u64,
             (CUSTOM, 1, Token::Map(_)) if identify && stats.identify.is_none() => {

@@ -8,12 +8,13 @@ use bytes::Bytes;
 
 use super::{
     ChunkWrite, CommitOutcome, SessionMeta, SessionPage, SessionQuery, SessionSummary, Store,
-    StoredChunk, TimeRange,
+    StoredChunk,
 };
 use crate::error::StoreError;
 use crate::gps::Position;
+use crate::heat::{Class, Fold, HeatQuery};
 use crate::protocol::{ChunkStats, Hello};
-use crate::signals::{ClickPoint, Signals};
+use crate::signals::Signals;
 
 /// Batch `seq` of session shop/s_1: three events, one rage-click row pair.
 pub fn chunk(seq: u64) -> ChunkWrite {
@@ -113,17 +114,16 @@ impl Store for RecordingStore {
     async fn devices(&self, _: Option<&str>) -> Result<Vec<Position>, StoreError> {
         Ok(Vec::new())
     }
-    async fn page_layout(&self, _: &str, _: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
-        Ok(None)
-    }
-    async fn heatmap(
+    async fn page_layout(
         &self,
         _: &str,
         _: &str,
-        _: TimeRange,
-        _: usize,
-    ) -> Result<Vec<ClickPoint>, StoreError> {
-        Ok(Vec::new())
+        _: Class,
+    ) -> Result<Option<(i64, Bytes)>, StoreError> {
+        Ok(None)
+    }
+    async fn heat(&self, _: &str, q: &HeatQuery) -> Result<Fold, StoreError> {
+        Ok(Fold::new(q.kind))
     }
     async fn delete_session(&self, _: &str, _: &str) -> Result<bool, StoreError> {
         Ok(false)

@@ -22,10 +22,10 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::gps::Position;
+use crate::heat::{Class, Fold, HeatQuery};
 use crate::protocol::{ChunkStats, Hello};
-use crate::signals::{ClickPoint, Signals};
+use crate::signals::Signals;
 
-pub use points::TimeRange;
 pub use summary::SessionSummary;
 
 /// What every chunk of one connection shares: its site, session and the hello metadata.
@@ -55,7 +55,7 @@ pub struct ChunkWrite {
     /// The batch's `ev` array, MessagePack, as the client sent it.
     pub ev: Bytes,
     pub stats: ChunkStats,
-    /// Rage clicks and heatmap points of this chunk.
+    /// Rage clicks and heatmap additions of this chunk.
     pub signals: Signals,
 }
 
@@ -87,7 +87,8 @@ pub struct SessionQuery {
     pub since: Option<i64>,
     /// Sessions whose last activity is at or before this epoch ms.
     pub until: Option<i64>,
-    /// Only sessions that visited a URL containing this text.
+    /// Only sessions that visited a URL containing this text (as recorded, or as the site's
+    /// URL rules count it).
     pub url: Option<String>,
     pub limit: Option<usize>,
     /// The `next` cursor of the previous page.
@@ -106,10 +107,13 @@ impl SessionQuery {
     /// Whether a session passes the filters that are not part of the index order.
     pub fn matches(&self, s: &SessionSummary) -> bool {
         self.site.as_deref().is_none_or(|site| site == s.site)
-            && self
-                .url
-                .as_deref()
-                .is_none_or(|u| s.pages.iter().chain(s.url.iter()).any(|p| p.contains(u)))
+            && self.url.as_deref().is_none_or(|u| {
+                s.pages
+                    .iter()
+                    .chain(s.url.iter())
+                    .chain(s.page_keys.iter())
+                    .any(|p| p.contains(u))
+            })
             && self.min_duration.is_none_or(|d| s.duration_ms >= d)
             && (self.has_clicks != Some(true) || s.clicks > 0)
             && (self.has_rage != Some(true) || s.rage_clicks > 0)
@@ -199,21 +203,21 @@ pub trait Store: Send + Sync + 'static {
     /// The latest position of every device (of one site, or all).
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Position>, StoreError>;
 
-    /// The newest layout snapshot recorded on this page URL: its time and its row
-    /// (`[10, DT, docWidth, docHeight, boxes]`, MessagePack).
-    async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError>;
-
-    /// The newest `limit` click points recorded on exactly this page URL within `range`,
-    /// oldest first.
-    async fn heatmap(
+    /// The newest layout snapshot recorded on a page (its key under the site's URL rules) in
+    /// a viewport class: its time and its row (`[10, DT, docWidth, docHeight, boxes]`,
+    /// MessagePack).
+    async fn page_layout(
         &self,
         site: &str,
-        url: &str,
-        range: TimeRange,
-        limit: usize,
-    ) -> Result<Vec<ClickPoint>, StoreError>;
+        page: &str,
+        class: Class,
+    ) -> Result<Option<(i64, Bytes)>, StoreError>;
 
-    /// Removes every record of a session: its chunks, summary, list entry and heatmap points.
+    /// A page's heat records of one kind, classes and hours, folded.
+    async fn heat(&self, site: &str, query: &HeatQuery) -> Result<Fold, StoreError>;
+
+    /// Removes every record of a session: its chunks, summary and list entry. Its clicks stay
+    /// counted in the heatmaps, which hold counts per page and hour, nothing of a session.
     /// `false` if there was no such session.
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError>;
 
@@ -222,7 +226,7 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_device(&self, site: &str, did: &str) -> Result<bool, StoreError>;
 
     /// Retention: removes sessions whose last activity is older than `cutoff` (epoch ms),
-    /// positions older than it, and devices whose last fix is. Returns how many sessions and
+    /// positions and heat records older than it, and devices whose last fix is. Returns how many sessions and
     /// devices went.
     async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError>;
 

@@ -31,6 +31,10 @@ pub struct SessionSummary {
     pub dead_clicks: u64,
     /// Distinct URLs, in the order first visited (at most [`MAX_SUMMARY_PAGES`]).
     pub pages: Vec<String>,
+    /// The same pages as the site's URL rules count them (`crate::heat::urls`), for the URL
+    /// filter (at most [`MAX_SUMMARY_PAGES`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_keys: Vec<String>,
     /// The first page's URL.
     pub url: Option<String>,
     pub ua: Option<String>,
@@ -66,6 +70,7 @@ impl SessionSummary {
             rage_clicks: 0,
             dead_clicks: 0,
             pages: Vec::new(),
+            page_keys: Vec::new(),
             url: h.url.clone(),
             ua: meta.ua.clone(),
             referrer: h.referrer.clone(),
@@ -115,6 +120,11 @@ impl SessionSummary {
         for url in hello_url.chain(s.pages.iter()) {
             if self.pages.len() < MAX_SUMMARY_PAGES && !self.pages.iter().any(|p| p == url) {
                 self.pages.push(url.clone());
+            }
+        }
+        for key in &chunk.signals.pages {
+            if self.page_keys.len() < MAX_SUMMARY_PAGES && !self.page_keys.contains(key) {
+                self.page_keys.push(key.clone());
             }
         }
     }

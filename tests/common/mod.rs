@@ -408,17 +408,20 @@ impl Store for ControlledStore {
     ) -> Result<Vec<Position>, StoreError> {
         self.inner.track(site, did, since, until, limit).await
     }
-    async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
-        self.inner.page_layout(site, url).await
-    }
-    async fn heatmap(
+    async fn page_layout(
         &self,
         site: &str,
-        url: &str,
-        range: spoor::store::TimeRange,
-        limit: usize,
-    ) -> Result<Vec<spoor::signals::ClickPoint>, StoreError> {
-        self.inner.heatmap(site, url, range, limit).await
+        page: &str,
+        class: spoor::heat::Class,
+    ) -> Result<Option<(i64, Bytes)>, StoreError> {
+        self.inner.page_layout(site, page, class).await
+    }
+    async fn heat(
+        &self,
+        site: &str,
+        query: &spoor::heat::HeatQuery,
+    ) -> Result<spoor::heat::Fold, StoreError> {
+        self.inner.heat(site, query).await
     }
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
         self.inner.delete_session(site, sid).await

@@ -1,7 +1,8 @@
-//! Writes: a group of chunks with their sessions, list index, heatmap points, layouts and
+//! Writes: a group of chunks with their sessions, list index, heat records, layouts and
 //! positions in one transaction; tracker positions likewise.
 
 use super::*;
+use crate::heat::HeatDelta;
 
 /// A session touched by a commit group: its summary, and its index key before the group.
 pub(super) struct Touched {
@@ -16,14 +17,15 @@ pub(super) fn commit_group(
     let txn = db.begin_write().map_err(unavailable)?;
     let mut stored = Vec::with_capacity(chunks.len());
     let mut touched: HashMap<(&str, &str), Touched> = HashMap::new();
+    // The group's heat additions, per site: each record is then read and written once.
+    let mut heat: HashMap<&str, HeatDelta> = HashMap::new();
     {
         let mut chunk_t = txn.open_table(CHUNKS).map_err(unavailable)?;
         let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
         let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
         let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
         let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
-        let mut click_t = txn.open_table(CLICKS).map_err(unavailable)?;
-        let mut layout_t = txn.open_table(LAYOUTS).map_err(unavailable)?;
+        let mut layout_t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
         let mut devices: HashMap<(&str, &str), Position> = HashMap::new();
 
         for c in chunks {
@@ -60,26 +62,11 @@ pub(super) fn commit_group(
             };
             if is_new {
                 t.summary.apply(c);
-                for (url, t, row) in &c.signals.layouts {
-                    let newer = match layout_t.get((site, url.as_str())).map_err(unavailable)? {
-                        Some(v) => le_i64(v.value(), 0).is_none_or(|old| old <= *t),
-                        None => true,
-                    };
-                    if newer {
-                        let mut v = Vec::with_capacity(8 + row.len());
-                        v.extend_from_slice(&t.to_le_bytes());
-                        v.extend_from_slice(row);
-                        layout_t
-                            .insert((site, url.as_str()), v.as_slice())
-                            .map_err(unavailable)?;
-                    }
+                for (page, class, t, row) in &c.signals.layouts {
+                    save_layout(&mut layout_t, (site, page, *class), *t, row)?;
                 }
-                for (url, points) in &c.signals.clicks {
-                    let first = points.first().map_or(0, |p| p.t.max(0) as u64);
-                    let key = (site, url.as_str(), first, sid, c.seq);
-                    click_t
-                        .insert(key, crate::store::points::encode(points).as_slice())
-                        .map_err(unavailable)?;
+                if !c.signals.heat.is_empty() {
+                    heat.entry(site).or_default().add(&c.signals.heat);
                 }
                 for fix in &c.stats.fixes {
                     let did = c.meta.device_id();
@@ -116,6 +103,7 @@ pub(super) fn commit_group(
             save_latest(&mut dev_t, d)?;
         }
     }
+    add_heat(&txn, &heat)?;
     txn.commit().map_err(unavailable)?;
     Ok(chunks
         .iter()

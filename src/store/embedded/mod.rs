@@ -6,8 +6,7 @@
 //! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
 //! - `devices`: (site, did) → the latest position (MessagePack);
 //! - `positions`: (site, did, fix time) → one position (MessagePack), a device's track;
-//! - `page_clicks`: (site, url, t, sid, seq) → one chunk's heatmap points on a page;
-//! - `layouts`: (site, url) → the newest layout snapshot of the page (time, row bytes).
+//! - `heat`, `page_layouts`: heatmaps, see `heat.rs`.
 //!
 //! redb runs one write transaction at a time and fsyncs on commit, which is why the batcher
 //! hands it whole groups. Every call runs on the blocking pool.
@@ -20,22 +19,23 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::points::{Heat, TimeRange};
 use super::summary::{advance_acked, SessionSummary};
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
 };
 use crate::error::StoreError;
 use crate::gps::Position;
-use crate::signals::ClickPoint;
+use crate::heat::{Class, Fold, HeatQuery};
 
 mod codec;
 mod commit;
+mod heat;
 mod purge;
 mod read;
 
 use codec::*;
 use commit::*;
+use heat::*;
 use purge::*;
 use read::*;
 
@@ -45,12 +45,6 @@ const BY_LAST: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("se
 const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devices");
 type PositionKey<'a> = (&'a str, &'a str, u64);
 const POSITIONS: TableDefinition<PositionKey<'static>, &[u8]> = TableDefinition::new("positions");
-/// (site, url, time of the first click, sid, seq): one chunk's clicks on a page, packed
-/// (one record per chunk and page, not per click: a B-tree insert per click cost a tenth of
-/// the ingest CPU at full load).
-type ClickKey<'a> = (&'a str, &'a str, u64, &'a str, u64);
-const CLICKS: TableDefinition<ClickKey<'static>, &[u8]> = TableDefinition::new("page_clicks");
-const LAYOUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("layouts");
 
 /// Index entries one sessions-list request examines at most, so a filter that matches
 /// nothing cannot turn one request into a full scan; the answer's cursor continues there.
@@ -105,10 +99,21 @@ impl EmbeddedStore {
             txn.open_table(BY_LAST).map_err(unavailable)?;
             txn.open_table(DEVICES).map_err(unavailable)?;
             txn.open_table(POSITIONS).map_err(unavailable)?;
-            txn.open_table(CLICKS).map_err(unavailable)?;
-            txn.open_table(LAYOUTS).map_err(unavailable)?;
+            txn.open_table(HEAT).map_err(unavailable)?;
+            txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
         }
+        let old = txn
+            .list_tables()
+            .map_err(unavailable)?
+            .any(|t| redb::TableHandle::name(&t) == "page_clicks");
         txn.commit().map_err(unavailable)?;
+        if old {
+            let n = convert_old(&db)?;
+            tracing::info!(
+                records = n,
+                "Converted the heatmap points of an older store into heat records."
+            );
+        }
         Ok(EmbeddedStore { db: Arc::new(db) })
     }
 
@@ -266,50 +271,20 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
-        let (site, url) = (site.to_owned(), url.to_owned());
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let t = txn.open_table(LAYOUTS).map_err(unavailable)?;
-            let Some(v) = t.get((site.as_str(), url.as_str())).map_err(unavailable)? else {
-                return Ok(None);
-            };
-            let v = v.value();
-            let at = le_i64(v, 0).ok_or_else(|| corrupt("layout"))?;
-            Ok(Some((at, Bytes::copy_from_slice(&v[8..]))))
-        })
-        .await
-    }
-
-    async fn heatmap(
+    async fn page_layout(
         &self,
         site: &str,
-        url: &str,
-        range: TimeRange,
-        limit: usize,
-    ) -> Result<Vec<ClickPoint>, StoreError> {
-        let (site, url) = (site.to_owned(), url.to_owned());
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let t = txn.open_table(CLICKS).map_err(unavailable)?;
-            let (s, u) = (site.as_str(), url.as_str());
-            let (from, to) = range.record_keys();
-            let (from, to) = (from.max(0) as u64, to.max(0) as u64);
-            // Ids are ASCII, so every sid sorts below "\u{7f}". Newest records first.
-            let records = t
-                .range((s, u, from, "", 0)..=(s, u, to, "\u{7f}", u64::MAX))
-                .map_err(unavailable)?;
-            let mut heat = Heat::new(range, limit);
-            for entry in records.rev() {
-                if heat.full() {
-                    break;
-                }
-                let (_, v) = entry.map_err(unavailable)?;
-                heat.add_record(v.value())?;
-            }
-            Ok(heat.finish())
-        })
-        .await
+        page: &str,
+        class: Class,
+    ) -> Result<Option<(i64, Bytes)>, StoreError> {
+        let (site, page) = (site.to_owned(), page.to_owned());
+        self.blocking(move |db| read_layout(db, &site, &page, class))
+            .await
+    }
+
+    async fn heat(&self, site: &str, query: &HeatQuery) -> Result<Fold, StoreError> {
+        let (site, q) = (site.to_owned(), query.clone());
+        self.blocking(move |db| read_heat(db, &site, &q)).await
     }
 
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
@@ -378,6 +353,7 @@ impl Store for EmbeddedStore {
             .await?;
             sessions += n as u64;
         }
+        self.blocking(move |db| purge_heat(db, cutoff)).await?;
         // Positions older than the cutoff go from every track; devices whose latest fix is
         // older go whole. A bounded batch of devices per transaction.
         let mut devices = 0u64;

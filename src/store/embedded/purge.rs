@@ -49,16 +49,5 @@ pub(super) fn delete_in(
     chunk_t
         .retain_in((site, sid, 0)..=(site, sid, u64::MAX), |_, _| false)
         .map_err(unavailable)?;
-    // Heatmap points are filed by page: look on every page the session visited.
-    let mut click_t = txn.open_table(CLICKS).map_err(unavailable)?;
-    for url in summary.pages.iter().chain(summary.url.iter()) {
-        let u = url.as_str();
-        click_t
-            .retain_in(
-                (site, u, 0, "", 0)..=(site, u, u64::MAX, "\u{7f}", u64::MAX),
-                |k, _| k.3 != sid,
-            )
-            .map_err(unavailable)?;
-    }
     Ok(true)
 }

@@ -1,6 +1,6 @@
 //! The write path: a group of chunks inserted unordered, each session's summary updated by
 //! compare-and-swap (counting each seq once, see `applied`), device records and side records
-//! (heatmap points, layouts), and tracker positions.
+//! (layouts, heat records), and tracker positions.
 
 use super::*;
 
@@ -74,6 +74,7 @@ impl MongoStore {
             .buffer_unordered(PARALLEL_UPDATES)
             .try_collect()
             .await?;
+        self.add_heat(chunks).await?;
         let counted_ids: Vec<&str> = docs
             .iter()
             .zip(&count)
@@ -169,38 +170,13 @@ impl MongoStore {
         Ok(dup.into_iter().map(|d| !d).collect())
     }
 
-    /// Heatmap points, layouts and GPS fixes of chunks being counted.
+    /// Layouts and GPS fixes of chunks being counted.
     pub(super) async fn side_records(&self, chunks: &[&ChunkWrite]) -> Result<(), StoreError> {
-        let mut clicks = Vec::new();
         let mut fixes = Vec::new();
         for c in chunks {
-            let (site, sid) = (&*c.meta.site, &*c.meta.sid);
-            for (n, (url, points)) in c.signals.clicks.iter().enumerate() {
-                clicks.push(doc! {
-                    "_id": clicks_id(site, sid, c.seq, n),
-                    "site": site, "sid": sid, "seq": c.seq as i64, "url": url,
-                    "t": points.first().map_or(0, |p| p.t),
-                    "at": bson::DateTime::from_millis(c.rx),
-                    "pts": Bson::Binary(bson::Binary {
-                        subtype: bson::spec::BinarySubtype::Generic,
-                        bytes: crate::store::points::encode(points),
-                    }),
-                });
-            }
-            for (url, t, row) in &c.signals.layouts {
-                let result = self
-                    .layouts
-                    .update_one(
-                        doc! {"_id": {"s": site, "u": url}, "t": {"$lt": t}},
-                        doc! {"$set": {"t": t, "row": Bson::Binary(bson::Binary {
-                            subtype: bson::spec::BinarySubtype::Generic,
-                            bytes: row.to_vec(),
-                        })}},
-                    )
-                    .upsert(true)
-                    .await
-                    .map(|_| ());
-                errors::duplicates(result)?;
+            let site = &*c.meta.site;
+            for (page, class, t, row) in &c.signals.layouts {
+                self.save_layout(site, (page, *class), *t, row).await?;
             }
             let did = c.meta.device_id();
             fixes.extend(
@@ -209,10 +185,6 @@ impl MongoStore {
                     .iter()
                     .map(|f| Position::from_fix(site, did, f, "snippet")),
             );
-        }
-        if !clicks.is_empty() {
-            let sizes: Vec<usize> = clicks.iter().map(|_| 4096).collect();
-            self.insert_all(&self.clicks, &clicks, &sizes).await?;
         }
         self.store_positions(&fixes).await?;
         Ok(())

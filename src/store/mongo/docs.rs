@@ -39,11 +39,6 @@ pub fn position_id(site: &str, did: &str, ts: i64) -> String {
     format!("{site}:{did}:{:0TS_WIDTH$}", ts.max(0))
 }
 
-/// A heatmap record: one chunk's clicks on its `n`th page.
-pub fn clicks_id(site: &str, sid: &str, seq: u64, n: usize) -> String {
-    format!("{}:{n}", chunk_id(site, sid, seq))
-}
-
 /// The `seq` at the end of a chunk `_id`.
 pub fn seq_of(id: &str) -> Option<u64> {
     id.rsplit(':').next()?.parse().ok()
@@ -64,7 +59,7 @@ fn date(ms: i64) -> Bson {
 pub fn chunk_doc(c: &ChunkWrite) -> Document {
     let (site, sid) = (&*c.meta.site, &*c.meta.sid);
     let rage: Vec<i64> = c.signals.rage_rows.iter().map(|&r| i64::from(r)).collect();
-    doc! {
+    let mut d = doc! {
         "_id": chunk_id(site, sid, c.seq),
         "site": site,
         "sid": sid,
@@ -75,7 +70,12 @@ pub fn chunk_doc(c: &ChunkWrite) -> Document {
         "ev": binary(&c.ev),
         "rage": rage,
         "p": true,
+    };
+    // Heatmap additions still to make (`heat.rs`).
+    if !c.signals.heat.is_empty() {
+        d.insert("h", true);
     }
+    d
 }
 
 fn int(d: &Document, k: &str) -> Result<i64, StoreError> {
@@ -175,7 +175,6 @@ mod tests {
         assert!(position_id("a", "d", 999) < position_id("a", "d", 1_700_000_000_000));
         assert_eq!(position_id("a", "d", 5), "a:d:0000000000005");
         assert_eq!(session_id("a", "b"), "a:b");
-        assert_eq!(clicks_id("a", "b", 3, 1), "a:b:0000000003:1");
     }
 
     #[test]

@@ -7,11 +7,10 @@
 //! | sessions newest first, by site or all | `sessions {site, last, sid}`, `{last, site, sid}` |
 //! | sessions that visited a URL | `sessions {site, pages}` |
 //! | one visitor's sessions, newest first | `sessions {did, last, site, sid}` |
-//! | a session's heatmap records on deletion | `clicks {site, sid}` |
-//! | heatmap of a page | `clicks {site, url, t}` |
+//! | heatmaps of a page | `heat {s, p, k, c, h}` |
 //! | devices of a site | `devices {site, did}` |
 //! | a device's track by time | `positions {site, did, ts}` (and its `_id`) |
-//! | retention | TTL on `at` in chunks, sessions, clicks, positions, devices |
+//! | retention | TTL on `at` in chunks, sessions, heat, positions, devices |
 
 use mongodb::bson::{doc, Document};
 
@@ -38,8 +37,8 @@ fn spec(collection: &'static str, name: &'static str, keys: Document) -> IndexSp
 pub const COLLECTIONS: [&str; 6] = [
     "chunks",
     "sessions",
-    "clicks",
-    "layouts",
+    "heat",
+    "page_layouts",
     "devices",
     "positions",
 ];
@@ -59,8 +58,11 @@ pub fn specs(retention_days: u32) -> Vec<IndexSpec> {
             "did_last",
             doc! {"did": 1, "last": -1, "site": -1, "sid": -1},
         ),
-        spec("clicks", "site_url_t", doc! {"site": 1, "url": 1, "t": 1}),
-        spec("clicks", "site_sid", doc! {"site": 1, "sid": 1}),
+        spec(
+            "heat",
+            "page_kind_class_hour",
+            doc! {"s": 1, "p": 1, "k": 1, "c": 1, "h": 1},
+        ),
         spec("devices", "site_did", doc! {"site": 1, "did": 1}),
         spec(
             "positions",
@@ -70,7 +72,7 @@ pub fn specs(retention_days: u32) -> Vec<IndexSpec> {
     ];
     if retention_days > 0 {
         let secs = u64::from(retention_days) * 86_400;
-        for c in ["chunks", "sessions", "clicks", "devices", "positions"] {
+        for c in ["chunks", "sessions", "heat", "devices", "positions"] {
             v.push(IndexSpec {
                 collection: c,
                 name: TTL_NAME,
@@ -107,8 +109,8 @@ mod tests {
             doc! {"site": 1, "did": 1}
         );
         assert_eq!(
-            find("clicks", "site_url_t").unwrap().keys,
-            doc! {"site": 1, "url": 1, "t": 1}
+            find("heat", "page_kind_class_hour").unwrap().keys,
+            doc! {"s": 1, "p": 1, "k": 1, "c": 1, "h": 1}
         );
         assert!(
             s.iter().all(|i| i.expire_after_s.is_none()),
@@ -125,7 +127,7 @@ mod tests {
             .iter()
             .all(|i| i.expire_after_s == Some(30 * 86_400) && i.keys == doc! {"at": 1}));
         assert!(
-            !ttl.iter().any(|i| i.collection == "layouts"),
+            !ttl.iter().any(|i| i.collection == "page_layouts"),
             "layouts are kept: one per page"
         );
     }

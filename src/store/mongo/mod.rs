@@ -1,7 +1,7 @@
 //! The MongoDB store: the same `Store` seam as the embedded store, on the official driver.
 //!
 //! Collections: `chunks` (one document per client batch, `_id` site:sid:seq), `sessions`,
-//! `clicks` (heatmap points per chunk and page), `layouts`, `devices` (latest position) and
+//! `heat` and `page_layouts` (heatmaps, [`heat`]), `devices` (latest position) and
 //! `positions` (tracks). A group commit is one unordered `insert_many` of its chunks (split
 //! only where MongoDB's message and batch limits require); a duplicate-key error on our own
 //! `_id` means "already stored" and the chunk is acked.
@@ -24,6 +24,7 @@ pub mod applied;
 mod commit;
 pub mod docs;
 pub mod errors;
+mod heat;
 pub mod indexes;
 mod read;
 mod watch;
@@ -48,7 +49,6 @@ use self::applied::Applied;
 use self::docs::*;
 use self::errors::store_error;
 use super::feed::CommitFeed;
-use super::points::{Heat, TimeRange};
 use super::summary::SessionSummary;
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
@@ -56,7 +56,7 @@ use super::{
 use crate::config::MongoConfig;
 use crate::error::StoreError;
 use crate::gps::Position;
-use crate::signals::ClickPoint;
+use crate::heat::{Class, Fold, HeatQuery};
 
 /// One insert command at most: MongoDB's 48 MB message (less room for the envelope) and
 /// 100,000 writes per batch.
@@ -75,8 +75,8 @@ pub struct MongoStore {
     db: Database,
     chunks: Collection<Document>,
     sessions: Collection<Document>,
-    clicks: Collection<Document>,
-    layouts: Collection<Document>,
+    heat: Collection<Document>,
+    page_layouts: Collection<Document>,
     devices: Collection<Document>,
     positions: Collection<Document>,
 }
@@ -127,8 +127,8 @@ impl MongoStore {
         let store = Arc::new(MongoStore {
             chunks: coll("chunks"),
             sessions: coll("sessions"),
-            clicks: coll("clicks"),
-            layouts: coll("layouts"),
+            heat: coll("heat"),
+            page_layouts: coll("page_layouts"),
             devices: coll("devices"),
             positions: coll("positions"),
             db,
@@ -162,8 +162,8 @@ impl MongoStore {
         match name {
             "chunks" => &self.chunks,
             "sessions" => &self.sessions,
-            "clicks" => &self.clicks,
-            "layouts" => &self.layouts,
+            "heat" => &self.heat,
+            "page_layouts" => &self.page_layouts,
             "devices" => &self.devices,
             _ => &self.positions,
         }
@@ -325,49 +325,17 @@ impl Store for MongoStore {
         Ok(out)
     }
 
-    async fn page_layout(&self, site: &str, url: &str) -> Result<Option<(i64, Bytes)>, StoreError> {
-        let Some(d) = self
-            .layouts
-            .find_one(doc! {"_id": {"s": site, "u": url}})
-            .await
-            .map_err(store_error)?
-        else {
-            return Ok(None);
-        };
-        let t = d
-            .get_i64("t")
-            .map_err(|_| StoreError::Corrupt("layout t".into()))?;
-        let row = d
-            .get_binary_generic("row")
-            .map_err(|_| StoreError::Corrupt("layout row".into()))?;
-        Ok(Some((t, Bytes::copy_from_slice(row))))
-    }
-
-    async fn heatmap(
+    async fn page_layout(
         &self,
         site: &str,
-        url: &str,
-        range: TimeRange,
-        limit: usize,
-    ) -> Result<Vec<ClickPoint>, StoreError> {
-        let (from, to) = range.record_keys();
-        let mut cursor = self
-            .clicks
-            .find(doc! {"site": site, "url": url, "t": {"$gte": from, "$lte": to}})
-            .sort(doc! {"t": -1, "_id": -1})
-            .await
-            .map_err(store_error)?;
-        let mut heat = Heat::new(range, limit);
-        while !heat.full() {
-            let Some(d) = cursor.try_next().await.map_err(store_error)? else {
-                break;
-            };
-            let pts = d
-                .get_binary_generic("pts")
-                .map_err(|_| StoreError::Corrupt("clicks pts".into()))?;
-            heat.add_record(pts)?;
-        }
-        Ok(heat.finish())
+        page: &str,
+        class: Class,
+    ) -> Result<Option<(i64, Bytes)>, StoreError> {
+        self.read_layout(site, page, class).await
+    }
+
+    async fn heat(&self, site: &str, query: &HeatQuery) -> Result<Fold, StoreError> {
+        self.read_heat(site, query).await
     }
 
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
@@ -379,10 +347,6 @@ impl Store for MongoStore {
         let c = self
             .chunks
             .delete_many(doc! {"_id": {"$gte": chunk_id(site, sid, 0), "$lte": chunk_id(site, sid, SEQ_END)}})
-            .await
-            .map_err(store_error)?;
-        self.clicks
-            .delete_many(doc! {"site": site, "sid": sid})
             .await
             .map_err(store_error)?;
         Ok(s.deleted_count > 0 || c.deleted_count > 0)
@@ -428,6 +392,10 @@ impl Store for MongoStore {
         }
         // `at` is the fix time as a date: with retention on, its TTL index serves this.
         let before = doc! {"at": {"$lt": bson::DateTime::from_millis(cutoff)}};
+        self.heat
+            .delete_many(before.clone())
+            .await
+            .map_err(store_error)?;
         self.positions
             .delete_many(before.clone())
             .await

@@ -43,7 +43,7 @@ pub fn list_filter(q: &SessionQuery) -> Result<Document, StoreError> {
             pattern: regex_escape(u),
             options: String::new(),
         };
-        and.push(doc! {"$or": [{"pages": &re}, {"url": &re}]});
+        and.push(doc! {"$or": [{"pages": &re}, {"url": &re}, {"page_keys": &re}]});
     }
     if let Some(d) = q.min_duration {
         and.push(doc! {"duration_ms": {"$gte": d}});

@@ -1,0 +1,267 @@
+//! Heat records in the embedded store: added to in the commit's transaction, folded on read,
+//! purged by hour, and the heatmap points of stores written before them converted once.
+//!
+//! Tables:
+//! - `heat`: (site, page, kind, class, hour, band) → one record (`crate::heat::records`);
+//! - `page_layouts`: (site, page, class) → the newest layout of the page in that class.
+
+use super::*;
+use crate::heat::{hour_of, Class, Fold, HeatDelta, HeatQuery, RecordKey, UrlRules};
+
+pub(super) type HeatKey<'a> = (&'a str, &'a str, u8, u8, u64, u32);
+pub(super) const HEAT: TableDefinition<HeatKey<'static>, &[u8]> = TableDefinition::new("heat");
+pub(super) const PAGE_LAYOUTS: TableDefinition<(&str, &str, u8), &[u8]> =
+    TableDefinition::new("page_layouts");
+/// Before heat records: (site, url, time of the first click, sid, seq) → one chunk's clicks on
+/// a page, packed. Converted into heat records at open, then dropped.
+type ClickKey<'a> = (&'a str, &'a str, u64, &'a str, u64);
+const OLD_CLICKS: TableDefinition<ClickKey<'static>, &[u8]> = TableDefinition::new("page_clicks");
+/// Before heat records: (site, url) → the newest layout of the page.
+const OLD_LAYOUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("layouts");
+/// Old click records converted per transaction.
+const CONVERT_BATCH: usize = 10_000;
+
+fn key<'a>(site: &'a str, k: &'a RecordKey) -> HeatKey<'a> {
+    (site, &k.page, k.kind.code(), k.class.code(), k.hour, k.band)
+}
+
+/// Adds a group's deltas (per site) to the stored records: each record read and written once.
+pub(super) fn add_heat(
+    txn: &redb::WriteTransaction,
+    deltas: &HashMap<&str, HeatDelta>,
+) -> Result<(), StoreError> {
+    if deltas.values().all(HeatDelta::is_empty) {
+        return Ok(());
+    }
+    let mut t = txn.open_table(HEAT).map_err(unavailable)?;
+    for (site, delta) in deltas {
+        for (k, r) in &delta.0 {
+            let bytes = {
+                let stored = t.get(key(site, k)).map_err(unavailable)?;
+                r.added_to(k.kind, stored.as_ref().map(|v| v.value()))?
+            };
+            t.insert(key(site, k), bytes.as_slice())
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a layout if it is the newest of its page and class.
+pub(super) fn save_layout(
+    t: &mut redb::Table<(&str, &str, u8), &[u8]>,
+    (site, page, class): (&str, &str, Class),
+    at: i64,
+    row: &[u8],
+) -> Result<(), StoreError> {
+    let k = (site, page, class.code());
+    let newer = match t.get(k).map_err(unavailable)? {
+        Some(v) => le_i64(v.value(), 0).is_none_or(|old| old <= at),
+        None => true,
+    };
+    if newer {
+        let mut v = Vec::with_capacity(8 + row.len());
+        v.extend_from_slice(&at.to_le_bytes());
+        v.extend_from_slice(row);
+        t.insert(k, v.as_slice()).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+pub(super) fn read_layout(
+    db: &Database,
+    site: &str,
+    page: &str,
+    class: Class,
+) -> Result<Option<(i64, Bytes)>, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
+    let Some(v) = t.get((site, page, class.code())).map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let v = v.value();
+    let at = le_i64(v, 0).ok_or_else(|| corrupt("layout"))?;
+    Ok(Some((at, Bytes::copy_from_slice(&v[8..]))))
+}
+
+pub(super) fn read_heat(db: &Database, site: &str, q: &HeatQuery) -> Result<Fold, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let t = txn.open_table(HEAT).map_err(unavailable)?;
+    let mut fold = Fold::new(q.kind);
+    let (page, kind) = (q.page.as_str(), q.kind.code());
+    for class in &q.classes {
+        let c = class.code();
+        let range =
+            (site, page, kind, c, q.hours.0, 0)..=(site, page, kind, c, q.hours.1, u32::MAX);
+        for entry in t.range(range).map_err(unavailable)? {
+            let (k, v) = entry.map_err(unavailable)?;
+            fold.add(k.value().5, v.value())?;
+        }
+    }
+    Ok(fold)
+}
+
+/// Removes heat records of hours before `cutoff` (epoch ms).
+pub(super) fn purge_heat(db: &Database, cutoff: i64) -> Result<(), StoreError> {
+    let before = hour_of(cutoff);
+    let txn = db.begin_write().map_err(unavailable)?;
+    {
+        let mut t = txn.open_table(HEAT).map_err(unavailable)?;
+        t.retain(|k, _| k.4 >= before).map_err(unavailable)?;
+    }
+    txn.commit().map_err(unavailable)
+}
+
+/// Converts the heatmap points and layouts of a store written before heat records, once, in
+/// bounded transactions (default URL rules: the store does not know the site's). Returns the
+/// number of click records converted.
+pub(super) fn convert_old(db: &Database) -> Result<u64, StoreError> {
+    let rules = UrlRules::default();
+    let mut converted = 0u64;
+    loop {
+        let txn = db.begin_write().map_err(unavailable)?;
+        let done = {
+            let mut old = txn.open_table(OLD_CLICKS).map_err(unavailable)?;
+            let mut deltas: HashMap<String, HeatDelta> = HashMap::new();
+            let mut keys = Vec::new();
+            for entry in old.iter().map_err(unavailable)?.take(CONVERT_BATCH) {
+                let (k, v) = entry.map_err(unavailable)?;
+                let (site, url, t, sid, seq) = k.value();
+                keys.push((site.to_owned(), url.to_owned(), t, sid.to_owned(), seq));
+                let mut points = Vec::new();
+                crate::store::points::decode(v.value(), &mut points, usize::MAX)?;
+                let page = rules.page_key(url);
+                let d = deltas.entry(site.to_owned()).or_default();
+                for p in points {
+                    d.click(&page, Class::of_width(p.vw), p.t, (p.x, p.y), p.rage);
+                }
+            }
+            let by_site: HashMap<&str, HeatDelta> = deltas
+                .iter()
+                .map(|(s, d)| (s.as_str(), d.clone()))
+                .collect();
+            add_heat(&txn, &by_site)?;
+            for (site, url, t, sid, seq) in &keys {
+                old.remove((site.as_str(), url.as_str(), *t, sid.as_str(), *seq))
+                    .map_err(unavailable)?;
+            }
+            converted += keys.len() as u64;
+            keys.len() < CONVERT_BATCH
+        };
+        if done {
+            convert_old_layouts(&txn, &rules)?;
+            txn.delete_table(OLD_CLICKS).map_err(unavailable)?;
+            txn.delete_table(OLD_LAYOUTS).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        if done {
+            return Ok(converted);
+        }
+    }
+}
+
+fn convert_old_layouts(txn: &redb::WriteTransaction, rules: &UrlRules) -> Result<(), StoreError> {
+    let old = txn.open_table(OLD_LAYOUTS).map_err(unavailable)?;
+    let mut new = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
+    for entry in old.iter().map_err(unavailable)? {
+        let (k, v) = entry.map_err(unavailable)?;
+        let (site, url) = k.value();
+        let v = v.value();
+        let Some(at) = le_i64(v, 0) else { continue };
+        // `[10, DT, docWidth, docHeight, boxes]`: the document's width stands in for the
+        // viewport's, which old layouts did not keep.
+        let width = rmp_serde::from_slice::<(u8, i64, f64, f64, serde::de::IgnoredAny)>(&v[8..])
+            .map(|r| r.2)
+            .unwrap_or(0.0);
+        let page = rules.page_key(url);
+        save_layout(&mut new, (site, &page, Class::of_width(width)), at, &v[8..])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heat::Kind;
+    use crate::store::points::{encode, ClickPoint};
+
+    #[tokio::test]
+    async fn a_store_written_before_heat_records_is_converted_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = 1_700_000_000_000;
+        {
+            // The tables as the previous version wrote them.
+            let db = Database::create(dir.path().join("spoor.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut clicks = txn.open_table(OLD_CLICKS).unwrap();
+                let pt = |x, vw, rage| ClickPoint {
+                    t,
+                    x,
+                    y: 10.0,
+                    vw,
+                    vh: 700.0,
+                    rage,
+                };
+                let url = "https://Shop.example/p/?ref=mail";
+                clicks
+                    .insert(
+                        ("shop", url, t as u64, "s1", 0),
+                        encode(&[pt(5.0, 1280.0, false), pt(6.0, 1280.0, true)]).as_slice(),
+                    )
+                    .unwrap();
+                clicks
+                    .insert(
+                        ("shop", "https://shop.example/p", t as u64, "s2", 0),
+                        encode(&[pt(5.0, 400.0, false)]).as_slice(),
+                    )
+                    .unwrap();
+                let mut layouts = txn.open_table(OLD_LAYOUTS).unwrap();
+                let row =
+                    rmp_serde::to_vec(&(10, 0, 1280.0, 2000.0, Vec::<Vec<i64>>::new())).unwrap();
+                let mut v = t.to_le_bytes().to_vec();
+                v.extend_from_slice(&row);
+                layouts
+                    .insert(("shop", "https://shop.example/p"), v.as_slice())
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let page = "https://shop.example/p";
+        let all = store
+            .heat("shop", &HeatQuery::new(page, Kind::Cells, None, None, None))
+            .await
+            .unwrap()
+            .points();
+        assert_eq!(
+            (all.0, all.1),
+            (3, 1),
+            "every old click, under its page key"
+        );
+        let phones = store
+            .heat(
+                "shop",
+                &HeatQuery::new(page, Kind::Cells, Some(Class::Mobile), None, None),
+            )
+            .await
+            .unwrap()
+            .points();
+        assert_eq!(phones.0, 1);
+        let (at, _) = store
+            .page_layout("shop", page, Class::Desktop)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(at, t);
+        drop(store);
+        // Opened again: nothing is converted twice.
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let again = store
+            .heat("shop", &HeatQuery::new(page, Kind::Cells, None, None, None))
+            .await
+            .unwrap()
+            .points();
+        assert_eq!(again.0, 3);
+    }
+}
