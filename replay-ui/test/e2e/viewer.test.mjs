@@ -251,6 +251,72 @@ test('the heatmap view draws the clicks of a page', async () => {
   await ctx.close();
 });
 
+test('scroll maps, device segments and the element list of a page', async () => {
+  // A long pricing page: views from desktops (1,280 px) and phones (375 px) scrolling to
+  // different depths, clicks on its plans, each class with its own wireframe.
+  const page = 'https://shop.example/pricing';
+  const desk = [[0, 0, 0, 1280, 3000], [7, 0, 0, 1280, 64], [1, 80, 120, 700, 40], [2, 80, 180, 900, 18], [2, 80, 210, 860, 18],
+    [3, 80, 280, 520, 300], [0, 80, 700, 340, 420], [1, 100, 720, 200, 30], [4, 110, 1020, 160, 44], [0, 470, 700, 340, 420], [1, 490, 720, 200, 30], [4, 500, 1020, 160, 44],
+    [0, 860, 700, 340, 420], [1, 880, 720, 200, 30], [4, 890, 1020, 160, 44], [2, 80, 1300, 1000, 18], [2, 80, 1330, 900, 18], [5, 80, 2800, 120, 18]];
+  const phone = [[0, 0, 0, 375, 4200], [7, 0, 0, 375, 56], [1, 16, 90, 300, 36], [3, 16, 150, 343, 200], [0, 16, 400, 343, 380], [4, 32, 700, 200, 44], [0, 16, 820, 343, 380], [4, 32, 1120, 200, 44]];
+  const t0 = Date.now() - 120_000;
+  const views = [];
+  for (let i = 0; i < 12; i++) {
+    const mobile = i % 3 === 0;
+    const deep = [0, 400, 900, 1500, 2300][i % 5];
+    // Down to the plans, clicks there, then on down (or not) to `deep`.
+    const plans = mobile ? 600 : 700;
+    const ev = [[0, 0, page + (i % 2 ? '?utm_source=mail' : ''), 'Pricing'], [10, 5, mobile ? 375 : 1280, mobile ? 4200 : 3000, mobile ? phone : desk], [3, 200, 0, plans]];
+    if (mobile) ev.push([2, 300, 130, 722 - plans, 0, 'section.plans>div:nth-of-type(1)>button', 'Start']);
+    else {
+      for (let k = 0; k < 1 + (i % 4); k++) ev.push([2, 300 + k * 1500, 590, 1042 - plans, 0, '#plan-pro', 'Choose Pro']);
+      if (i % 4 === 1) ev.push([2, 9000, 590 - 390, 1042 - plans, 0, '#plan-basic', 'Choose Basic']);
+    }
+    if (deep > plans) ev.push([3, 9500, 0, deep]);
+    if (!mobile && deep >= 2300) ev.push([2, 12000, 140, 2808 - deep, 0, 'footer a.terms', 'Terms']);
+    views.push(seed({ sid: `ui_heat_${i}`, url: page, vw: mobile ? 375 : 1280, vh: mobile ? 667 : 720 }, [{ seq: 0, t0: t0 + i, ev }]));
+  }
+  await Promise.all(views);
+  const q = `site=e2e&url=${encodeURIComponent(page + '?ref=ad')}&token=${TOKEN}`;
+  const { ctx, p, errors } = await open(`/heatmap?${q}`, { width: 1700, height: 1000 });
+  await p.waitForSelector('canvas.heat[data-points]');
+  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.points), '27', 'every click, whatever the query string');
+  assert.ok((await p.textContent('p.url')).includes('counted as https://shop.example/pricing'));
+  const rows = await p.$$eval('tr.element', (r) => r.map((x) => [x.cells[0].textContent, x.cells[1].textContent]));
+  assert.deepEqual(rows[0], ['#plan-pro', '20'], 'the most clicked first');
+  assert.equal(rows.length, 4);
+  // Picking an element outlines its box on the wireframe.
+  await p.click('tr.element >> nth=0');
+  await p.waitForSelector('canvas.heat[data-picked]');
+  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.picked), '500,1020,160,44', 'the Pro button of the wireframe');
+  assert.equal(await p.$eval('canvas.heat', (c) => Array.from(c.getContext('2d').getImageData(497, 1040, 1, 1).data).slice(0, 3).join()), '26,86,219');
+  await p.screenshot({ path: shots + 'heatmap-elements.png' });
+  // Phones only: their clicks, their wireframe.
+  await p.selectOption('select[name=device]', 'mobile');
+  await p.waitForFunction(() => document.querySelector('canvas.heat')?.dataset.points === '4');
+  assert.ok(p.url().includes('device=mobile'));
+  assert.equal(await p.$eval('canvas.heat', (c) => c.width), 375);
+  // The scroll map of all devices.
+  await p.selectOption('select[name=device]', '');
+  await p.click('button[data-view=scroll]');
+  await p.waitForSelector('canvas.heat[data-views]');
+  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.views), '12');
+  // Fold: the median first screen (8 desktops of 720 px, 4 phones of 667 px).
+  assert.equal(await p.$eval('canvas.heat', (c) => c.dataset.fold), '700');
+  const depth = await p.$$eval('table.depth tr', (r) => r.slice(1).map((x) => x.cells[1].textContent));
+  assert.equal(depth[0], '1250 px', 'every view saw the plans: a phone scrolled to 600 px sees down to 1,267 px');
+  await p.screenshot({ path: shots + 'heatmap-scroll.png' });
+  assert.ok(p.url().includes('view=scroll'));
+  assert.deepEqual(errors, []);
+  await ctx.close();
+  // The click map with its list, for the docs.
+  const second = await open(`/heatmap?${q}&device=desktop`, { width: 1700, height: 1000 });
+  await second.p.waitForSelector('canvas.heat[data-points]');
+  await second.p.evaluate(() => document.querySelector('.heat-page').scrollTo(0, 600));
+  await second.p.screenshot({ path: shots + 'heatmap-clicks.png' });
+  await second.ctx.close();
+});
+
 test('a session can be deleted from the player, after a confirmation', async () => {
   await seed({ sid: 'ui_sess_gone', url: 'https://shop.example/gone', vw: 800, vh: 600 }, [
     { seq: 0, t0: Date.now() - 5_000, ev: [[0, 0, 'https://shop.example/gone', 'Gone'], [2, 10, 20, 20, 0, '#x', 'X']] },
