@@ -633,6 +633,48 @@ fn heatmaps_scroll_maps_segments_and_rules(
     })
 }
 
+fn heat_additions_merge_and_stay_exact(
+    s: Arc<dyn Store>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        // 150 groups add 30 clicks each, every one in a cell of its own, to one record: its
+        // additions are merged into the base again and again on the way.
+        let rules = Arc::new(UrlRules::default());
+        let url = ("https://shop.example/busy", 1280.0, 720.0);
+        let mut resends = Vec::new();
+        for g in 0..150i32 {
+            let clicks: Vec<(i64, i64, f64, f64, Option<&str>)> = (0..30)
+                .map(|i: i32| {
+                    (
+                        CLICK,
+                        i64::from(i) * 2000,
+                        4.0 * f64::from(i),
+                        4.0 * f64::from(g),
+                        None,
+                    )
+                })
+                .collect();
+            let c = walked("shop", &format!("busy-{g}"), url, T, &clicks, &rules);
+            if g % 50 == 7 {
+                resends.push(c.clone());
+            }
+            commit(&s, vec![c]).await;
+        }
+        commit(&s, resends).await;
+        let page = rules.page_key(url.0);
+        let (clicks, _, points, truncated) = s
+            .heat(
+                "shop",
+                &HeatQuery::new(&page, Kind::Cells, None, None, None),
+            )
+            .await
+            .unwrap()
+            .points();
+        assert_eq!((clicks, points.len(), truncated), (4500, 4500, false));
+        assert!(points.iter().all(|p| p.n == 1), "no cell counted twice");
+    })
+}
+
 fn deletion_removes_every_record(s: Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let url = "https://shop.example/d";
@@ -777,6 +819,10 @@ const CASES: &[(&str, Case)] = &[
     (
         "heatmaps_scroll_maps_segments_and_rules",
         heatmaps_scroll_maps_segments_and_rules,
+    ),
+    (
+        "heat_additions_merge_and_stay_exact",
+        heat_additions_merge_and_stay_exact,
     ),
     (
         "deletion_removes_every_record",

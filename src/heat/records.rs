@@ -22,6 +22,22 @@ pub const MAX_ELEMENTS: usize = 1_000;
 pub const MAX_SELECTOR: usize = 256;
 
 const VERSION: u8 = 1;
+/// Parts one record key may have before they are merged: a base and additions.
+pub const MAX_PARTS: usize = 64;
+/// Additions below this many bytes in all are never worth a merge on their own.
+const MIN_MERGE_BYTES: usize = 8 * 1024;
+
+/// Whether a record's additions should be merged into its base now, given the base's size,
+/// the additions' sizes and count so far, and the new addition's size.
+///
+/// A group adds to a record by writing a small addition beside it, not by rewriting it: a
+/// busy page's record holds thousands of cells and would be rewritten on every commit. The
+/// additions are merged once they weigh half the base (or there are [`MAX_PARTS`] of them),
+/// so a commit costs, amortised, a small multiple of what it adds, and a read folds at most
+/// 1.5 times the base.
+pub fn should_merge(base: usize, additions: usize, parts: usize, new: usize) -> bool {
+    parts + 1 >= MAX_PARTS || additions + new >= base.max(MIN_MERGE_BYTES) / 2
+}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("heat record: {what}"))
@@ -396,6 +412,24 @@ mod tests {
 
     fn cell(row: u16, col: u16, n: u32, rage: u32) -> Cell {
         Cell { row, col, n, rage }
+    }
+
+    #[test]
+    fn additions_merge_once_they_weigh_half_the_base() {
+        assert!(
+            !should_merge(0, 0, 0, 100),
+            "a first small addition stays one"
+        );
+        assert!(
+            should_merge(0, 4000, 10, 100),
+            "small records merge at 4 KiB"
+        );
+        assert!(!should_merge(100_000, 40_000, 10, 5_000));
+        assert!(should_merge(100_000, 46_000, 10, 5_000));
+        assert!(
+            should_merge(100_000, 10, MAX_PARTS - 1, 10),
+            "or when there are many"
+        );
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! purged by hour, and the heatmap points of stores written before them converted once.
 //!
 //! Tables:
-//! - `heat`: (site, page, kind, class, hour, band) → one record (`crate::heat::records`);
+//! - `heat`: (site, page, kind, class, hour, band, part) → a record (`crate::heat::records`):
+//!   part 0 is the base, parts 1… additions not yet merged into it (`should_merge`);
 //! - `page_layouts`: (site, page, class) → the newest layout of the page in that class.
 
 use super::*;
+use crate::heat::records::{should_merge, Record};
 use crate::heat::{hour_of, Class, Fold, HeatDelta, HeatQuery, RecordKey, UrlRules};
 
-pub(super) type HeatKey<'a> = (&'a str, &'a str, u8, u8, u64, u32);
+pub(super) type HeatKey<'a> = (&'a str, &'a str, u8, u8, u64, u32, u64);
 pub(super) const HEAT: TableDefinition<HeatKey<'static>, &[u8]> = TableDefinition::new("heat");
 pub(super) const PAGE_LAYOUTS: TableDefinition<(&str, &str, u8), &[u8]> =
     TableDefinition::new("page_layouts");
@@ -21,11 +23,20 @@ const OLD_LAYOUTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("
 /// Old click records converted per transaction.
 const CONVERT_BATCH: usize = 10_000;
 
-fn key<'a>(site: &'a str, k: &'a RecordKey) -> HeatKey<'a> {
-    (site, &k.page, k.kind.code(), k.class.code(), k.hour, k.band)
+fn key<'a>(site: &'a str, k: &'a RecordKey, part: u64) -> HeatKey<'a> {
+    (
+        site,
+        &k.page,
+        k.kind.code(),
+        k.class.code(),
+        k.hour,
+        k.band,
+        part,
+    )
 }
 
-/// Adds a group's deltas (per site) to the stored records: each record read and written once.
+/// Adds a group's deltas (per site) to the stored records: each key gets one new part, or,
+/// when its parts have grown heavy enough, one merged base.
 pub(super) fn add_heat(
     txn: &redb::WriteTransaction,
     deltas: &HashMap<&str, HeatDelta>,
@@ -36,11 +47,49 @@ pub(super) fn add_heat(
     let mut t = txn.open_table(HEAT).map_err(unavailable)?;
     for (site, delta) in deltas {
         for (k, r) in &delta.0 {
-            let bytes = {
-                let stored = t.get(key(site, k)).map_err(unavailable)?;
-                r.added_to(k.kind, stored.as_ref().map(|v| v.value()))?
+            let new = r.encode();
+            let (mut base, mut additions, mut parts, mut last) = (0, 0, 0, 0);
+            for entry in t
+                .range(key(site, k, 0)..=key(site, k, u64::MAX))
+                .map_err(unavailable)?
+            {
+                let (part, v) = entry.map_err(unavailable)?;
+                let (part, len) = (part.value().6, v.value().len());
+                if part == 0 {
+                    base = len;
+                } else {
+                    additions += len;
+                    parts += 1;
+                }
+                last = part;
+            }
+            if !should_merge(base, additions, parts, new.len()) {
+                t.insert(key(site, k, last + 1), new.as_slice())
+                    .map_err(unavailable)?;
+                continue;
+            }
+            let mut merged: Option<Record> = None;
+            for entry in t
+                .range(key(site, k, 0)..=key(site, k, u64::MAX))
+                .map_err(unavailable)?
+            {
+                let (_, v) = entry.map_err(unavailable)?;
+                let part = Record::decode(k.kind, v.value())?;
+                match &mut merged {
+                    Some(m) => m.add(&part),
+                    None => merged = Some(part),
+                }
+            }
+            let merged = match merged {
+                Some(mut m) => {
+                    m.add(r);
+                    m.encode()
+                }
+                None => new,
             };
-            t.insert(key(site, k), bytes.as_slice())
+            t.retain_in(key(site, k, 1)..=key(site, k, u64::MAX), |_, _| false)
+                .map_err(unavailable)?;
+            t.insert(key(site, k, 0), merged.as_slice())
                 .map_err(unavailable)?;
         }
     }
@@ -91,8 +140,8 @@ pub(super) fn read_heat(db: &Database, site: &str, q: &HeatQuery) -> Result<Fold
     let (page, kind) = (q.page.as_str(), q.kind.code());
     for class in &q.classes {
         let c = class.code();
-        let range =
-            (site, page, kind, c, q.hours.0, 0)..=(site, page, kind, c, q.hours.1, u32::MAX);
+        let from = (site, page, kind, c, q.hours.0, 0, 0);
+        let range = from..=(site, page, kind, c, q.hours.1, u32::MAX, u64::MAX);
         for entry in t.range(range).map_err(unavailable)? {
             let (k, v) = entry.map_err(unavailable)?;
             fold.add(k.value().5, v.value())?;

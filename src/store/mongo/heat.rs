@@ -3,26 +3,30 @@
 //! A chunk with heat additions is inserted with an `h` flag. Its additions are then made in a
 //! transaction that also clears the flag, filtered on the flag being set: a chunk whose
 //! commit failed half-way is finished by its resend, and two servers finishing one chunk at
-//! once conflict, so one of them retries and finds the flag gone. A record is read, added to
-//! and replaced inside the transaction (the same bytes as the embedded store's).
+//! once conflict, so one of them retries and finds the flag gone. An addition is a new part
+//! beside the record, merged into it once the parts weigh enough (`should_merge`), as in the
+//! embedded store, with the same bytes.
 //!
 //! Transactions need a replica set (the docker-compose `mongo` is a one-node one). On a
 //! standalone server the flag is cleared first and the additions made after, without a
 //! transaction: a crash between the two loses that chunk's heatmap additions (never its
 //! events), and nothing is counted twice.
 //!
-//! `heat` documents: `_id` `{s, p, k, c, h, b}` (site, page, kind, class, hour, band), the
-//! same fields at top level for the index, `r` the record, `at` the hour's end for retention.
+//! `heat` documents: `_id` `{s, p, k, c, h, b, q}` (site, page, kind, class, hour, band,
+//! part: 0 the base, 1… additions not yet merged), the same fields at top level for the
+//! index, `r` the record, `at` the hour's end for retention.
 //! `page_layouts`: `_id` `{s, p, c}`, `t`, `row`.
 
 use super::*;
+use crate::heat::records::{should_merge, Record};
 use crate::heat::{Class, Fold, HeatDelta, HeatQuery, RecordKey, HOUR_MS};
 use mongodb::ClientSession;
 
 /// Transaction attempts before the commit fails (and is resent).
 const MAX_TXN: usize = 8;
 
-fn heat_id(site: &str, k: &RecordKey) -> Document {
+/// The fields that name a record key (site, page, kind, class, hour, band).
+fn key_doc(site: &str, k: &RecordKey) -> Document {
     doc! {
         "s": site, "p": &k.page, "k": i32::from(k.kind.code()), "c": i32::from(k.class.code()),
         "h": k.hour as i64, "b": i64::from(k.band),
@@ -36,17 +40,23 @@ fn binary(bytes: Vec<u8>) -> Bson {
     })
 }
 
-fn heat_doc(site: &str, k: &RecordKey, record: Vec<u8>) -> Document {
-    let mut d = heat_id(site, k);
-    d.insert("_id", heat_id(site, k));
+/// One part of a record: 0 the base, 1… additions not yet merged (`should_merge`).
+fn part_doc(site: &str, k: &RecordKey, part: i64, record: Vec<u8>) -> Document {
+    let mut id = key_doc(site, k);
+    id.insert("q", part);
+    let mut d = id.clone();
+    d.insert("_id", id);
     d.insert("r", binary(record));
     let end = (k.hour as i64).saturating_add(1).saturating_mul(HOUR_MS);
     d.insert("at", bson::DateTime::from_millis(end));
     d
 }
 
+type MongoResult<T> = Result<T, mongodb::error::Error>;
+
 impl MongoStore {
-    /// Makes the heat additions of those of `chunks` still flagged, exactly once.
+    /// Makes the heat additions of those of `chunks` still flagged, exactly once (see the
+    /// module's doc for a standalone server).
     pub(super) async fn add_heat(&self, chunks: &[ChunkWrite]) -> Result<(), StoreError> {
         let ids: Vec<String> = chunks
             .iter()
@@ -59,17 +69,21 @@ impl MongoStore {
         let client = self.db.client();
         let mut last = None;
         for _ in 0..MAX_TXN {
-            let mut session = client.start_session().await.map_err(store_error)?;
-            if let Err(e) = session.start_transaction().await {
-                return self.add_heat_standalone(chunks, &ids, e).await;
+            let mut s = client.start_session().await.map_err(store_error)?;
+            if let Err(e) = s.start_transaction().await {
+                tracing::debug!(error = %e, "No transactions; heatmap additions made without one.");
+                return self
+                    .heat_in(&mut s, chunks, &ids, false)
+                    .await
+                    .map_err(store_error);
             }
-            match self.heat_in(&mut session, chunks, &ids).await {
-                Ok(()) => match session.commit_transaction().await {
+            match self.heat_in(&mut s, chunks, &ids, true).await {
+                Ok(()) => match s.commit_transaction().await {
                     Ok(()) => return Ok(()),
                     Err(e) => last = Some(e),
                 },
                 Err(e) => {
-                    let _ = session.abort_transaction().await;
+                    let _ = s.abort_transaction().await;
                     last = Some(e);
                 }
             }
@@ -87,42 +101,38 @@ impl MongoStore {
         ))
     }
 
-    /// Which of `ids` are still flagged, within `session` (or none).
-    async fn flagged(
+    /// The flagged chunks' additions, and their flags cleared: inside a transaction, or
+    /// (without one) the flags cleared first, so a chunk is never counted twice.
+    async fn heat_in(
         &self,
-        session: Option<&mut ClientSession>,
+        s: &mut ClientSession,
+        chunks: &[ChunkWrite],
         ids: &[String],
-    ) -> Result<HashSet<String>, mongodb::error::Error> {
-        let filter = doc! {"_id": {"$in": ids}, "h": true};
-        let mut out = HashSet::new();
-        let mut take = |d: Document| {
-            if let Ok(id) = d.get_str("_id") {
-                out.insert(id.to_owned());
-            }
-        };
-        match session {
-            Some(s) => {
-                let mut cursor = self
-                    .chunks
-                    .find(filter)
-                    .projection(doc! {"_id": 1})
-                    .session(&mut *s)
-                    .await?;
-                while let Some(d) = cursor.next(&mut *s).await {
-                    take(d?);
-                }
-            }
-            None => {
-                let mut cursor = self.chunks.find(filter).projection(doc! {"_id": 1}).await?;
-                while let Some(d) = cursor.try_next().await? {
-                    take(d);
-                }
+        in_txn: bool,
+    ) -> MongoResult<()> {
+        let mut pending = HashSet::new();
+        let mut cursor = self
+            .chunks
+            .find(doc! {"_id": {"$in": ids}, "h": true})
+            .projection(doc! {"_id": 1})
+            .session(&mut *s)
+            .await?;
+        while let Some(d) = cursor.next(&mut *s).await {
+            if let Ok(id) = d?.get_str("_id") {
+                pending.insert(id.to_owned());
             }
         }
-        Ok(out)
-    }
-
-    fn delta_of(chunks: &[ChunkWrite], pending: &HashSet<String>) -> HashMap<String, HeatDelta> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<&String> = pending.iter().collect();
+        let clear = doc! {"$unset": {"h": ""}};
+        if !in_txn {
+            self.chunks
+                .update_many(doc! {"_id": {"$in": &list}, "h": true}, clear.clone())
+                .session(&mut *s)
+                .await?;
+        }
         let mut by_site: HashMap<String, HeatDelta> = HashMap::new();
         let mut seen = HashSet::new();
         for c in chunks {
@@ -134,86 +144,70 @@ impl MongoStore {
                     .add(&c.signals.heat);
             }
         }
-        by_site
-    }
-
-    async fn heat_in(
-        &self,
-        s: &mut ClientSession,
-        chunks: &[ChunkWrite],
-        ids: &[String],
-    ) -> Result<(), mongodb::error::Error> {
-        let pending = self.flagged(Some(&mut *s), ids).await?;
-        if pending.is_empty() {
-            return Ok(());
-        }
-        for (site, delta) in Self::delta_of(chunks, &pending) {
+        for (site, delta) in &by_site {
             for (k, r) in &delta.0 {
-                let id = heat_id(&site, k);
-                let stored = self
-                    .heat
-                    .find_one(doc! {"_id": &id})
-                    .session(&mut *s)
-                    .await?;
-                let bytes = stored.as_ref().and_then(|d| d.get_binary_generic("r").ok());
-                let record = r
-                    .added_to(k.kind, bytes.map(Vec::as_slice))
-                    .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
-                self.heat
-                    .replace_one(doc! {"_id": id}, heat_doc(&site, k, record))
-                    .upsert(true)
-                    .session(&mut *s)
-                    .await?;
+                self.put_heat(s, site, k, r).await?;
             }
         }
-        let pending: Vec<&String> = pending.iter().collect();
-        self.chunks
-            .update_many(
-                doc! {"_id": {"$in": pending}, "h": true},
-                doc! {"$unset": {"h": ""}},
-            )
-            .session(&mut *s)
-            .await?;
+        if in_txn {
+            self.chunks
+                .update_many(doc! {"_id": {"$in": &list}, "h": true}, clear)
+                .session(&mut *s)
+                .await?;
+        }
         Ok(())
     }
 
-    /// No transactions (a standalone server): claim, then add.
-    async fn add_heat_standalone(
+    /// Adds one record's addition: a new part, or all parts merged into the base.
+    async fn put_heat(
         &self,
-        chunks: &[ChunkWrite],
-        ids: &[String],
-        why: mongodb::error::Error,
-    ) -> Result<(), StoreError> {
-        tracing::debug!(error = %why, "No transactions; heatmap additions made without one.");
-        let pending = self.flagged(None, ids).await.map_err(store_error)?;
-        if pending.is_empty() {
+        s: &mut ClientSession,
+        site: &str,
+        k: &RecordKey,
+        r: &Record,
+    ) -> MongoResult<()> {
+        let mut parts: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut cursor = self
+            .heat
+            .find(key_doc(site, k))
+            .projection(doc! {"q": 1, "r": 1})
+            .session(&mut *s)
+            .await?;
+        while let Some(d) = cursor.next(&mut *s).await {
+            let d = d?;
+            let bytes = d
+                .get_binary_generic("r")
+                .map(Vec::clone)
+                .unwrap_or_default();
+            parts.push((d.get_i64("q").unwrap_or(0), bytes));
+        }
+        let new = r.encode();
+        let base = parts.iter().find(|p| p.0 == 0).map_or(0, |p| p.1.len());
+        let additions: usize = parts.iter().filter(|p| p.0 > 0).map(|p| p.1.len()).sum();
+        let count = parts.iter().filter(|p| p.0 > 0).count();
+        let last = parts.iter().map(|p| p.0).max().unwrap_or(0);
+        if !should_merge(base, additions, count, new.len()) {
+            self.heat
+                .insert_one(part_doc(site, k, last + 1, new))
+                .session(&mut *s)
+                .await?;
             return Ok(());
         }
-        let list: Vec<&String> = pending.iter().collect();
-        self.chunks
-            .update_many(
-                doc! {"_id": {"$in": list}, "h": true},
-                doc! {"$unset": {"h": ""}},
-            )
-            .await
-            .map_err(store_error)?;
-        for (site, delta) in Self::delta_of(chunks, &pending) {
-            for (k, r) in &delta.0 {
-                let id = heat_id(&site, k);
-                let stored = self
-                    .heat
-                    .find_one(doc! {"_id": &id})
-                    .await
-                    .map_err(store_error)?;
-                let bytes = stored.as_ref().and_then(|d| d.get_binary_generic("r").ok());
-                let record = r.added_to(k.kind, bytes.map(Vec::as_slice))?;
-                self.heat
-                    .replace_one(doc! {"_id": id}, heat_doc(&site, k, record))
-                    .upsert(true)
-                    .await
-                    .map_err(store_error)?;
-            }
+        let corrupt = |e: StoreError| mongodb::error::Error::custom(e.to_string());
+        let mut merged = r.clone();
+        for (_, bytes) in &parts {
+            merged.add(&Record::decode(k.kind, bytes).map_err(corrupt)?);
         }
+        let mut id = key_doc(site, k);
+        id.insert("q", 0i64);
+        self.heat
+            .replace_one(doc! {"_id": id}, part_doc(site, k, 0, merged.encode()))
+            .upsert(true)
+            .session(&mut *s)
+            .await?;
+        let mut additions = key_doc(site, k);
+        additions.insert("q", doc! {"$gt": 0i64});
+        self.heat.delete_many(additions).session(&mut *s).await?;
         Ok(())
     }
 
