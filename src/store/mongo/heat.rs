@@ -175,10 +175,7 @@ impl MongoStore {
             .await?;
         while let Some(d) = cursor.next(&mut *s).await {
             let d = d?;
-            let bytes = d
-                .get_binary_generic("r")
-                .map(Vec::clone)
-                .unwrap_or_default();
+            let bytes = d.get_binary_generic("r").cloned().unwrap_or_default();
             parts.push((d.get_i64("q").unwrap_or(0), bytes));
         }
         let new = r.encode();
