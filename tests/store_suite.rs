@@ -881,12 +881,95 @@ async fn mongodb_store_suite() {
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
     }
+    eprintln!("mongodb: a database written before heat records is converted");
+    let db = client.database(&format!("{run}_convert"));
+    let result = tokio::spawn(old_heatmaps_are_converted(db.clone())).await;
+    db.drop().await.unwrap();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
     eprintln!("mongodb: two servers, one database, live views across them");
     let db = client.database(&format!("{run}_scale"));
     let result = tokio::spawn(two_servers_share_live_views(db.clone())).await;
     db.drop().await.unwrap();
     if let Err(e) = result {
         std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// A database as the previous version left it (`clicks` with packed points, `layouts` by URL)
+/// opens with its heatmaps converted, once.
+async fn old_heatmaps_are_converted(db: mongodb::Database) {
+    use mongodb::bson::{doc, spec::BinarySubtype, Binary};
+    use spoor::store::points::{encode, ClickPoint};
+    let bin = |bytes: Vec<u8>| Binary {
+        subtype: BinarySubtype::Generic,
+        bytes,
+    };
+    let pt = |x, vw, rage| ClickPoint {
+        t: T,
+        x,
+        y: 10.0,
+        vw,
+        vh: 700.0,
+        rage,
+    };
+    let clicks = db.collection::<mongodb::bson::Document>("clicks");
+    let old = [
+        (
+            "s1",
+            "https://Shop.example/p/?ref=mail",
+            vec![pt(5.0, 1280.0, false), pt(6.0, 1280.0, true)],
+        ),
+        ("s2", "https://shop.example/p", vec![pt(5.0, 400.0, false)]),
+    ];
+    for (sid, url, pts) in old {
+        clicks
+            .insert_one(
+                doc! {"_id": format!("shop:{sid}:0000000000:0"), "site": "shop", "sid": sid,
+                "seq": 0i64, "url": url, "t": T, "pts": bin(encode(&pts))},
+            )
+            .await
+            .unwrap();
+    }
+    let row = rmp_serde::to_vec(&(10, 0, 1280.0, 2000.0, Vec::<Vec<i64>>::new())).unwrap();
+    db.collection::<mongodb::bson::Document>("layouts")
+        .insert_one(
+            doc! {"_id": {"s": "shop", "u": "https://shop.example/p"}, "t": T, "row": bin(row)},
+        )
+        .await
+        .unwrap();
+    let page = "https://shop.example/p";
+    for _ in 0..2 {
+        let store =
+            spoor::store::mongo::MongoStore::with_database(db.clone(), &Default::default(), 0)
+                .await
+                .unwrap();
+        let all = store
+            .heat("shop", &HeatQuery::new(page, Kind::Cells, None, None, None))
+            .await
+            .unwrap()
+            .points();
+        assert_eq!(
+            (all.0, all.1),
+            (3, 1),
+            "every old click once, under its page key"
+        );
+        let phones = store
+            .heat(
+                "shop",
+                &HeatQuery::new(page, Kind::Cells, Some(Class::Mobile), None, None),
+            )
+            .await
+            .unwrap()
+            .points();
+        assert_eq!(phones.0, 1);
+        let (at, _) = store
+            .page_layout("shop", page, Class::Desktop)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(at, T);
     }
 }
 

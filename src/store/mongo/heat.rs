@@ -19,7 +19,7 @@
 
 use super::*;
 use crate::heat::records::{should_merge, Record};
-use crate::heat::{Class, Fold, HeatDelta, HeatQuery, RecordKey, HOUR_MS};
+use crate::heat::{Class, Fold, HeatDelta, HeatQuery, RecordKey, UrlRules, HOUR_MS};
 use mongodb::ClientSession;
 
 /// Transaction attempts before the commit fails (and is resent).
@@ -271,5 +271,103 @@ impl MongoStore {
             fold.add(u32::try_from(band).unwrap_or(0), r)?;
         }
         Ok(fold)
+    }
+}
+
+/// Old click records converted per round.
+const CONVERT_BATCH: i64 = 2_000;
+
+impl MongoStore {
+    /// Converts the heatmap points (`clicks`) and layouts (`layouts`) of a database written
+    /// before heat records, once, under the default URL rules; returns the records converted.
+    /// Each round adds a batch's clicks and deletes that batch in one transaction (without
+    /// transactions: deletes first, so a crash loses a batch rather than counting it twice).
+    pub(super) async fn convert_old(&self) -> Result<u64, StoreError> {
+        let old = self.db.collection::<Document>("clicks");
+        let rules = UrlRules::default();
+        let client = self.db.client();
+        let mut converted = 0u64;
+        loop {
+            let mut cursor = old
+                .find(doc! {})
+                .limit(CONVERT_BATCH)
+                .await
+                .map_err(store_error)?;
+            let mut ids = Vec::new();
+            let mut deltas: HashMap<String, HeatDelta> = HashMap::new();
+            while let Some(d) = cursor.try_next().await.map_err(store_error)? {
+                let (Ok(site), Ok(url), Ok(pts)) = (
+                    d.get_str("site"),
+                    d.get_str("url"),
+                    d.get_binary_generic("pts"),
+                ) else {
+                    continue;
+                };
+                let mut points = Vec::new();
+                crate::store::points::decode(pts, &mut points, usize::MAX)?;
+                let page = rules.page_key(url);
+                let delta = deltas.entry(site.to_owned()).or_default();
+                for p in points {
+                    delta.click(&page, Class::of_width(p.vw), p.t, (p.x, p.y), p.rage);
+                }
+                ids.extend(d.get("_id").cloned());
+            }
+            if ids.is_empty() {
+                break;
+            }
+            let mut s = client.start_session().await.map_err(store_error)?;
+            let in_txn = s.start_transaction().await.is_ok();
+            let gone = doc! {"_id": {"$in": &ids}};
+            if !in_txn {
+                old.delete_many(gone.clone())
+                    .session(&mut s)
+                    .await
+                    .map_err(store_error)?;
+            }
+            for (site, delta) in &deltas {
+                for (k, r) in &delta.0 {
+                    self.put_heat(&mut s, site, k, r)
+                        .await
+                        .map_err(store_error)?;
+                }
+            }
+            if in_txn {
+                old.delete_many(gone)
+                    .session(&mut s)
+                    .await
+                    .map_err(store_error)?;
+                s.commit_transaction().await.map_err(store_error)?;
+            }
+            converted += ids.len() as u64;
+        }
+        let layouts = self.db.collection::<Document>("layouts");
+        let mut cursor = layouts.find(doc! {}).await.map_err(store_error)?;
+        let mut old_layouts = 0;
+        while let Some(d) = cursor.try_next().await.map_err(store_error)? {
+            old_layouts += 1;
+            let id = d.get_document("_id").ok();
+            let (Some(site), Some(url)) = (
+                id.and_then(|i| i.get_str("s").ok()),
+                id.and_then(|i| i.get_str("u").ok()),
+            ) else {
+                continue;
+            };
+            let (Ok(t), Ok(row)) = (d.get_i64("t"), d.get_binary_generic("row")) else {
+                continue;
+            };
+            let width = rmp_serde::from_slice::<(u8, i64, f64, f64, serde::de::IgnoredAny)>(row)
+                .map(|r| r.2)
+                .unwrap_or(0.0);
+            let page = rules.page_key(url);
+            self.save_layout(site, (&page, Class::of_width(width)), t, row)
+                .await?;
+        }
+        if old_layouts > 0 {
+            layouts.drop().await.map_err(store_error)?;
+        }
+        if converted > 0 {
+            old.drop().await.map_err(store_error)?;
+        }
+        Ok(converted)
     }
 }

@@ -133,14 +133,14 @@ impl MongoStore {
             positions: coll("positions"),
             db,
         });
-        if let Err(e) = store.ensure_indexes(retention_days).await {
+        if let Err(e) = store.prepare(retention_days).await {
             tracing::warn!(error = %e, "MongoDB not ready; indexes will be created when it is.");
             let s = store.clone();
             tokio::spawn(async move {
                 let mut wait = Duration::from_secs(1);
                 loop {
                     tokio::time::sleep(wait).await;
-                    match s.ensure_indexes(retention_days).await {
+                    match s.prepare(retention_days).await {
                         Ok(()) => {
                             tracing::info!("MongoDB indexes created.");
                             break;
@@ -167,6 +167,19 @@ impl MongoStore {
             "devices" => &self.devices,
             _ => &self.positions,
         }
+    }
+
+    /// Indexes, then the conversion of a database written before heat records.
+    async fn prepare(&self, retention_days: u32) -> Result<(), StoreError> {
+        self.ensure_indexes(retention_days).await?;
+        let n = self.convert_old().await?;
+        if n > 0 {
+            tracing::info!(
+                records = n,
+                "Converted the heatmap points of an older database into heat records."
+            );
+        }
+        Ok(())
     }
 
     async fn ensure_indexes(&self, retention_days: u32) -> Result<(), StoreError> {
