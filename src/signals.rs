@@ -66,7 +66,7 @@ struct View {
 pub struct SignalWalker {
     rules: Arc<UrlRules>,
     /// The current page's key ("" when unknown).
-    page: String,
+    page: Arc<str>,
     /// The hello's page is reported with the first chunk.
     first: bool,
     view: Option<View>,
@@ -84,7 +84,7 @@ impl SignalWalker {
         let page = hello
             .url
             .as_deref()
-            .map_or_else(String::new, |u| rules.page_key(u));
+            .map_or_else(|| Arc::from(""), |u| rules.page_key(u).into());
         SignalWalker {
             rules,
             page,
@@ -137,7 +137,7 @@ impl SignalWalker {
     pub fn observe(&mut self, t0: i64, stats: &ChunkStats, ev: &Bytes) -> Signals {
         let mut out = Signals::default();
         if std::mem::take(&mut self.first) && !self.page.is_empty() {
-            out.pages.push(self.page.clone());
+            out.pages.push(self.page.to_string());
         }
         for m in &stats.marks {
             let t = t0 + m.dt;
@@ -162,9 +162,9 @@ impl SignalWalker {
             match kind {
                 PAGE => {
                     if let Some(u) = &m.url {
-                        self.page = self.rules.page_key(u);
-                        if out.pages.last() != Some(&self.page) {
-                            out.pages.push(self.page.clone());
+                        self.page = self.rules.page_key(u).into();
+                        if out.pages.last().map(String::as_str) != Some(&*self.page) {
+                            out.pages.push(self.page.to_string());
                         }
                     }
                     self.scroll = (0.0, 0.0);
@@ -178,7 +178,7 @@ impl SignalWalker {
                 }
                 LAYOUT if !self.page.is_empty() && m.span.1 <= ev.len() => {
                     out.layouts.push((
-                        self.page.clone(),
+                        self.page.to_string(),
                         self.class(),
                         t,
                         ev.slice(m.span.0..m.span.1),
@@ -387,7 +387,7 @@ mod tests {
             if let Record::Cells(c) = r {
                 for c in &c.0 {
                     let y = f64::from(k.band * BAND_CELLS + u32::from(c.row)) * CELL_PX;
-                    out.push((k.page.clone(), k.class, y, c.n, c.rage));
+                    out.push((k.page.to_string(), k.class, y, c.n, c.rage));
                 }
             }
         }

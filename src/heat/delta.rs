@@ -2,6 +2,7 @@
 //! merged per commit group so that each record is read and written once per group.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::records::{Cell, Cells, Elements, Record, Scroll};
 use super::{hour_of, Class, Kind, RecordKey};
@@ -14,7 +15,7 @@ pub struct HeatDelta(pub BTreeMap<RecordKey, Record>);
 /// and are filed here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElementRef {
-    pub page: String,
+    pub page: Arc<str>,
     pub class: Class,
     pub hour: u64,
     pub selector: String,
@@ -27,14 +28,14 @@ impl HeatDelta {
 
     fn record(
         &mut self,
-        page: &str,
+        page: &Arc<str>,
         kind: Kind,
         class: Class,
         hour: u64,
         band: u32,
     ) -> &mut Record {
         let key = RecordKey {
-            page: page.to_owned(),
+            page: page.clone(),
             kind,
             class,
             hour,
@@ -47,7 +48,7 @@ impl HeatDelta {
         })
     }
 
-    fn scroll(&mut self, page: &str, class: Class, hour: u64) -> Option<&mut Scroll> {
+    fn scroll(&mut self, page: &Arc<str>, class: Class, hour: u64) -> Option<&mut Scroll> {
         match self.record(page, Kind::Scroll, class, hour, 0) {
             Record::Scroll(s) => Some(s),
             _ => None,
@@ -55,7 +56,7 @@ impl HeatDelta {
     }
 
     /// A click at document point (x, y) at time `t` (epoch ms).
-    pub fn click(&mut self, page: &str, class: Class, t: i64, (x, y): (f64, f64), rage: bool) {
+    pub fn click(&mut self, page: &Arc<str>, class: Class, t: i64, (x, y): (f64, f64), rage: bool) {
         let (band, row, col) = Cells::locate(x, y);
         if let Record::Cells(cells) = self.record(page, Kind::Cells, class, hour_of(t), band) {
             match cells
@@ -100,14 +101,14 @@ impl HeatDelta {
     }
 
     /// A page view starting with a viewport `vh` high.
-    pub fn view(&mut self, page: &str, class: Class, hour: u64, vh: f64) {
+    pub fn view(&mut self, page: &Arc<str>, class: Class, hour: u64, vh: f64) {
         if let Some(s) = self.scroll(page, class, hour) {
             s.view(vh);
         }
     }
 
     /// A view (of the hour it started in) newly reached depth steps `from..=to`.
-    pub fn reach(&mut self, page: &str, class: Class, hour: u64, from: usize, to: usize) {
+    pub fn reach(&mut self, page: &Arc<str>, class: Class, hour: u64, from: usize, to: usize) {
         if from <= to {
             if let Some(s) = self.scroll(page, class, hour) {
                 s.reach(from, to);
@@ -135,12 +136,13 @@ mod tests {
     #[test]
     fn a_delta_files_clicks_views_and_elements_under_their_keys() {
         let mut d = HeatDelta::default();
+        let p: Arc<str> = "p".into();
         let t = 5 * super::super::HOUR_MS + 10;
-        d.click("p", Class::Mobile, t, (10.0, 10.0), false);
-        d.click("p", Class::Mobile, t, (11.0, 9.0), true);
-        d.click("p", Class::Mobile, t, (10.0, 2000.0), false);
-        d.view("p", Class::Mobile, 5, 600.0);
-        d.reach("p", Class::Mobile, 5, 0, 24);
+        d.click(&p, Class::Mobile, t, (10.0, 10.0), false);
+        d.click(&p, Class::Mobile, t, (11.0, 9.0), true);
+        d.click(&p, Class::Mobile, t, (10.0, 2000.0), false);
+        d.view(&p, Class::Mobile, 5, 600.0);
+        d.reach(&p, Class::Mobile, 5, 0, 24);
         let at = ElementRef {
             page: "p".into(),
             class: Class::Mobile,

@@ -112,7 +112,8 @@ impl Kind {
 /// records by exactly this tuple, so one page's records of one kind and class are a range.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RecordKey {
-    pub page: String,
+    /// Shared with the walker that made it: a click does not copy its page's URL.
+    pub page: std::sync::Arc<str>,
     pub kind: Kind,
     pub class: Class,
     pub hour: u64,

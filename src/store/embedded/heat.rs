@@ -26,7 +26,7 @@ const CONVERT_BATCH: usize = 10_000;
 fn key<'a>(site: &'a str, k: &'a RecordKey, part: u64) -> HeatKey<'a> {
     (
         site,
-        &k.page,
+        &*k.page,
         k.kind.code(),
         k.class.code(),
         k.hour,
@@ -179,7 +179,7 @@ pub(super) fn convert_old(db: &Database) -> Result<u64, StoreError> {
                 keys.push((site.to_owned(), url.to_owned(), t, sid.to_owned(), seq));
                 let mut points = Vec::new();
                 crate::store::points::decode(v.value(), &mut points, usize::MAX)?;
-                let page = rules.page_key(url);
+                let page: Arc<str> = rules.page_key(url).into();
                 let d = deltas.entry(site.to_owned()).or_default();
                 for p in points {
                     d.click(&page, Class::of_width(p.vw), p.t, (p.x, p.y), p.rage);

@@ -28,7 +28,7 @@ const MAX_TXN: usize = 8;
 /// The fields that name a record key (site, page, kind, class, hour, band).
 fn key_doc(site: &str, k: &RecordKey) -> Document {
     doc! {
-        "s": site, "p": &k.page, "k": i32::from(k.kind.code()), "c": i32::from(k.class.code()),
+        "s": site, "p": &*k.page, "k": i32::from(k.kind.code()), "c": i32::from(k.class.code()),
         "h": k.hour as i64, "b": i64::from(k.band),
     }
 }
@@ -305,7 +305,7 @@ impl MongoStore {
                 };
                 let mut points = Vec::new();
                 crate::store::points::decode(pts, &mut points, usize::MAX)?;
-                let page = rules.page_key(url);
+                let page: Arc<str> = rules.page_key(url).into();
                 let delta = deltas.entry(site.to_owned()).or_default();
                 for p in points {
                     delta.click(&page, Class::of_width(p.vw), p.t, (p.x, p.y), p.rage);
