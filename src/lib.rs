@@ -30,7 +30,9 @@
 //!   and WebSocket upgrades; [`http`]: the route table and its handlers by resource, static
 //!   files; [`tickets`]: one-use tickets that keep read tokens out of WebSocket URLs.
 //! - [`protocol`]: frames and events, validated in place; [`ingest`]: one session over two
-//!   transports; [`signals`]: rage and dead clicks, heatmap points; [`ratelimit`].
+//!   transports; [`signals`]: rage and dead clicks, what a chunk adds to the heatmaps;
+//!   [`heat`]: heatmaps counted at ingest (pages by URL rules, click cells, scroll depth,
+//!   elements); [`ratelimit`].
 //! - [`pipeline`]: queue, batcher, acks, the position writer, and [`pipeline::spawn`] that
 //!   wires them; [`store`]: the seam, its feed, retention, the embedded store and MongoDB.
 //! - [`live`]: the live hub; [`replay`]: reading sessions back, live follow, the live map
