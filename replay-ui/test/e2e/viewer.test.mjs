@@ -207,14 +207,17 @@ test('live follow shows a new page view within a second', async () => {
 });
 
 test('hostile recorded strings are shown as text and never run', async () => {
-  for (const path of [`/?token=${TOKEN}`, `/sessions/ui_sess_evil?site=e2e&t=0.05&token=${TOKEN}`]) {
+  const heat = `/heatmap?site=e2e&url=${encodeURIComponent(HOSTILE_URL)}&token=${TOKEN}`;
+  for (const path of [`/?token=${TOKEN}`, `/sessions/ui_sess_evil?site=e2e&t=0.05&token=${TOKEN}`, heat]) {
     const { ctx, p, errors } = await open(path);
-    await p.waitForSelector(path.startsWith('/?') ? 'tr[data-sid]' : 'canvas.stage[data-url]');
+    await p.waitForSelector(path.startsWith('/?') ? 'tr[data-sid]' : path === heat ? 'canvas.heat[data-points]' : 'canvas.stage[data-url]');
     await p.waitForTimeout(300);
     assert.equal(await p.evaluate(() => window.__pwned), undefined, 'no recorded string executed');
     assert.equal(await p.$$eval('#app img, #app script', (e) => e.length), 0, 'no element made from recorded text');
     assert.equal(await p.$$eval('a[href^="javascript:"]', (a) => a.length), 0, 'no javascript: link');
-    if (!path.startsWith('/?')) {
+    if (path === heat) {
+      assert.equal(await p.textContent('td.sel'), HOSTILE_TEXT, 'a recorded selector is listed as text');
+    } else if (!path.startsWith('/?')) {
       assert.equal(await p.textContent('.meta .title'), HOSTILE_TITLE);
       assert.equal(await p.textContent('.meta .url'), HOSTILE_URL);
       assert.ok((await p.textContent('ol.log')).includes(HOSTILE_TEXT), 'the log shows recorded markup as text');
