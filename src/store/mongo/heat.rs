@@ -54,6 +54,73 @@ fn part_doc(site: &str, k: &RecordKey, part: i64, record: Vec<u8>) -> Document {
 
 type MongoResult<T> = Result<T, mongodb::error::Error>;
 
+/// Record keys whose parts one server counts at most; past it the counts start over (a
+/// record then merges later than it would have, never wrongly).
+const MAX_COUNTED_KEYS: usize = 100_000;
+
+/// The parts of each heat record this server added, so that adding needs no read. After a
+/// restart, or on another server, a record's parts are unknown until it merges once; it may
+/// then hold more parts than [`MAX_PARTS`](crate::heat::records::MAX_PARTS) for a while.
+#[derive(Debug)]
+pub struct PartCounts {
+    /// Record key → (base bytes, addition bytes, additions).
+    counts: std::sync::Mutex<HashMap<Vec<u8>, (usize, usize, usize)>>,
+    /// Part numbers: milliseconds since the epoch × 2^20 plus a per-process random start,
+    /// unique per record across restarts and servers (a collision fails one commit, which is
+    /// resent).
+    next: std::sync::atomic::AtomicI64,
+}
+
+impl Default for PartCounts {
+    fn default() -> Self {
+        let mut seed = [0u8; 4];
+        let _ = getrandom::fill(&mut seed);
+        let start = crate::clock::now_ms().max(1) << 20 | i64::from(u32::from_le_bytes(seed) >> 13);
+        PartCounts {
+            counts: std::sync::Mutex::new(HashMap::new()),
+            next: std::sync::atomic::AtomicI64::new(start),
+        }
+    }
+}
+
+impl PartCounts {
+    fn next_part(&self) -> i64 {
+        self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a new addition of `len` bytes; whether the record should merge instead.
+    fn add(&self, key: Vec<u8>, len: usize) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.len() >= MAX_COUNTED_KEYS && !counts.contains_key(&key) {
+            counts.clear();
+        }
+        let c = counts.entry(key).or_insert((0, 0, 0));
+        if should_merge(c.0, c.1, c.2, len) {
+            return true;
+        }
+        c.1 += len;
+        c.2 += 1;
+        false
+    }
+
+    fn merged(&self, key: Vec<u8>, base: usize) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.insert(key, (base, 0, 0));
+    }
+}
+
+/// A record key as bytes, for [`PartCounts`].
+fn key_bytes(site: &str, k: &RecordKey) -> Vec<u8> {
+    let mut v = Vec::with_capacity(site.len() + k.page.len() + 24);
+    for part in [site.as_bytes(), b"\0", k.page.as_bytes(), b"\0"] {
+        v.extend_from_slice(part);
+    }
+    v.extend_from_slice(&[k.kind.code(), k.class.code()]);
+    v.extend_from_slice(&k.hour.to_le_bytes());
+    v.extend_from_slice(&k.band.to_le_bytes());
+    v
+}
+
 impl MongoStore {
     /// Makes the heat additions of those of `chunks` still flagged, exactly once (see the
     /// module's doc for a standalone server).
@@ -144,11 +211,11 @@ impl MongoStore {
                     .add(&c.signals.heat);
             }
         }
-        for (site, delta) in &by_site {
-            for (k, r) in &delta.0 {
-                self.put_heat(s, site, k, r).await?;
-            }
-        }
+        let adds: Vec<(&str, &RecordKey, &Record)> = by_site
+            .iter()
+            .flat_map(|(site, d)| d.0.iter().map(move |(k, r)| (site.as_str(), k, r)))
+            .collect();
+        self.put_heats(s, &adds).await?;
         if in_txn {
             self.chunks
                 .update_many(doc! {"_id": {"$in": &list}, "h": true}, clear)
@@ -158,53 +225,55 @@ impl MongoStore {
         Ok(())
     }
 
-    /// Adds one record's addition: a new part, or all parts merged into the base.
-    async fn put_heat(
+    /// Adds each record's addition as a new part, all in one insert, and merges the parts of
+    /// the records this server has seen grow heavy enough (`should_merge`), each with one
+    /// query for its parts. Nothing is read for the rest: the parts a record has are counted
+    /// in memory ([`PartCounts`]).
+    async fn put_heats(
         &self,
         s: &mut ClientSession,
-        site: &str,
-        k: &RecordKey,
-        r: &Record,
+        adds: &[(&str, &RecordKey, &Record)],
     ) -> MongoResult<()> {
-        let mut parts: Vec<(i64, Vec<u8>)> = Vec::new();
-        let mut cursor = self
-            .heat
-            .find(key_doc(site, k))
-            .projection(doc! {"q": 1, "r": 1})
-            .session(&mut *s)
-            .await?;
-        while let Some(d) = cursor.next(&mut *s).await {
-            let d = d?;
-            let bytes = d.get_binary_generic("r").cloned().unwrap_or_default();
-            parts.push((d.get_i64("q").unwrap_or(0), bytes));
+        let mut inserts = Vec::new();
+        let mut merges = Vec::new();
+        for &(site, k, r) in adds {
+            let new = r.encode();
+            if self.parts.add(key_bytes(site, k), new.len()) {
+                merges.push((site, k, r));
+            } else {
+                inserts.push(part_doc(site, k, self.parts.next_part(), new));
+            }
         }
-        let new = r.encode();
-        let base = parts.iter().find(|p| p.0 == 0).map_or(0, |p| p.1.len());
-        let additions: usize = parts.iter().filter(|p| p.0 > 0).map(|p| p.1.len()).sum();
-        let count = parts.iter().filter(|p| p.0 > 0).count();
-        let last = parts.iter().map(|p| p.0).max().unwrap_or(0);
-        if !should_merge(base, additions, count, new.len()) {
-            self.heat
-                .insert_one(part_doc(site, k, last + 1, new))
+        if !inserts.is_empty() {
+            self.heat.insert_many(inserts).session(&mut *s).await?;
+        }
+        for (site, k, r) in merges {
+            let mut merged = r.clone();
+            let mut cursor = self
+                .heat
+                .find(key_doc(site, k))
+                .projection(doc! {"r": 1})
                 .session(&mut *s)
                 .await?;
-            return Ok(());
+            while let Some(d) = cursor.next(&mut *s).await {
+                let bytes = d?.get_binary_generic("r").cloned().unwrap_or_default();
+                let part = Record::decode(k.kind, &bytes)
+                    .map_err(|e| mongodb::error::Error::custom(e.to_string()))?;
+                merged.add(&part);
+            }
+            let merged = merged.encode();
+            self.parts.merged(key_bytes(site, k), merged.len());
+            let mut id = key_doc(site, k);
+            id.insert("q", 0i64);
+            self.heat
+                .replace_one(doc! {"_id": id}, part_doc(site, k, 0, merged))
+                .upsert(true)
+                .session(&mut *s)
+                .await?;
+            let mut additions = key_doc(site, k);
+            additions.insert("q", doc! {"$gt": 0i64});
+            self.heat.delete_many(additions).session(&mut *s).await?;
         }
-        let corrupt = |e: StoreError| mongodb::error::Error::custom(e.to_string());
-        let mut merged = r.clone();
-        for (_, bytes) in &parts {
-            merged.add(&Record::decode(k.kind, bytes).map_err(corrupt)?);
-        }
-        let mut id = key_doc(site, k);
-        id.insert("q", 0i64);
-        self.heat
-            .replace_one(doc! {"_id": id}, part_doc(site, k, 0, merged.encode()))
-            .upsert(true)
-            .session(&mut *s)
-            .await?;
-        let mut additions = key_doc(site, k);
-        additions.insert("q", doc! {"$gt": 0i64});
-        self.heat.delete_many(additions).session(&mut *s).await?;
         Ok(())
     }
 
@@ -324,13 +393,11 @@ impl MongoStore {
                     .await
                     .map_err(store_error)?;
             }
-            for (site, delta) in &deltas {
-                for (k, r) in &delta.0 {
-                    self.put_heat(&mut s, site, k, r)
-                        .await
-                        .map_err(store_error)?;
-                }
-            }
+            let adds: Vec<(&str, &RecordKey, &Record)> = deltas
+                .iter()
+                .flat_map(|(site, d)| d.0.iter().map(move |(k, r)| (site.as_str(), k, r)))
+                .collect();
+            self.put_heats(&mut s, &adds).await.map_err(store_error)?;
             if in_txn {
                 old.delete_many(gone)
                     .session(&mut s)

@@ -79,6 +79,8 @@ pub struct MongoStore {
     page_layouts: Collection<Document>,
     devices: Collection<Document>,
     positions: Collection<Document>,
+    /// What this server knows of each heat record's parts (`heat.rs`).
+    parts: heat::PartCounts,
 }
 
 fn write_concern(cfg: &MongoConfig) -> Result<WriteConcern, StoreError> {
@@ -131,6 +133,7 @@ impl MongoStore {
             page_layouts: coll("page_layouts"),
             devices: coll("devices"),
             positions: coll("positions"),
+            parts: heat::PartCounts::default(),
             db,
         });
         if let Err(e) = store.prepare(retention_days).await {
