@@ -4,8 +4,9 @@
 //! transaction that also clears the flag, filtered on the flag being set: a chunk whose
 //! commit failed half-way is finished by its resend, and two servers finishing one chunk at
 //! once conflict, so one of them retries and finds the flag gone. An addition is a new part
-//! beside the record, merged into it once the parts weigh enough (`should_merge`), as in the
-//! embedded store, with the same bytes.
+//! beside the record (one `insert_many` per group), merged into the record's base once the
+//! parts weigh enough (`should_merge`), as in the embedded store and with the same bytes;
+//! this server counts the parts it added ([`PartCounts`]) so that adding reads nothing.
 //!
 //! Transactions need a replica set (the docker-compose `mongo` is a one-node one). On a
 //! standalone server the flag is cleared first and the additions made after, without a
