@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use spoor::bench::Rng;
 use spoor::heat::{Class, HeatQuery, Kind, UrlRules};
 use spoor::protocol::events::{Mark, CLICK, PAGE, SCROLL};
 use spoor::protocol::{ChunkStats, Hello};
@@ -24,24 +25,6 @@ const CLICKS_PER_CHUNK: usize = 50;
 const GROUP: usize = 100;
 const DAYS: i64 = 30;
 const PAGE_URL: &str = "https://shop.example/pricing";
-
-/// A small deterministic generator (xorshift), so runs compare.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn chunk(rng: &mut Rng, n: usize, t0: i64, spots: &[(f64, f64, String)]) -> ChunkWrite {
     let (vw, vh) = match rng.below(3) {

@@ -313,21 +313,24 @@ async fn metrics_and_health_answer() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn rage_clicks_are_counted_marked_and_heatmapped() {
-    let s = TestServer::start().await;
-    let mut ws = s.connect(KEY).await;
-    open(&mut ws, "sess_rage_01").await;
-    let t0 = now_ms();
-    // A calm click, a scroll, then four clicks in 300 ms on one spot: one rage burst.
-    let ev = json!([
+/// A calm click, a scroll, then four clicks in 300 ms on one spot: one rage burst.
+fn rage_batch() -> Value {
+    json!([
         [2, 0, 500, 100, 0, "#ok", "OK"],
         [3, 10, 0, 1000],
         [2, 2000, 50, 60, 0, "#dead", "Pay"],
         [2, 2100, 52, 61, 0, "#dead", "Pay"],
         [2, 2200, 51, 59, 0, "#dead", "Pay"],
         [2, 2300, 50, 60, 0, "#dead", "Pay"]
-    ]);
+    ])
+}
+
+#[tokio::test]
+async fn rage_clicks_are_counted_marked_and_heatmapped() {
+    let s = TestServer::start().await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_rage_01").await;
+    let (t0, ev) = (now_ms(), rage_batch());
     ws.send(pack(&json!({"t":"batch","seq":0,"t0":t0,"ev":ev})))
         .await
         .unwrap();
@@ -372,19 +375,13 @@ async fn a_heatmap_counts_clicks_in_cells_with_elements_and_segments() {
     let s = TestServer::start().await;
     let mut ws = s.connect(KEY).await;
     open(&mut ws, "sess_heat_01").await;
+    // The rage test's session, then a scroll: the four "Pay" clicks were dead.
     let t0 = now_ms();
-    // The rage test's session: a calm click, a scroll, four dead "Pay" clicks, a scroll.
-    let ev = json!([
-        [2, 0, 500, 100, 0, "#ok", "OK"],
-        [3, 10, 0, 1000],
-        [2, 2000, 50, 60, 0, "#dead", "Pay"],
-        [2, 2100, 52, 61, 0, "#dead", "Pay"],
-        [2, 2200, 51, 59, 0, "#dead", "Pay"],
-        [2, 2300, 50, 60, 0, "#dead", "Pay"]
-    ]);
-    ws.send(pack(&json!({"t":"batch","seq":0,"t0":t0,"ev":ev})))
-        .await
-        .unwrap();
+    ws.send(pack(
+        &json!({"t":"batch","seq":0,"t0":t0,"ev":rage_batch()}),
+    ))
+    .await
+    .unwrap();
     await_ack(&mut ws, 0).await;
     let later = json!({"t":"batch","seq":1,"t0":t0 + 5000,"ev":[[3, 0, 0, 0]]});
     ws.send(pack(&later)).await.unwrap();
