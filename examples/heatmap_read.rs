@@ -32,7 +32,7 @@ fn chunk(rng: &mut Rng, n: usize, t0: i64, spots: &[(f64, f64, String)]) -> Chun
         1 => (1024.0, 768.0),
         _ => (1440.0, 900.0),
     };
-    let sid = format!("s{}", rng.next() % 1_000_000_000);
+    let sid = format!("s{}", rng.next_u64() % 1_000_000_000);
     let hello = Hello {
         sid: sid.clone(),
         url: Some(PAGE_URL.into()),
