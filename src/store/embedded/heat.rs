@@ -150,15 +150,72 @@ pub(super) fn read_heat(db: &Database, site: &str, q: &HeatQuery) -> Result<Fold
     Ok(fold)
 }
 
-/// Removes heat records of hours before `cutoff` (epoch ms).
-pub(super) fn purge_heat(db: &Database, cutoff: i64) -> Result<(), StoreError> {
+/// Heat records looked at per purge round, and removed per write transaction at most.
+const PURGE_SCAN: usize = 50_000;
+
+type OwnedHeatKey = (String, String, u8, u8, u64, u32, u64);
+
+/// Removes heat records of hours before `cutoff` (epoch ms). The table is read in rounds
+/// (reads do not hold the writer) and each round's expired records are removed in a short
+/// write transaction, so ingest never waits behind a long purge.
+pub(super) fn purge_heat(db: &Database, cutoff: i64) -> Result<u64, StoreError> {
+    purge_heat_in_rounds(db, cutoff, PURGE_SCAN)
+}
+
+fn purge_heat_in_rounds(db: &Database, cutoff: i64, scan: usize) -> Result<u64, StoreError> {
     let before = hour_of(cutoff);
-    let txn = db.begin_write().map_err(unavailable)?;
-    {
-        let mut t = txn.open_table(HEAT).map_err(unavailable)?;
-        t.retain(|k, _| k.4 >= before).map_err(unavailable)?;
+    let mut from: Option<OwnedHeatKey> = None;
+    let mut gone = 0u64;
+    loop {
+        let mut expired: Vec<OwnedHeatKey> = Vec::new();
+        let mut last = None;
+        {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(HEAT).map_err(unavailable)?;
+            // After the last key looked at (which may be gone by now).
+            let range = match &from {
+                Some(k) => t.range::<HeatKey>((
+                    std::ops::Bound::Excluded((
+                        k.0.as_str(),
+                        k.1.as_str(),
+                        k.2,
+                        k.3,
+                        k.4,
+                        k.5,
+                        k.6,
+                    )),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => t.range::<HeatKey>(..),
+            }
+            .map_err(unavailable)?;
+            for entry in range.take(scan) {
+                let (k, _) = entry.map_err(unavailable)?;
+                let k = k.value();
+                let owned = (k.0.to_owned(), k.1.to_owned(), k.2, k.3, k.4, k.5, k.6);
+                if k.4 < before {
+                    expired.push(owned.clone());
+                }
+                last = Some(owned);
+            }
+        }
+        if !expired.is_empty() {
+            let txn = db.begin_write().map_err(unavailable)?;
+            {
+                let mut t = txn.open_table(HEAT).map_err(unavailable)?;
+                for k in &expired {
+                    t.remove((k.0.as_str(), k.1.as_str(), k.2, k.3, k.4, k.5, k.6))
+                        .map_err(unavailable)?;
+                }
+            }
+            txn.commit().map_err(unavailable)?;
+            gone += expired.len() as u64;
+        }
+        match last {
+            Some(k) => from = Some(k),
+            None => return Ok(gone),
+        }
     }
-    txn.commit().map_err(unavailable)
 }
 
 /// Converts the heatmap points and layouts of a store written before heat records, once, in
@@ -233,6 +290,32 @@ mod tests {
     use super::*;
     use crate::heat::Kind;
     use crate::store::points::{encode, ClickPoint};
+
+    #[test]
+    fn purging_in_rounds_removes_exactly_the_old_hours() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("spoor.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(HEAT).unwrap();
+            // 50 records on 5 pages, hours 0..10 each: hours below 4 expire.
+            for page in ["a", "b", "c", "d", "e"] {
+                for hour in 0..10u64 {
+                    t.insert(("s", page, 0, 0, hour, 0, 0), [1u8].as_slice())
+                        .unwrap();
+                }
+            }
+        }
+        txn.commit().unwrap();
+        // Rounds of 7: a round often ends on a key that the same round removes.
+        let gone = purge_heat_in_rounds(&db, 4 * crate::heat::HOUR_MS, 7).unwrap();
+        assert_eq!(gone, 20);
+        let txn = db.begin_read().unwrap();
+        let t = txn.open_table(HEAT).unwrap();
+        let hours: Vec<u64> = t.iter().unwrap().map(|e| e.unwrap().0.value().4).collect();
+        assert_eq!(hours.len(), 30);
+        assert!(hours.iter().all(|&h| h >= 4));
+    }
 
     #[tokio::test]
     async fn a_store_written_before_heat_records_is_converted_at_open() {

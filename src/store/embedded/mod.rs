@@ -353,7 +353,8 @@ impl Store for EmbeddedStore {
             .await?;
             sessions += n as u64;
         }
-        self.blocking(move |db| purge_heat(db, cutoff)).await?;
+        let heat = self.blocking(move |db| purge_heat(db, cutoff)).await?;
+        tracing::debug!(records = heat, "Retention removed heat records.");
         // Positions older than the cutoff go from every track; devices whose latest fix is
         // older go whole. A bounded batch of devices per transaction.
         let mut devices = 0u64;
