@@ -193,14 +193,16 @@ function drawHeat(g: CanvasRenderingContext2D, cells: Cell[], w: number, hgt: nu
   }
   o.putImageData(img, 0, 0);
   g.drawImage(off, 0, 0);
-  // Rage clicks: a red ring on their cells.
-  g.strokeStyle = '#d00000';
-  g.lineWidth = 2;
-  for (const c of cells) {
-    if (!c.rage) continue;
-    g.beginPath();
-    g.arc(c.x, c.y, 7, 0, 2 * Math.PI);
-    g.stroke();
+  // Rage clicks: a red ring, edged in white so it shows on the hottest spots too.
+  for (const [colour, width] of [['#ffffff', 5], ['#c00000', 2.5]] as const) {
+    g.strokeStyle = colour;
+    g.lineWidth = width;
+    for (const c of cells) {
+      if (!c.rage) continue;
+      g.beginPath();
+      g.arc(c.x, c.y, 13, 0, 2 * Math.PI);
+      g.stroke();
+    }
   }
 }
 
