@@ -476,6 +476,69 @@ async fn a_heatmap_counts_clicks_in_cells_with_elements_and_segments() {
 }
 
 #[tokio::test]
+async fn a_sites_url_rules_make_one_page_of_a_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start_in(
+        dir.path(),
+        |c| c.sites[0].url_rules.groups = vec!["/product/*".into()],
+        None,
+    )
+    .await;
+    let visits = [
+        ("sess_rule_01", "https://shop.example/product/17?ref=mail"),
+        ("sess_rule_02", "https://shop.example/product/18/"),
+        ("sess_rule_03", "https://shop.example/about"),
+    ];
+    for (sid, url) in visits {
+        let mut ws = s.connect(KEY).await;
+        open(&mut ws, sid).await;
+        let ev = json!([[0, 0, url, "Page"], [2, 10, 100, 100, 0, "#buy", "Buy"]]);
+        ws.send(pack(&batch(0, ev))).await.unwrap();
+        await_ack(&mut ws, 0).await;
+    }
+    // Any product's URL opens the template's heatmap, with both products' clicks.
+    let heat = s
+        .get_json("/api/heatmap?site=test&url=https%3A%2F%2Fshop.example%2Fproduct%2F99")
+        .await;
+    assert_eq!(heat["page"], "https://shop.example/product/*");
+    assert_eq!(heat["clicks"], 2);
+    // The sessions list finds them by the template, and by a recorded URL as before.
+    let list = s
+        .get_json("/api/sessions?site=test&url=%2Fproduct%2F*")
+        .await;
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2);
+    let summary = s.get_json("/api/sessions/sess_rule_01?site=test").await;
+    assert_eq!(
+        summary["pages"][1], "https://shop.example/product/17?ref=mail",
+        "the recorded URL stays as it was"
+    );
+    // The heatmaps' index, most visited first: the hello's page (all three), the template.
+    let pages = s.get_json("/api/pages?site=test").await;
+    assert_eq!(pages["complete"], true);
+    assert_eq!(pages["sampled"], 3);
+    let rows: Vec<(String, u64)> = pages["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["page"].as_str().unwrap().to_owned(),
+                p["sessions"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("https://shop.example/".into(), 3),
+            ("https://shop.example/product/*".into(), 2),
+            ("https://shop.example/about".into(), 1),
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn a_scroll_map_counts_how_deep_each_view_went() {
     let s = TestServer::start().await;
     for (sid, deepest) in [("sess_scroll1", 3000), ("sess_scroll2", 0)] {

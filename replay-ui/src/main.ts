@@ -1,10 +1,12 @@
 // The replay viewer's entry: a tiny router over the routes DESIGN.md fixes (`/` sessions,
-// `/sessions/{sid}?site=` player; `/map` is its own page) plus `/heatmap?site=&url=`, and the
+// `/sessions/{sid}?site=` player; `/map` is its own page) plus `/heatmaps?site=` (the pages)
+// and `/heatmap?site=&url=`, and the
 // read-token prompt shown once, or again after a 401.
 
 import { setToken, token, Unauthorized } from './api';
 import { h, link } from './dom';
 import { heatmap } from './heatmap';
+import { pages } from './pages';
 import { askToken as askTokenForm } from './token';
 import { list } from './list';
 import { player } from './player';
@@ -37,6 +39,7 @@ async function route(): Promise<void> {
   const path = location.pathname;
   nav.replaceChildren(
     link('/', 'Sessions', go),
+    link('/heatmaps', 'Heatmaps', go),
     // The dashboard is its own page (it bundles Leaflet): a plain link.
     h('a', { href: '/map' }, 'Map'),
   );
@@ -51,6 +54,7 @@ async function route(): Promise<void> {
     const m = path.match(/^\/sessions\/([\w-]+)$/);
     if (m) keep(await player(view, m[1], site, go));
     else if (path === '/heatmap') await heatmap(view, site, new URLSearchParams(location.search).get('url') || '');
+    else if (path === '/heatmaps') await pages(view, site, go);
     else keep(await list(view, go));
   } catch (e) {
     if (mine !== navigation) return;

@@ -176,6 +176,8 @@ pub fn routes(app: &Arc<App>) -> Vec<BoxedFilter<(Response,)>> {
                 .or(warp::path!("sessions" / String).map(|_| ()).untuple_one())
                 .unify()
                 .or(warp::path!("heatmap"))
+                .unify()
+                .or(warp::path!("heatmaps"))
                 .unify(),
         )
         .map(ui_index);

@@ -108,3 +108,63 @@ pub async fn scroll(app: Arc<App>, q: Query) -> Result<Response, ApiError> {
     }))
     .into_response())
 }
+
+/// Sessions `GET /api/pages` looks through at most, newest first.
+const PAGES_SAMPLE: usize = 5_000;
+/// Pages it lists at most.
+const PAGES_LISTED: usize = 200;
+
+/// `GET /api/pages?site=&since=`: the pages (keys under the site's URL rules) of the newest
+/// sessions, most visited first, so heatmaps can be found without opening a session first.
+/// Read from the sessions list, newest first, up to 5,000 sessions (`sampled` says how many;
+/// `complete` whether that was all of them).
+pub async fn pages(app: Arc<App>, q: Query) -> Result<Response, ApiError> {
+    let site = site_param(&app, &q)?;
+    let mut query = crate::store::SessionQuery {
+        site: Some(site.clone()),
+        since: parse_opt(&q, "since")?,
+        ..Default::default()
+    };
+    let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut sampled = 0usize;
+    let mut complete = false;
+    while sampled < PAGES_SAMPLE {
+        let page = app.store.list_sessions(&query, 500).await?;
+        for s in &page.sessions {
+            sampled += 1;
+            // Sessions recorded before page keys were kept: their URLs under today's rules.
+            let keys: Vec<String> = if s.page_keys.is_empty() {
+                s.pages
+                    .iter()
+                    .map(|u| app.sites.page_key(&site, u))
+                    .collect()
+            } else {
+                s.page_keys.clone()
+            };
+            let mut seen = std::collections::HashSet::new();
+            for k in keys {
+                if seen.insert(k.clone()) {
+                    *counts.entry(k).or_default() += 1;
+                }
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => {
+                complete = true;
+                break;
+            }
+        }
+    }
+    let mut list: Vec<(String, u64)> = counts.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list.truncate(PAGES_LISTED);
+    let pages: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|(page, sessions)| serde_json::json!({"page": page, "sessions": sessions}))
+        .collect();
+    Ok(warp::reply::json(&serde_json::json!({
+        "site": site, "pages": pages, "sampled": sampled, "complete": complete,
+    }))
+    .into_response())
+}

@@ -108,18 +108,6 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
             .map(sessions::live)
             .map(respond)
             .boxed(),
-        warp::path!("api" / "heatmap")
-            .and(warp::get())
-            .and(read())
-            .then(heatmap::get)
-            .map(respond)
-            .boxed(),
-        warp::path!("api" / "scrollmap")
-            .and(warp::get())
-            .and(read())
-            .then(heatmap::scroll)
-            .map(respond)
-            .boxed(),
         // Devices.
         warp::path!("api" / "devices")
             .and(warp::get())
@@ -156,12 +144,38 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     // costs one dynamic call per route tried.
     routes
         .into_iter()
+        .chain(heatmaps(&app))
         .chain(operators(&app))
         .chain(assets::routes(&app))
         .reduce(|acc, r| acc.or(r).unify().boxed())
         .expect("the table has routes")
         .recover(recover)
         .unify()
+}
+
+/// Heatmaps: a page's click map, its scroll map, and the index of pages.
+fn heatmaps(app: &Arc<App>) -> Vec<Route> {
+    let read = || authorized(app.clone());
+    vec![
+        warp::path!("api" / "heatmap")
+            .and(warp::get())
+            .and(read())
+            .then(heatmap::get)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "scrollmap")
+            .and(warp::get())
+            .and(read())
+            .then(heatmap::scroll)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "pages")
+            .and(warp::get())
+            .and(read())
+            .then(heatmap::pages)
+            .map(respond)
+            .boxed(),
+    ]
 }
 
 /// Health, readiness, metrics, and tickets for the UI's sockets.

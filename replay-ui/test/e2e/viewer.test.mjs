@@ -280,6 +280,16 @@ test('scroll maps, device segments and the element list of a page', async () => 
     views.push(seed({ sid: `ui_heat_${i}`, url: page, vw: mobile ? 375 : 1280, vh: mobile ? 667 : 720 }, [{ seq: 0, t0: t0 + i, ev }]));
   }
   await Promise.all(views);
+  // The heatmaps' index lists the page once, whatever its query strings, and opens it.
+  const index = await open(`/heatmaps?site=e2e&token=${TOKEN}`);
+  await index.p.waitForSelector('table.pages');
+  assert.equal(await index.p.$eval(`tr[data-page="${page}"] td.num`, (td) => td.textContent), '12');
+  await index.p.screenshot({ path: shots + 'heatmaps.png' });
+  await index.p.click(`tr[data-page="${page}"] a`);
+  await index.p.waitForSelector('canvas.heat[data-points]');
+  assert.equal(await index.p.$eval('canvas.heat', (c) => c.dataset.points), '27');
+  assert.deepEqual(index.errors, []);
+  await index.ctx.close();
   const q = `site=e2e&url=${encodeURIComponent(page + '?ref=ad')}&token=${TOKEN}`;
   const { ctx, p, errors } = await open(`/heatmap?${q}`, { width: 1700, height: 1000 });
   await p.waitForSelector('canvas.heat[data-points]');
