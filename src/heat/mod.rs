@@ -63,10 +63,6 @@ impl Class {
         self as u8
     }
 
-    pub fn from_code(c: u8) -> Option<Class> {
-        Class::ALL.get(usize::from(c)).copied()
-    }
-
     pub fn parse(s: &str) -> Option<Class> {
         match s {
             "mobile" => Some(Class::Mobile),
@@ -100,12 +96,6 @@ impl Kind {
     pub fn code(self) -> u8 {
         self as u8
     }
-
-    pub fn from_code(c: u8) -> Option<Kind> {
-        [Kind::Cells, Kind::Scroll, Kind::Elements]
-            .get(usize::from(c))
-            .copied()
-    }
 }
 
 /// Where a record lives within its site: (page, kind, class, hour, band). Stores order their
@@ -134,7 +124,6 @@ mod tests {
         assert_eq!(Class::of_width(1200.0), Class::Desktop);
         assert_eq!(Class::of_width(0.0), Class::Desktop, "unknown width");
         for c in Class::ALL {
-            assert_eq!(Class::from_code(c.code()), Some(c));
             assert_eq!(Class::parse(c.name()), Some(c));
         }
         assert_eq!(Class::parse("phone"), None);

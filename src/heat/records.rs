@@ -263,7 +263,7 @@ pub struct Element {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Elements(pub Vec<Element>);
 
-pub fn clip_selector(s: &str) -> &str {
+fn clip_selector(s: &str) -> &str {
     let mut end = s.len().min(MAX_SELECTOR);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -387,22 +387,6 @@ impl Record {
             super::Kind::Scroll => Record::Scroll(Scroll::decode(b)?),
             super::Kind::Elements => Record::Elements(Elements::decode(b)?),
         })
-    }
-
-    /// `stored` (the bytes of the record under the same key, if any) plus `self`, as bytes.
-    pub fn added_to(
-        &self,
-        kind: super::Kind,
-        stored: Option<&[u8]>,
-    ) -> Result<Vec<u8>, StoreError> {
-        match stored {
-            Some(b) => {
-                let mut r = Record::decode(kind, b)?;
-                r.add(self);
-                Ok(r.encode())
-            }
-            None => Ok(self.encode()),
-        }
     }
 }
 

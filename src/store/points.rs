@@ -1,7 +1,12 @@
 //! Heatmap points as stores before heat records kept them (one packed record per chunk and
-//! page), read once to convert such a store (`crate::heat` replaced them).
+//! page), read once to convert such a store (`crate::heat` replaced them). Both stores
+//! convert through [`convert_points`] and [`layout_class`], under the default URL rules (a
+//! store does not know the sites' rules).
+
+use std::sync::Arc;
 
 use crate::error::StoreError;
+use crate::heat::{Class, HeatDelta, UrlRules};
 
 /// Bytes per packed click point: t, x, y, vw, vh, rage.
 const POINT: usize = 41;
@@ -47,6 +52,30 @@ pub fn decode(v: &[u8], out: &mut Vec<ClickPoint>, limit: usize) -> Result<(), S
         });
     }
     Ok(())
+}
+
+/// Adds one old record (a chunk's packed clicks on `url`) to `delta`; returns the page key.
+pub fn convert_points(
+    url: &str,
+    packed: &[u8],
+    delta: &mut HeatDelta,
+) -> Result<String, StoreError> {
+    let mut points = Vec::new();
+    decode(packed, &mut points, usize::MAX)?;
+    let page: Arc<str> = UrlRules::default().page_key(url).into();
+    for p in points {
+        delta.click(&page, Class::of_width(p.vw), p.t, (p.x, p.y), p.rage);
+    }
+    Ok(page.to_string())
+}
+
+/// The page key and class an old layout (`[10, DT, docWidth, docHeight, boxes]` of `url`) is
+/// kept under: the document's width stands in for the viewport's, which was not kept.
+pub fn layout_class(url: &str, row: &[u8]) -> (String, Class) {
+    let width = rmp_serde::from_slice::<(u8, i64, f64, f64, serde::de::IgnoredAny)>(row)
+        .map(|r| r.2)
+        .unwrap_or(0.0);
+    (UrlRules::default().page_key(url), Class::of_width(width))
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 
 use super::*;
 use crate::heat::records::{should_merge, Record};
-use crate::heat::{hour_of, Class, Fold, HeatDelta, HeatQuery, RecordKey, UrlRules};
+use crate::heat::{hour_of, Class, Fold, HeatDelta, HeatQuery, RecordKey};
+use crate::store::points::{convert_points, layout_class};
 
 pub(super) type HeatKey<'a> = (&'a str, &'a str, u8, u8, u64, u32, u64);
 pub(super) const HEAT: TableDefinition<HeatKey<'static>, &[u8]> = TableDefinition::new("heat");
@@ -222,7 +223,6 @@ fn purge_heat_in_rounds(db: &Database, cutoff: i64, scan: usize) -> Result<u64, 
 /// bounded transactions (default URL rules: the store does not know the site's). Returns the
 /// number of click records converted.
 pub(super) fn convert_old(db: &Database) -> Result<u64, StoreError> {
-    let rules = UrlRules::default();
     let mut converted = 0u64;
     loop {
         let txn = db.begin_write().map_err(unavailable)?;
@@ -234,13 +234,8 @@ pub(super) fn convert_old(db: &Database) -> Result<u64, StoreError> {
                 let (k, v) = entry.map_err(unavailable)?;
                 let (site, url, t, sid, seq) = k.value();
                 keys.push((site.to_owned(), url.to_owned(), t, sid.to_owned(), seq));
-                let mut points = Vec::new();
-                crate::store::points::decode(v.value(), &mut points, usize::MAX)?;
-                let page: Arc<str> = rules.page_key(url).into();
-                let d = deltas.entry(site.to_owned()).or_default();
-                for p in points {
-                    d.click(&page, Class::of_width(p.vw), p.t, (p.x, p.y), p.rage);
-                }
+                let delta = deltas.entry(site.to_owned()).or_default();
+                convert_points(url, v.value(), delta)?;
             }
             let by_site: HashMap<&str, HeatDelta> = deltas
                 .iter()
@@ -255,7 +250,7 @@ pub(super) fn convert_old(db: &Database) -> Result<u64, StoreError> {
             keys.len() < CONVERT_BATCH
         };
         if done {
-            convert_old_layouts(&txn, &rules)?;
+            convert_old_layouts(&txn)?;
             txn.delete_table(OLD_CLICKS).map_err(unavailable)?;
             txn.delete_table(OLD_LAYOUTS).map_err(unavailable)?;
         }
@@ -266,7 +261,7 @@ pub(super) fn convert_old(db: &Database) -> Result<u64, StoreError> {
     }
 }
 
-fn convert_old_layouts(txn: &redb::WriteTransaction, rules: &UrlRules) -> Result<(), StoreError> {
+fn convert_old_layouts(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let old = txn.open_table(OLD_LAYOUTS).map_err(unavailable)?;
     let mut new = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
     for entry in old.iter().map_err(unavailable)? {
@@ -274,13 +269,8 @@ fn convert_old_layouts(txn: &redb::WriteTransaction, rules: &UrlRules) -> Result
         let (site, url) = k.value();
         let v = v.value();
         let Some(at) = le_i64(v, 0) else { continue };
-        // `[10, DT, docWidth, docHeight, boxes]`: the document's width stands in for the
-        // viewport's, which old layouts did not keep.
-        let width = rmp_serde::from_slice::<(u8, i64, f64, f64, serde::de::IgnoredAny)>(&v[8..])
-            .map(|r| r.2)
-            .unwrap_or(0.0);
-        let page = rules.page_key(url);
-        save_layout(&mut new, (site, &page, Class::of_width(width)), at, &v[8..])?;
+        let (page, class) = layout_class(url, &v[8..]);
+        save_layout(&mut new, (site, &page, class), at, &v[8..])?;
     }
     Ok(())
 }

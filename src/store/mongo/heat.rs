@@ -20,7 +20,7 @@
 
 use super::*;
 use crate::heat::records::{should_merge, Record};
-use crate::heat::{Class, Fold, HeatDelta, HeatQuery, RecordKey, UrlRules, HOUR_MS};
+use crate::heat::{Class, Fold, HeatDelta, HeatQuery, RecordKey, HOUR_MS};
 use mongodb::ClientSession;
 
 /// Transaction attempts before the commit fails (and is resent).
@@ -354,7 +354,6 @@ impl MongoStore {
     /// transactions: deletes first, so a crash loses a batch rather than counting it twice).
     pub(super) async fn convert_old(&self) -> Result<u64, StoreError> {
         let old = self.db.collection::<Document>("clicks");
-        let rules = UrlRules::default();
         let client = self.db.client();
         let mut converted = 0u64;
         loop {
@@ -373,13 +372,8 @@ impl MongoStore {
                 ) else {
                     continue;
                 };
-                let mut points = Vec::new();
-                crate::store::points::decode(pts, &mut points, usize::MAX)?;
-                let page: Arc<str> = rules.page_key(url).into();
                 let delta = deltas.entry(site.to_owned()).or_default();
-                for p in points {
-                    delta.click(&page, Class::of_width(p.vw), p.t, (p.x, p.y), p.rage);
-                }
+                crate::store::points::convert_points(url, pts, delta)?;
                 ids.extend(d.get("_id").cloned());
             }
             if ids.is_empty() {
@@ -423,12 +417,8 @@ impl MongoStore {
             let (Ok(t), Ok(row)) = (d.get_i64("t"), d.get_binary_generic("row")) else {
                 continue;
             };
-            let width = rmp_serde::from_slice::<(u8, i64, f64, f64, serde::de::IgnoredAny)>(row)
-                .map(|r| r.2)
-                .unwrap_or(0.0);
-            let page = rules.page_key(url);
-            self.save_layout(site, (&page, Class::of_width(width)), t, row)
-                .await?;
+            let (page, class) = crate::store::points::layout_class(url, row);
+            self.save_layout(site, (&page, class), t, row).await?;
         }
         if old_layouts > 0 {
             layouts.drop().await.map_err(store_error)?;
