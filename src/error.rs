@@ -336,6 +336,29 @@ impl Reply for ApiError {
     }
 }
 
+/// Why a geofence is refused (`POST`/`PUT /api/geofences`): each a 400 that says what to fix.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum FenceError {
+    #[error("a geofence needs either `circle` or `polygon`, not both and not neither")]
+    Shape,
+    #[error("`name` must be 1 to 200 characters")]
+    Name,
+    #[error("coordinates out of range: lat must be -90..90 and lon -180..180 ({0}, {1})")]
+    Coordinates(f64, f64),
+    #[error("`radius_m` must be more than 0 and at most 100 km (got {0})")]
+    Radius(f64),
+    #[error("a polygon needs at least 3 distinct vertices")]
+    TooFewVertices,
+    #[error("a polygon has at most {max} vertices (got {got})")]
+    TooManyVertices { max: usize, got: usize },
+    #[error("the polygon is not simple: {0}")]
+    SelfIntersecting(String),
+    #[error("a polygon may span at most 10 degrees of latitude or longitude")]
+    TooLarge,
+    #[error("this site has {0} geofences already, the most it may have")]
+    TooMany(usize),
+}
+
 /// Why the server closes a live viewer's socket (session follow and `/api/live`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewerClose {

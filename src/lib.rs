@@ -46,6 +46,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod geofence;
 pub mod gps;
 pub mod heat;
 pub mod http;

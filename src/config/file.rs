@@ -4,7 +4,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{EmbeddedConfig, GpsConfig, Limits, MapConfig, MongoConfig, PipelineConfig};
+use super::{
+    EmbeddedConfig, GeofenceConfig, GpsConfig, Limits, MapConfig, MongoConfig, PipelineConfig,
+    WebhookSpec,
+};
 use crate::error::ConfigError;
 use crate::site::Site;
 
@@ -35,6 +38,10 @@ pub struct FileConfig {
     pub gps: Option<GpsConfig>,
     #[serde(default)]
     pub map: Option<MapConfig>,
+    #[serde(default)]
+    pub geofence: Option<GeofenceConfig>,
+    #[serde(default)]
+    pub webhook: Vec<WebhookSpec>,
 }
 
 impl FileConfig {

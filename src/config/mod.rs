@@ -14,11 +14,13 @@ use crate::site::Site;
 
 pub mod bootstrap;
 mod cli;
+mod events;
 mod file;
 mod gps;
 mod limits;
 
 pub use cli::{CompactArgs, ServeArgs};
+pub use events::{GeofenceConfig, WebhookSpec, EVENT_TYPES};
 pub use file::FileConfig;
 pub use gps::{GpsConfig, SpeedUnit};
 pub use limits::{EmbeddedConfig, Limits, MapConfig, MongoConfig, PipelineConfig};
@@ -86,6 +88,10 @@ pub struct Config {
     pub mongodb: MongoConfig,
     /// Reverse proxies whose `X-Forwarded-For` names the client (default: none).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// `[geofence]`: the hysteresis of enter, exit and dwell events.
+    pub geofence: GeofenceConfig,
+    /// `[[webhook]]`: receivers of events.
+    pub webhooks: Vec<WebhookSpec>,
 }
 
 impl Config {
@@ -105,6 +111,8 @@ impl Config {
             map: MapConfig::default(),
             mongodb: MongoConfig::default(),
             trusted_proxies: Default::default(),
+            geofence: GeofenceConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -123,6 +131,9 @@ impl Config {
         let store = StoreSpec::resolve(args.store.clone(), file.store)?;
         for site in &file.site {
             site.validate()?;
+        }
+        for hook in &file.webhook {
+            hook.validate(listen)?;
         }
         let trusted_proxies = crate::client_ip::TrustedProxies::parse(
             &args
@@ -155,6 +166,8 @@ impl Config {
                 mongodb: file.mongodb.unwrap_or_default(),
                 map: file.map.unwrap_or_default(),
                 trusted_proxies,
+                geofence: file.geofence.unwrap_or_default(),
+                webhooks: file.webhook,
             },
             generated,
         ))
