@@ -54,6 +54,7 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod net;
+pub mod outbox;
 pub mod pipeline;
 pub mod protocol;
 pub mod ratelimit;

@@ -5,6 +5,8 @@
 //! whole verification of the MongoDB store; nothing here is mocked.
 
 mod common;
+#[path = "suite/events.rs"]
+mod events;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -831,6 +833,10 @@ const CASES: &[(&str, Case)] = &[
     (
         "retention_purges_what_is_older",
         retention_purges_what_is_older,
+    ),
+    (
+        "geofences_events_and_deliveries",
+        events::geofences_events_and_deliveries,
     ),
 ];
 

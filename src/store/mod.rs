@@ -21,8 +21,10 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::geofence::{DeviceFences, Fence, FenceEvent, FenceEventQuery};
 use crate::gps::Position;
 use crate::heat::{Class, Fold, HeatQuery};
+use crate::outbox::{Delivery, DeliveryQuery, EventBatch};
 use crate::protocol::{ChunkStats, Hello};
 use crate::signals::Signals;
 
@@ -230,6 +232,63 @@ pub trait Store: Send + Sync + 'static {
     /// devices went.
     async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError>;
 
+    /// Every geofence (of one site, or all), by id.
+    async fn geofences(&self, _site: Option<&str>) -> Result<Vec<Fence>, StoreError> {
+        Err(no_events())
+    }
+
+    /// Creates or replaces a geofence.
+    async fn put_geofence(&self, _fence: &Fence) -> Result<(), StoreError> {
+        Err(no_events())
+    }
+
+    /// Removes a geofence; `false` if there was none.
+    async fn delete_geofence(&self, _site: &str, _id: &str) -> Result<bool, StoreError> {
+        Err(no_events())
+    }
+
+    /// A site's geofence events (of one device, or all) with `since <= ts <= until`, oldest
+    /// first, up to `limit`.
+    async fn fence_events(&self, _q: &FenceEventQuery) -> Result<Vec<FenceEvent>, StoreError> {
+        Err(no_events())
+    }
+
+    /// Every device's stored presences (loaded at start).
+    async fn fence_states(&self) -> Result<Vec<DeviceFences>, StoreError> {
+        Err(no_events())
+    }
+
+    /// Stores a group's events, deliveries and presences durably, in one transaction where
+    /// the store has them. What is stored already (by event id) is not stored again.
+    async fn record_events(&self, _batch: Arc<EventBatch>) -> Result<(), StoreError> {
+        Err(no_events())
+    }
+
+    /// Up to `limit` pending deliveries of a webhook due at `now`, the earliest due first.
+    async fn due_deliveries(
+        &self,
+        _webhook: &str,
+        _now: i64,
+        _limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Err(no_events())
+    }
+
+    /// Stores deliveries' progress after attempts.
+    async fn update_deliveries(&self, _done: Vec<Delivery>) -> Result<(), StoreError> {
+        Err(no_events())
+    }
+
+    /// Deliveries newest first, filtered.
+    async fn deliveries(&self, _q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        Err(no_events())
+    }
+
+    /// The `created` time of a webhook's oldest pending delivery.
+    async fn oldest_pending(&self, _webhook: &str) -> Result<Option<i64>, StoreError> {
+        Err(no_events())
+    }
+
     /// Whether the store is reachable and answering.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -242,6 +301,10 @@ pub trait Store: Send + Sync + 'static {
         _shutdown: tokio_util::sync::CancellationToken,
     ) {
     }
+}
+
+fn no_events() -> StoreError {
+    StoreError::Unavailable("this store keeps no geofences, events or deliveries".into())
 }
 
 /// Opens the store the configuration names.

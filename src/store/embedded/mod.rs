@@ -6,7 +6,8 @@
 //! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
 //! - `devices`: (site, did) → the latest position (MessagePack);
 //! - `positions`: (site, did, fix time) → one position (MessagePack), a device's track;
-//! - `heat`, `page_layouts`: heatmaps, see `heat.rs`.
+//! - `heat`, `page_layouts`: heatmaps, see `heat.rs`;
+//! - geofences, their events and presences, webhook deliveries: see `outbox.rs`.
 //!
 //! redb runs one write transaction at a time and fsyncs on commit, which is why the batcher
 //! hands it whole groups. Every call runs on the blocking pool.
@@ -24,12 +25,15 @@ use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
 };
 use crate::error::StoreError;
+use crate::geofence::{DeviceFences, Fence, FenceEvent, FenceEventQuery};
 use crate::gps::Position;
 use crate::heat::{Class, Fold, HeatQuery};
+use crate::outbox::{Delivery, DeliveryQuery, EventBatch};
 
 mod codec;
 mod commit;
 mod heat;
+mod outbox;
 mod purge;
 mod read;
 
@@ -101,6 +105,7 @@ impl EmbeddedStore {
             txn.open_table(POSITIONS).map_err(unavailable)?;
             txn.open_table(HEAT).map_err(unavailable)?;
             txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
+            outbox::create_tables(&txn)?;
         }
         let old = txn
             .list_tables()
@@ -317,7 +322,71 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn geofences(&self, site: Option<&str>) -> Result<Vec<Fence>, StoreError> {
+        let site = site.map(str::to_owned);
+        self.blocking(move |db| outbox::geofences(db, site.as_deref()))
+            .await
+    }
+
+    async fn put_geofence(&self, fence: &Fence) -> Result<(), StoreError> {
+        let fence = fence.clone();
+        self.blocking(move |db| outbox::put_geofence(db, &fence))
+            .await
+    }
+
+    async fn delete_geofence(&self, site: &str, id: &str) -> Result<bool, StoreError> {
+        let (site, id) = (site.to_owned(), id.to_owned());
+        self.blocking(move |db| outbox::delete_geofence(db, &site, &id))
+            .await
+    }
+
+    async fn fence_events(&self, q: &FenceEventQuery) -> Result<Vec<FenceEvent>, StoreError> {
+        let q = q.clone();
+        self.blocking(move |db| outbox::fence_events(db, &q)).await
+    }
+
+    async fn fence_states(&self) -> Result<Vec<DeviceFences>, StoreError> {
+        self.blocking(outbox::fence_states).await
+    }
+
+    async fn record_events(&self, batch: Arc<EventBatch>) -> Result<(), StoreError> {
+        self.blocking(move |db| outbox::record_events(db, &batch))
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        webhook: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let webhook = webhook.to_owned();
+        self.blocking(move |db| outbox::due_deliveries(db, &webhook, now, limit))
+            .await
+    }
+
+    async fn update_deliveries(&self, done: Vec<Delivery>) -> Result<(), StoreError> {
+        self.blocking(move |db| outbox::update_deliveries(db, &done))
+            .await
+    }
+
+    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        let q = q.clone();
+        self.blocking(move |db| outbox::deliveries(db, &q)).await
+    }
+
+    async fn oldest_pending(&self, webhook: &str) -> Result<Option<i64>, StoreError> {
+        let webhook = webhook.to_owned();
+        self.blocking(move |db| outbox::oldest_pending(db, &webhook))
+            .await
+    }
+
     async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError> {
+        while self
+            .blocking(move |db| outbox::purge_events(db, cutoff))
+            .await?
+            > 0
+        {}
         let cutoff_key = u64::try_from(cutoff).unwrap_or(0);
         let mut sessions = 0u64;
         loop {

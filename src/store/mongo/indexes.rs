@@ -9,6 +9,10 @@
 //! | one visitor's sessions, newest first | `sessions {did, last, site, sid}` |
 //! | heatmaps of a page | `heat {s, p, k, c, h}` |
 //! | devices of a site | `devices {site, did}` |
+//! | a site's geofences | `geofences {s}` |
+//! | geofence events of a site or device by time | `fence_events {s, ts}`, `{s, d, ts}` |
+//! | a webhook's due and oldest pending deliveries | `webhook_deliveries {w, st, n}`, `{w, st, e}` |
+//! | deliveries newest first | `webhook_deliveries {e, w}` |
 //! | a device's track by time | `positions {site, did, ts}` (and its `_id`) |
 //! | retention | TTL on `at` in chunks, sessions, heat, positions, devices |
 
@@ -64,6 +68,20 @@ pub fn specs(retention_days: u32) -> Vec<IndexSpec> {
             doc! {"s": 1, "p": 1, "k": 1, "c": 1, "h": 1},
         ),
         spec("devices", "site_did", doc! {"site": 1, "did": 1}),
+        spec("geofences", "site", doc! {"s": 1}),
+        spec("fence_events", "site_ts", doc! {"s": 1, "ts": 1}),
+        spec(
+            "fence_events",
+            "site_did_ts",
+            doc! {"s": 1, "d": 1, "ts": 1},
+        ),
+        spec("webhook_deliveries", "due", doc! {"w": 1, "st": 1, "n": 1}),
+        spec(
+            "webhook_deliveries",
+            "pending_oldest",
+            doc! {"w": 1, "st": 1, "e": 1},
+        ),
+        spec("webhook_deliveries", "newest", doc! {"e": -1, "w": 1}),
         spec(
             "positions",
             "site_did_ts",

@@ -16,6 +16,8 @@
 //! device back in time. Writes use the configured write concern (default `majority` with
 //! journal), so an ack means the batch survives a failover.
 //!
+//! Geofences, their events and webhook deliveries: [`outbox`].
+//!
 //! Live views: `start_feed` follows the `chunks` and `positions` collections through
 //! change streams, so a viewer on any server sees what every server ingested.
 
@@ -26,6 +28,7 @@ pub mod docs;
 pub mod errors;
 mod heat;
 pub mod indexes;
+mod outbox;
 mod read;
 mod watch;
 
@@ -55,8 +58,10 @@ use super::{
 };
 use crate::config::MongoConfig;
 use crate::error::StoreError;
+use crate::geofence::{DeviceFences, Fence, FenceEvent, FenceEventQuery};
 use crate::gps::Position;
 use crate::heat::{Class, Fold, HeatQuery};
+use crate::outbox::{Delivery, DeliveryQuery, EventBatch};
 
 /// One insert command at most: MongoDB's 48 MB message (less room for the envelope) and
 /// 100,000 writes per batch.
@@ -81,6 +86,8 @@ pub struct MongoStore {
     positions: Collection<Document>,
     /// What this server knows of each heat record's parts (`heat.rs`).
     parts: heat::PartCounts,
+    /// The write concern, for the collections of `outbox.rs`.
+    collection_options: CollectionOptions,
 }
 
 fn write_concern(cfg: &MongoConfig) -> Result<WriteConcern, StoreError> {
@@ -134,6 +141,7 @@ impl MongoStore {
             devices: coll("devices"),
             positions: coll("positions"),
             parts: heat::PartCounts::default(),
+            collection_options: opts.clone(),
             db,
         });
         if let Err(e) = store.prepare(retention_days).await {
@@ -194,7 +202,7 @@ impl MongoStore {
                 .keys(spec.keys.clone())
                 .options(o)
                 .build();
-            let coll = self.collection(spec.collection);
+            let coll = self.outbox(spec.collection);
             if let Err(e) = coll.create_index(model).await {
                 // 85/86: an index of that name exists with other options (a changed
                 // retention period): change its TTL in place.
@@ -421,7 +429,53 @@ impl Store for MongoStore {
             .delete_many(before)
             .await
             .map_err(store_error)?;
+        self.purge_events(cutoff).await?;
         Ok((sessions, gone.deleted_count))
+    }
+
+    async fn geofences(&self, site: Option<&str>) -> Result<Vec<Fence>, StoreError> {
+        self.geofences_of(site).await
+    }
+
+    async fn put_geofence(&self, fence: &Fence) -> Result<(), StoreError> {
+        self.put_fence(fence).await
+    }
+
+    async fn delete_geofence(&self, site: &str, id: &str) -> Result<bool, StoreError> {
+        self.delete_fence(site, id).await
+    }
+
+    async fn fence_events(&self, q: &FenceEventQuery) -> Result<Vec<FenceEvent>, StoreError> {
+        self.fence_events_of(q).await
+    }
+
+    async fn fence_states(&self) -> Result<Vec<DeviceFences>, StoreError> {
+        self.fence_states_all().await
+    }
+
+    async fn record_events(&self, batch: Arc<EventBatch>) -> Result<(), StoreError> {
+        self.record(&batch).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        webhook: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.due(webhook, now, limit).await
+    }
+
+    async fn update_deliveries(&self, done: Vec<Delivery>) -> Result<(), StoreError> {
+        self.update(done).await
+    }
+
+    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        self.list(q).await
+    }
+
+    async fn oldest_pending(&self, webhook: &str) -> Result<Option<i64>, StoreError> {
+        self.oldest(webhook).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
