@@ -22,6 +22,8 @@ pub struct App {
     /// Group commit for tracker positions.
     pub positions: crate::pipeline::positions::PositionPipeline,
     pub live: Arc<LiveHub>,
+    /// Geofences and webhook events.
+    pub outbound: Arc<crate::webhook::Outbound>,
     pub metrics: Arc<Metrics>,
     /// Fired when the server begins to shut down: sockets stop reading and say goodbye.
     pub shutdown: CancellationToken,

@@ -63,6 +63,7 @@ pub mod signals;
 pub mod site;
 pub mod store;
 pub mod tickets;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -108,12 +109,34 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(LiveHub::new(config.limits.live_viewer_buffer));
     store.start_feed(live.clone(), shutdown.clone());
+    let outbound = Arc::new(webhook::Outbound::new(
+        &config,
+        live.clone(),
+        metrics.clone(),
+    ));
+    let loaded = outbound.load(&*store).await;
     let (pipeline, positions, running) = pipeline::spawn(
         store.clone(),
         &config.pipeline,
         metrics.clone(),
         live.clone(),
+        outbound.clone(),
     );
+    let hooks_stop = CancellationToken::new();
+    let mut hook_tasks = webhook::spawn(
+        outbound.clone(),
+        store.clone(),
+        metrics.clone(),
+        hooks_stop.clone(),
+    );
+    if let Err(e) = loaded {
+        tracing::warn!(error = %e, "Geofences not loaded yet; trying again every 5 s.");
+        hook_tasks.push(tokio::spawn(webhook::load_later(
+            outbound.clone(),
+            store.clone(),
+            hooks_stop.clone(),
+        )));
+    }
     let limits = config.limits.clone();
     let key_limits = ratelimit::KeyLimits::new(
         config.sites.iter().map(|s| s.id.as_str()),
@@ -148,6 +171,7 @@ pub async fn serve(
         config,
         store,
         live,
+        outbound,
         metrics,
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
@@ -172,6 +196,11 @@ pub async fn serve(
         .drain()
         .await
         .map_err(|e| RunError::Pipeline(e.to_string()))?;
+    // Deliveries stop after the pipelines: what they recorded last is sent after a restart.
+    hooks_stop.cancel();
+    for t in hook_tasks {
+        let _ = t.await;
+    }
     tracing::info!("Stopped.");
     Ok(())
 }

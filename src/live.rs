@@ -6,7 +6,9 @@
 //! the buffer is told it lagged and is dropped, instead of growing the server's memory.
 //!
 //! Positions go on one more channel that every `/api/live` viewer subscribes to: each new
-//! position once it is durable, from the snippet and from tracker apps alike.
+//! position once it is durable, from the snippet and from tracker apps alike; geofence
+//! events go on another, once recorded (on MongoDB, only the server that evaluated them
+//! publishes them).
 //!
 //! The hub is the subscriber of the store's [`CommitFeed`]: the pipelines publish this
 //! server's commits into it, and a store shared by several servers can deliver theirs.
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
+use crate::geofence::FenceEvent;
 use crate::gps::Position;
 use crate::store::feed::CommitFeed;
 use crate::store::{ChunkWrite, CommitOutcome, StoredChunk};
@@ -27,6 +30,8 @@ pub struct LiveHub {
     sessions: Mutex<Followed>,
     capacity: usize,
     positions: broadcast::Sender<Arc<Position>>,
+    /// Geofence events, once recorded (this server's).
+    fence_events: broadcast::Sender<Arc<FenceEvent>>,
     /// A store-wide feed (MongoDB change streams) delivers instead of local commits.
     external: AtomicBool,
 }
@@ -37,6 +42,7 @@ impl LiveHub {
             sessions: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
             positions: broadcast::channel(capacity.max(1)).0,
+            fence_events: broadcast::channel(capacity.max(1)).0,
             external: AtomicBool::new(false),
         }
     }
@@ -61,6 +67,21 @@ impl LiveHub {
     /// Every new position from now on.
     pub fn subscribe_positions(&self) -> broadcast::Receiver<Arc<Position>> {
         self.positions.subscribe()
+    }
+
+    /// Every geofence event recorded from now on.
+    pub fn subscribe_fence_events(&self) -> broadcast::Receiver<Arc<FenceEvent>> {
+        self.fence_events.subscribe()
+    }
+
+    /// Sends recorded geofence events to the live map viewers (nothing when nobody watches).
+    pub fn publish_fence_events(&self, events: &[FenceEvent]) {
+        if self.fence_events.receiver_count() == 0 {
+            return;
+        }
+        for e in events {
+            let _ = self.fence_events.send(Arc::new(e.clone()));
+        }
     }
 
     /// Sends durable positions from a local commit to the live map viewers.

@@ -42,6 +42,14 @@ pub struct Metrics {
     /// Bytes read from sockets but not yet part of a whole request or message (set when
     /// scraped; bounded by `[limits] max_pending_bytes`).
     pub pending_bytes: Gauge,
+    /// Geofence events recorded, by type (`enter`, `exit`, `dwell`).
+    pub geofence_events: Family<[(&'static str, &'static str); 1], Counter>,
+    /// Events recorded for webhooks, by type (`session.start`, …).
+    pub webhook_events: Family<[(&'static str, String); 1], Counter>,
+    /// Delivery attempts by webhook and result (`delivered`, `retry`, `failed`).
+    pub webhook_deliveries: Family<[(&'static str, String); 2], Counter>,
+    /// Age of each webhook's oldest undelivered event, seconds (0: none).
+    pub webhook_oldest_pending: Family<[(&'static str, String); 1], Gauge>,
     /// Client batches waiting for the batcher (set when scraped).
     pub pipeline_queued: Gauge,
     /// Bytes accepted and not yet durable (set when scraped).
@@ -73,6 +81,10 @@ impl Metrics {
             viewers_dropped: Counter::default(),
             connections_closed: Family::default(),
             pending_bytes: Gauge::default(),
+            geofence_events: Family::default(),
+            webhook_events: Family::default(),
+            webhook_deliveries: Family::default(),
+            webhook_oldest_pending: Family::default(),
             pipeline_queued: Gauge::default(),
             pipeline_inflight_bytes: Gauge::default(),
             registry: Registry::default(),
@@ -162,7 +174,32 @@ impl Metrics {
             "Bytes read but not yet part of a whole request or message",
             m.pending_bytes.clone(),
         );
+        m.register_events(&mut registry);
         Metrics { registry, ..m }
+    }
+
+    /// Geofence and webhook metrics.
+    fn register_events(&self, registry: &mut Registry) {
+        registry.register(
+            "geofence_events",
+            "Geofence events recorded, by type",
+            self.geofence_events.clone(),
+        );
+        registry.register(
+            "webhook_events",
+            "Events recorded for webhooks, by type",
+            self.webhook_events.clone(),
+        );
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by webhook and result (delivered, retry, failed)",
+            self.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_oldest_pending_seconds",
+            "Age of each webhook's oldest undelivered event",
+            self.webhook_oldest_pending.clone(),
+        );
     }
 
     pub fn error(&self, code: &'static str) {

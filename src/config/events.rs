@@ -1,5 +1,5 @@
-//! `[geofence]` and `[[webhook]]`: how positions become enter, exit and dwell events, and
-//! which receivers hear about which events.
+//! `[geofence]`, `[events]` and `[[webhook]]`: how positions become enter, exit and dwell
+//! events, when sessions end and devices fall silent, and which receivers hear of what.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,26 @@ impl Default for GeofenceConfig {
             hysteresis_m: 25.0,
             max_accuracy_m: 250.0,
             max_per_site: 10_000,
+        }
+    }
+}
+
+/// `[events]`: when a session has ended and a device has gone silent.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Seconds after a session's socket closed without it coming back (a reload, a new
+    /// page) before `session.end`.
+    pub session_end_after_s: f64,
+    /// Seconds without a position before `device.silent` (once per silence).
+    pub device_silent_after_s: f64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            session_end_after_s: 30.0,
+            device_silent_after_s: 600.0,
         }
     }
 }

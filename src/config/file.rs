@@ -5,8 +5,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{
-    EmbeddedConfig, GeofenceConfig, GpsConfig, Limits, MapConfig, MongoConfig, PipelineConfig,
-    WebhookSpec,
+    EmbeddedConfig, EventsConfig, GeofenceConfig, GpsConfig, Limits, MapConfig, MongoConfig,
+    PipelineConfig, WebhookSpec,
 };
 use crate::error::ConfigError;
 use crate::site::Site;
@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub geofence: Option<GeofenceConfig>,
     #[serde(default)]
     pub webhook: Vec<WebhookSpec>,
+    #[serde(default)]
+    pub events: Option<EventsConfig>,
 }
 
 impl FileConfig {

@@ -20,7 +20,7 @@ mod gps;
 mod limits;
 
 pub use cli::{CompactArgs, ServeArgs};
-pub use events::{GeofenceConfig, WebhookSpec, EVENT_TYPES};
+pub use events::{EventsConfig, GeofenceConfig, WebhookSpec, EVENT_TYPES};
 pub use file::FileConfig;
 pub use gps::{GpsConfig, SpeedUnit};
 pub use limits::{EmbeddedConfig, Limits, MapConfig, MongoConfig, PipelineConfig};
@@ -92,6 +92,8 @@ pub struct Config {
     pub geofence: GeofenceConfig,
     /// `[[webhook]]`: receivers of events.
     pub webhooks: Vec<WebhookSpec>,
+    /// `[events]`: session ends and silent devices.
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -113,6 +115,7 @@ impl Config {
             trusted_proxies: Default::default(),
             geofence: GeofenceConfig::default(),
             webhooks: Vec::new(),
+            events: EventsConfig::default(),
         }
     }
 
@@ -168,6 +171,7 @@ impl Config {
                 trusted_proxies,
                 geofence: file.geofence.unwrap_or_default(),
                 webhooks: file.webhook,
+                events: file.events.unwrap_or_default(),
             },
             generated,
         ))

@@ -5,6 +5,7 @@
 pub mod assets;
 mod devices;
 mod filters;
+mod geofences;
 mod heatmap;
 mod ingest;
 mod ops;
@@ -145,6 +146,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     routes
         .into_iter()
         .chain(heatmaps(&app))
+        .chain(geofence_routes(&app))
         .chain(operators(&app))
         .chain(assets::routes(&app))
         .reduce(|acc, r| acc.or(r).unify().boxed())
@@ -173,6 +175,58 @@ fn heatmaps(app: &Arc<App>) -> Vec<Route> {
             .and(warp::get())
             .and(read())
             .then(heatmap::pages)
+            .map(respond)
+            .boxed(),
+    ]
+}
+
+/// Geofences, their events, and webhook deliveries.
+fn geofence_routes(app: &Arc<App>) -> Vec<Route> {
+    let read = || authorized(app.clone());
+    let body = || warp::body::content_length_limit(geofences::MAX_BODY).and(warp::body::bytes());
+    vec![
+        warp::path!("api" / "geofences")
+            .and(warp::get())
+            .and(read())
+            .then(geofences::list)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "geofences")
+            .and(warp::post())
+            .and(read())
+            .and(body())
+            .then(geofences::create)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "geofences" / "events")
+            .and(warp::get())
+            .and(read())
+            .then(geofences::events)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "geofences" / String)
+            .and(warp::put())
+            .and(read())
+            .and(body())
+            .then(geofences::update)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "geofences" / String)
+            .and(warp::delete())
+            .and(read())
+            .then(geofences::delete)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "webhooks")
+            .and(warp::get())
+            .and(read())
+            .then(geofences::webhooks)
+            .map(respond)
+            .boxed(),
+        warp::path!("api" / "webhooks" / "deliveries")
+            .and(warp::get())
+            .and(read())
+            .then(geofences::deliveries)
             .map(respond)
             .boxed(),
     ]

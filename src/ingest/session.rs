@@ -111,6 +111,7 @@ impl IngestSession {
             let acked = app.store.acked(&meta.site, &meta.sid).await;
             (acked.map_err(unavailable)?, 0)
         };
+        app.outbound.session_opened(&meta);
         Ok(IngestSession {
             dom: DomBudget {
                 enabled: site.dom,
@@ -197,6 +198,16 @@ impl IngestSession {
             return Err(IngestError::StoreUnavailable);
         }
         Ok(self.state.acked())
+    }
+}
+
+/// A session that sent something and closes may have ended: `session.end` follows unless
+/// it comes back within `[events] session_end_after_s`.
+impl Drop for IngestSession {
+    fn drop(&mut self) {
+        if self.submitted > 0 {
+            self.app.outbound.session_closed(&self.meta);
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use crate::config::PipelineConfig;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::store::{ChunkWrite, CommitOutcome, Store};
+use crate::webhook::Outbound;
 
 /// Pause after a failed commit, so a broken store is not hammered in a tight loop while its
 /// clients reconnect and resend.
@@ -32,6 +33,8 @@ pub struct Batcher {
     config: PipelineConfig,
     metrics: Arc<Metrics>,
     live: Arc<LiveHub>,
+    /// Geofence and webhook events, recorded before each group is committed.
+    outbound: Option<Arc<Outbound>>,
 }
 
 impl Batcher {
@@ -49,7 +52,14 @@ impl Batcher {
             config,
             metrics,
             live,
+            outbound: None,
         }
+    }
+
+    /// Records the events each group starts (geofences, webhooks) before committing it.
+    pub fn with_outbound(mut self, outbound: Arc<Outbound>) -> Self {
+        self.outbound = Some(outbound);
+        self
     }
 
     /// Runs until the queue closes, or until `drain` fires and the queue is empty.
@@ -116,10 +126,10 @@ impl Batcher {
         }
         let chunks = Arc::new(chunks);
         let started = Instant::now();
-        let result = if self.config.group_commit {
-            self.store.commit(chunks.clone()).await
-        } else {
-            self.commit_one_by_one(&chunks).await
+        let result = match self.record_events(&chunks).await {
+            Err(e) => Err(e),
+            Ok(()) if self.config.group_commit => self.store.commit(chunks.clone()).await,
+            Ok(()) => self.commit_one_by_one(&chunks).await,
         };
         let elapsed = started.elapsed();
         self.metrics.commit_seconds.observe(elapsed.as_secs_f64());
@@ -163,6 +173,19 @@ impl Batcher {
                 drop(guards);
                 tokio::time::sleep(FAILURE_BACKOFF).await;
             }
+        }
+    }
+
+    /// The group's events, durable before its data is: a crash between the two leaves
+    /// events whose batches the clients resend, and recording them again adds nothing.
+    async fn record_events(&self, chunks: &[ChunkWrite]) -> Result<(), crate::error::StoreError> {
+        match self
+            .outbound
+            .as_ref()
+            .and_then(|o| Some((o, o.for_chunks(chunks)?)))
+        {
+            Some((o, pending)) => o.record(&*self.store, pending).await,
+            None => Ok(()),
         }
     }
 

@@ -25,6 +25,7 @@ use crate::error::IngestError;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::store::{ChunkWrite, Store};
+use crate::webhook::Outbound;
 pub use ack::{AckGuard, AckState};
 pub use positions::PositionPipeline;
 
@@ -46,23 +47,27 @@ impl Running {
 }
 
 /// Starts the batcher and the position writer on `store`, with the queues `config` sizes;
-/// both publish what they commit to `live`. The returned senders are how sockets and
+/// both record the events `outbound` finds before they commit, and publish what they
+/// commit to `live`. The returned senders are how sockets and
 /// tracker requests submit; [`Running::drain`] ends it.
 pub fn spawn(
     store: Arc<dyn Store>,
     config: &PipelineConfig,
     metrics: Arc<Metrics>,
     live: Arc<LiveHub>,
+    outbound: Arc<Outbound>,
 ) -> (Pipeline, PositionPipeline, Running) {
     let drain = CancellationToken::new();
     let (tx, rx) = flume::bounded(config.queue_capacity.max(1));
-    let batcher = batcher::Batcher::new(rx, store.clone(), config.clone(), metrics, live.clone());
-    let (positions, writer) = positions::channel(
+    let batcher = batcher::Batcher::new(rx, store.clone(), config.clone(), metrics, live.clone())
+        .with_outbound(outbound.clone());
+    let (positions, mut writer) = positions::channel(
         config.position_queue_capacity,
         config.max_group_positions,
         store,
         live,
     );
+    writer.outbound = Some(outbound);
     let running = Running {
         batcher: tokio::spawn(batcher.run(drain.clone())),
         positions: tokio::spawn(writer.run(drain.clone())),

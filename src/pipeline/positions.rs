@@ -16,6 +16,7 @@ use crate::error::StoreError;
 use crate::gps::Position;
 use crate::live::LiveHub;
 use crate::store::Store;
+use crate::webhook::Outbound;
 
 struct Request {
     positions: Vec<Position>,
@@ -49,6 +50,8 @@ pub(super) struct PositionWriter {
     store: Arc<dyn Store>,
     live: Arc<LiveHub>,
     max_group: usize,
+    /// Geofence events, recorded before each group is committed.
+    pub(super) outbound: Option<Arc<Outbound>>,
 }
 
 pub(super) fn channel(
@@ -63,6 +66,7 @@ pub(super) fn channel(
         store,
         live,
         max_group: max_group.max(1),
+        outbound: None,
     };
     (PositionPipeline { tx }, writer)
 }
@@ -113,7 +117,19 @@ impl PositionWriter {
                 .flat_map(|r| std::mem::take(&mut r.positions))
                 .collect(),
         );
-        match self.store.commit_positions(all.clone()).await {
+        let recorded = match self
+            .outbound
+            .as_ref()
+            .and_then(|o| Some((o, o.for_positions(&all)?)))
+        {
+            Some((o, pending)) => o.record(&*self.store, pending).await,
+            None => Ok(()),
+        };
+        let result = match recorded {
+            Ok(()) => self.store.commit_positions(all.clone()).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(stored) => {
                 let mut rest = stored.as_slice();
                 for (r, n) in group.into_iter().zip(counts) {

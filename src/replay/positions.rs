@@ -1,5 +1,6 @@
 //! `GET /api/live` (WebSocket): every new position, of one site or all, once it is durable,
-//! as a JSON text frame shaped like a `/api/devices` entry. The live map subscribes here
+//! as a JSON text frame shaped like a `/api/devices` entry, and every geofence event as
+//! `{"geofence_event": …}` (shaped like a `/api/geofences/events` entry). The live map subscribes here
 //! before it loads `/api/devices`, so nothing between the two is missed.
 //!
 //! Viewers that fall more than the live buffer behind, or stop reading, are dropped with
@@ -19,6 +20,7 @@ pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>)
     app.metrics.live_viewers.inc();
     let (mut sink, mut incoming) = ws.split();
     let mut live = app.live.subscribe_positions();
+    let mut fences = app.live.subscribe_fence_events();
     let timeout = std::time::Duration::from_millis(app.config.limits.live_send_timeout_ms);
     let end: Option<ViewerClose> = loop {
         tokio::select! {
@@ -26,6 +28,25 @@ pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>)
                 Ok(p) if site.as_deref().is_some_and(|s| s != p.site) => {}
                 Ok(p) => {
                     let Ok(text) = serde_json::to_string(&*p) else { continue };
+                    match tokio::time::timeout(timeout, sink.send(Message::text(text))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => {
+                            app.metrics.viewers_dropped.inc();
+                            break None;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    app.metrics.viewers_dropped.inc();
+                    break Some(ViewerClose::TooSlow);
+                }
+                Err(broadcast::error::RecvError::Closed) => break Some(ViewerClose::FeedClosed),
+            },
+            r = fences.recv() => match r {
+                Ok(e) if site.as_deref().is_some_and(|s| s != e.site) => {}
+                Ok(e) => {
+                    let text = serde_json::json!({ "geofence_event": &*e }).to_string();
                     match tokio::time::timeout(timeout, sink.send(Message::text(text))).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => break None,

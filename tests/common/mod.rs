@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use spoor::config::{Config, StoreSpec};
 use spoor::error::StoreError;
+use spoor::geofence::{DeviceFences, Fence, FenceEvent, FenceEventQuery};
 use spoor::gps::Position;
+use spoor::outbox::{Delivery, DeliveryQuery, EventBatch};
 use spoor::site::Site;
 use spoor::store::embedded::EmbeddedStore;
 use spoor::store::{
@@ -437,6 +439,44 @@ impl Store for ControlledStore {
             return Err(StoreError::Unavailable("injected failure".into()));
         }
         self.inner.ping().await
+    }
+    async fn geofences(&self, site: Option<&str>) -> Result<Vec<Fence>, StoreError> {
+        self.inner.geofences(site).await
+    }
+    async fn put_geofence(&self, fence: &Fence) -> Result<(), StoreError> {
+        self.inner.put_geofence(fence).await
+    }
+    async fn delete_geofence(&self, site: &str, id: &str) -> Result<bool, StoreError> {
+        self.inner.delete_geofence(site, id).await
+    }
+    async fn fence_events(&self, q: &FenceEventQuery) -> Result<Vec<FenceEvent>, StoreError> {
+        self.inner.fence_events(q).await
+    }
+    async fn fence_states(&self) -> Result<Vec<DeviceFences>, StoreError> {
+        self.inner.fence_states().await
+    }
+    async fn record_events(&self, batch: Arc<EventBatch>) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected failure".into()));
+        }
+        self.inner.record_events(batch).await
+    }
+    async fn due_deliveries(
+        &self,
+        webhook: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.due_deliveries(webhook, now, limit).await
+    }
+    async fn update_deliveries(&self, done: Vec<Delivery>) -> Result<(), StoreError> {
+        self.inner.update_deliveries(done).await
+    }
+    async fn deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.deliveries(q).await
+    }
+    async fn oldest_pending(&self, webhook: &str) -> Result<Option<i64>, StoreError> {
+        self.inner.oldest_pending(webhook).await
     }
 }
 
