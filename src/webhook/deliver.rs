@@ -131,11 +131,19 @@ pub async fn run(
             if in_flight.len() >= limit || !in_flight.insert(d.event.clone()) {
                 continue;
             }
-            tokio::time::sleep_until(next_start).await;
-            next_start = tokio::time::Instant::now() + gap;
-            let Ok(permit) = permits.clone().acquire_owned().await else {
+            // A slow receiver holds its permits until its timeout: shutdown must not wait.
+            let permit = tokio::select! {
+                p = async {
+                    tokio::time::sleep_until(next_start).await;
+                    permits.clone().acquire_owned().await.ok()
+                } => p,
+                _ = shutdown.cancelled() => None,
+            };
+            let Some(permit) = permit else {
+                in_flight.remove(&d.event);
                 break;
             };
+            next_start = tokio::time::Instant::now() + gap;
             let (hook, tx) = (hook.clone(), tx.clone());
             tokio::spawn(async move {
                 let outcome = attempt(&hook, &d).await;

@@ -2,6 +2,8 @@
 //! store wrapper that can be made to block or fail.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -71,6 +73,17 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// A server another process runs at `addr` (for its HTTP helpers only).
+    pub fn remote(addr: SocketAddr) -> TestServer {
+        TestServer {
+            addr,
+            shutdown: CancellationToken::new(),
+            handle: tokio::spawn(async { Ok(()) }),
+            dir: PathBuf::new(),
+            _tmp: None,
+        }
+    }
+
     pub async fn start() -> TestServer {
         Self::start_with(|_| {}).await
     }
