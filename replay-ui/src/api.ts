@@ -21,8 +21,10 @@ export function setToken(t: string | null): void {
   else localStorage.removeItem(KEY);
 }
 
-async function call(path: string, method = 'GET'): Promise<Response> {
-  const r = await fetch(path, { method, headers: { authorization: `Bearer ${token() || ''}` } });
+async function call(path: string, method = 'GET', body?: unknown): Promise<Response> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token() || ''}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (r.status === 401) throw new Unauthorized();
   if (!r.ok) {
     // The server's errors are `{"error": code, "message": …}`: show the message. A token
@@ -36,6 +38,13 @@ async function call(path: string, method = 'GET'): Promise<Response> {
 
 export async function json<T>(path: string): Promise<T> {
   return (await call(path)).json();
+}
+
+/** Sends `body` as JSON (`POST`, `PUT`) and returns the answer's JSON; `DELETE` without a
+ * body returns nothing. Errors carry the server's message. */
+export async function send<T>(path: string, method: string, body?: unknown): Promise<T | null> {
+  const r = await call(path, method, body);
+  return r.status === 204 ? null : r.json();
 }
 
 /** Saves what `path` answers as a file (the browser's download), with the token sent as a

@@ -1,7 +1,9 @@
 // The location dashboard at `/map`: live device markers (clustered), a device list with last
 // seen and speed, a chosen device's track for a time range (or a day) with its stays, the
 // day's timeline of trips and stays (pick a trip to draw it, read its summary and replay it),
-// route replay at 1–60× over the real time gaps with a follow camera, and a speed chart.
+// route replay at 1–60× over the real time gaps with a follow camera, and a speed chart;
+// geofences drawn, named and deleted on the map, and their events live and per device
+// (`fences.ts`).
 //
 // The map never depends on the internet: a grid and Natural Earth's borders and coastlines
 // (`basemap.ts`, served by spoor) are drawn beneath the tiles, so tracks and markers stay
@@ -16,6 +18,7 @@ import { addBasemap, TILE_PANE } from './basemap';
 import { ago, Clock, downsample, Fix, isStale, matchesSearch, positionAt } from './route';
 import { SpeedChart } from './speed';
 import { Entry, entries, Stay, timelineItems, Trip, tripSummary } from './timeline';
+import { eventLine, FenceEvent, Fences } from './fences';
 
 const root = document.getElementById('app')!;
 const meta = document.querySelector('meta[name="spoor-tiles"]');
@@ -115,11 +118,16 @@ async function start(): Promise<void> {
 }
 
 let onLive: (p: Fix) => void = () => {};
+let onFence: (e: FenceEvent) => void = () => {};
 
 async function openLive(early: (p: Fix) => void): Promise<WebSocket> {
   const ws = await openSocket('/api/live', { site: site || '' });
   onLive = early;
-  ws.onmessage = (m) => onLive(JSON.parse(m.data));
+  ws.onmessage = (m) => {
+    const v = JSON.parse(m.data);
+    if (v.geofence_event) onFence(v.geofence_event);
+    else onLive(v);
+  };
   return ws;
 }
 
@@ -153,6 +161,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
   const dayPick = h('div', { class: 'day-range', hidden: true }, dayInput);
   const timeline = h('ol', { class: 'day-timeline' });
   const timelineBox = h('div', { class: 'timeline-box', hidden: true }, h('h3', {}, 'Timeline'), timeline);
+  const deviceEvents = h('ol', { class: 'device-fence-events' });
   const chart = new SpeedChart(300, 90);
   chart.el.hidden = true;
   const playBtn = h('button', { type: 'button', class: 'play', disabled: true }, 'Play');
@@ -180,6 +189,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       dayPick,
       trackInfo,
       timelineBox,
+      deviceEvents,
       h('div', { class: 'replay' }, playBtn, ' ', h('label', {}, 'Speed ', speed), ' ',
         h('label', {}, follow, ' follow')),
       slider,
@@ -206,6 +216,11 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
       })
       .addTo(map);
   } else tileNote.hidden = false;
+
+  // Geofences are a site's: the page's `?site=`, else the site of the devices shown.
+  const fences = new Fences(map, () => site || devices.values().next().value?.fix.site || '');
+  panel.insertBefore(fences.el, status);
+  onFence = (e) => fences.live(e);
 
   const cluster = L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false });
   map.addLayer(cluster);
@@ -303,6 +318,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     clock = null;
     track = shown = [];
     timeline.replaceChildren();
+    deviceEvents.replaceChildren();
     timelineBox.hidden = chart.el.hidden = true;
   }
 
@@ -372,10 +388,12 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     const siteId = devices.get(did)?.fix.site || site;
     let loaded: Fix[];
     let day: { trips: Trip[]; stays: Stay[] };
+    let crossed: FenceEvent[];
     try {
-      [loaded, day] = await Promise.all([
+      [loaded, day, crossed] = await Promise.all([
         loadTrack(siteId, did, since, until),
         json<{ trips: Trip[]; stays: Stay[] }>(`/api/devices/${encodeURIComponent(did)}/trips?${q({ since, until }, siteId)}`),
+        fences.forDevice(did, since, until),
       ]);
     } catch (e) {
       trackInfo.textContent = `${did}: ${e}`;
@@ -384,6 +402,12 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
     clearTrack();
     track = loaded;
     trackLayer = L.layerGroup().addTo(map);
+    deviceEvents.replaceChildren(...crossed.map((e) => eventLine(e, false)));
+    for (const e of crossed) {
+      const m = L.circleMarker([e.lat, e.lon], { radius: 5, color: '#fff', weight: 2, fillOpacity: 1, fillColor: e.type === 'exit' ? '#b3261e' : '#2e7d32', className: `fence-event-marker ${e.type}` });
+      m.bindTooltip(eventLine(e, false));
+      trackLayer.addLayer(m);
+    }
     gpxBtn.hidden = track.length === 0;
     if (track.length === 0) {
       trackInfo.textContent = `${did}: no positions in this range.`;
@@ -473,6 +497,7 @@ function dashboard(initial: Fix[], pending: Fix[], ws: WebSocket): void {
 
   for (const d of initial) upsert(d);
   for (const d of pending) upsert(d);
+  void fences.load();
   onLive = (p) => {
     upsert(p);
     if (p.did === selected && trackLayer && clock && !clock.playing && p.ts > clock.end && shown === track) {

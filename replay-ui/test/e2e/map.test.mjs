@@ -262,3 +262,85 @@ test("a page's device links to its recorded sessions", async () => {
   assert.deepEqual(await p.$$eval('tr[data-sid]', (rows) => rows.map((r) => r.dataset.sid)), ['map_sess_walk']);
   await ctx.close();
 });
+
+test('geofences are drawn on the map, named, renamed and deleted, and a crossing shows live', async () => {
+  const api = async (path, init = {}) => {
+    const r = await fetch(`${spoor.base}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...(init.headers || {}) } });
+    return r.status === 204 ? null : r.json();
+  };
+  const fences = async () => (await api('/api/geofences?site=e2e')).geofences;
+  const ctx = await chrome.newContext({ viewport: { width: 1280, height: 800 } });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  await p.goto(`${spoor.base}/map?site=e2e&token=${TOKEN}`);
+  await p.waitForSelector('li[data-did="courier-7"]');
+  await p.waitForSelector('.fences-box');
+  await p.waitForTimeout(800);
+  const box = await p.$eval('#map', (m) => { const r = m.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  const cx = box.x + box.w / 2, cy = box.y + box.h / 2;
+
+  // A circle: its centre, then its edge, then its name.
+  await p.click('button.draw-circle');
+  assert.match(await p.textContent('.fence-hint'), /centre/);
+  await p.mouse.click(cx, cy);
+  await p.mouse.move(cx + 40, cy);
+  await p.mouse.click(cx + 70, cy);
+  await p.fill('input[name=fence-name]', 'Depot <b>north</b>');
+  await p.click('.fence-form button[type=submit]');
+  await p.waitForSelector('ul.fences li .fence-name');
+  let all = await fences();
+  assert.equal(all.length, 1);
+  assert.ok(all[0].circle.radius_m > 0, JSON.stringify(all[0]));
+  assert.equal(all[0].name, 'Depot <b>north</b>');
+  assert.equal(await p.textContent('ul.fences li .fence-name'), 'Depot <b>north</b>', 'a name is text, never HTML');
+  assert.equal(await p.$$eval('ul.fences b', (b) => b.length), 0);
+  await waitFor('the circle on the map', () => p.$$eval('path.geofence', (l) => l.length === 1));
+
+  // A polygon: three corners, then Finish.
+  await p.click('button.draw-polygon');
+  await p.mouse.click(cx - 200, cy - 150);
+  await p.mouse.click(cx - 100, cy - 150);
+  await p.mouse.click(cx - 150, cy - 80);
+  await p.click('button.finish');
+  await p.fill('input[name=fence-name]', 'Yard');
+  await p.click('.fence-form button[type=submit]');
+  await waitFor('two fences listed', () => p.$$eval('ul.fences li', (l) => l.length === 2));
+  all = await fences();
+  const yard = all.find((f) => f.name === 'Yard');
+  assert.equal(yard.polygon.length, 3);
+  await waitFor('both on the map', () => p.$$eval('path.geofence', (l) => l.length === 2));
+
+  // Renamed in place.
+  await p.click(`li[data-fence="${yard.id}"] button.rename`);
+  await p.fill('input[name=rename]', 'Yard north');
+  await p.click('.rename-form button[type=submit]');
+  await waitFor('the new name', async () => (await fences()).some((f) => f.name === 'Yard north'));
+  await waitFor('listed', async () => /Yard north/.test(await p.textContent('ul.fences')));
+
+  // A van drives into the circle: its enter shows live, on the map and in the list.
+  const depot = (await fences()).find((f) => f.circle);
+  const { lat, lon, radius_m } = depot.circle;
+  const away = lat + (radius_m * 3) / 111_195;
+  const now = Date.now();
+  await osmand({ id: 'van-fence', lat: away, lon, timestamp: now - 20_000 });
+  await osmand({ id: 'van-fence', lat, lon, timestamp: now - 10_000 });
+  await p.waitForSelector('.fence-events li.enter');
+  assert.match(await p.textContent('.fence-events li.enter'), /van-fence entered Depot <b>north<\/b>/);
+  await waitFor('its marker', () => p.$$eval('path.fence-event-marker.enter', (m) => m.length >= 1));
+  const events = (await api('/api/geofences/events?site=e2e&did=van-fence')).events;
+  assert.deepEqual(events.map((e) => [e.type, e.geofence]), [['enter', depot.id]]);
+  // The device's own timeline lists it too.
+  await p.click('li[data-did="van-fence"]');
+  await waitFor('the device events', async () => /entered Depot/.test(await p.textContent('.device-fence-events')));
+  await p.waitForTimeout(600);
+  await p.screenshot({ path: shots + 'map-geofences.png' });
+
+  // Deleted after a confirmation.
+  p.once('dialog', (d) => void d.accept());
+  await p.click(`li[data-fence="${yard.id}"] button.delete`);
+  await waitFor('one fence left', async () => (await fences()).length === 1);
+  await waitFor('one on the map', () => p.$$eval('path.geofence', (l) => l.length === 1));
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
