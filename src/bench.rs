@@ -63,6 +63,22 @@ pub struct BenchArgs {
     /// (0: none). The site must have `dom = true`.
     #[arg(long, default_value_t = 0)]
     pub dom_bytes: usize,
+    /// One GPS fix (kind 8) in every batch, in place of its first event, somewhere in a
+    /// 10 × 10 km area around 52.5 N 13.4 E (for geofence benchmarks).
+    #[arg(long)]
+    pub gps: bool,
+}
+
+/// The events of payload `i`: realistic rows, with a GPS fix first if asked.
+fn payload_events(args: &BenchArgs, i: usize) -> Vec<serde_json::Value> {
+    let mut rows = realistic_events(args.batch_events, i as u64 + 1, args.dom_bytes);
+    if args.gps && !rows.is_empty() {
+        let mut r = Rng(i as u64 * 7919 + 17);
+        let dt = rows[0].get(1).cloned().unwrap_or(json!(0));
+        let (lat, lon) = (52.455 + r.unit() * 0.09, 13.325 + r.unit() * 0.15);
+        rows[0] = json!([8, dt, lat, lon, 5 + r.below(20)]);
+    }
+    rows
 }
 
 /// The last line of output.
@@ -197,24 +213,10 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         .map_err(|e| BenchError::Url(e.to_string()))?;
     let payloads = Arc::new(Payloads {
         packed: (0..PAYLOADS)
-            .map(|i| {
-                rmp_serde::to_vec(&realistic_events(
-                    args.batch_events,
-                    i as u64 + 1,
-                    args.dom_bytes,
-                ))
-                .unwrap_or_default()
-            })
+            .map(|i| rmp_serde::to_vec(&payload_events(&args, i)).unwrap_or_default())
             .collect(),
         json: (0..PAYLOADS)
-            .map(|i| {
-                serde_json::to_string(&realistic_events(
-                    args.batch_events,
-                    i as u64 + 1,
-                    args.dom_bytes,
-                ))
-                .unwrap_or_default()
-            })
+            .map(|i| serde_json::to_string(&payload_events(&args, i)).unwrap_or_default())
             .collect(),
     });
     let started = Instant::now();

@@ -535,3 +535,127 @@ async fn an_event_recorded_before_a_sigkill_is_delivered_after_the_restart_with_
     spoor.kill().unwrap();
     spoor.wait().unwrap();
 }
+
+#[tokio::test]
+async fn sessions_start_rage_and_end_and_silent_devices_are_told() {
+    let rx = Receiver::start(0, OK).await;
+    let url = rx.url();
+    let s = TestServer::start_with(|c| {
+        c.webhooks = vec![hook(
+            &url,
+            &[
+                "session.start",
+                "session.rage_click",
+                "session.end",
+                "device.silent",
+            ],
+        )];
+        c.events.session_end_after_s = 1.0;
+        c.events.device_silent_after_s = 2.0;
+    })
+    .await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_hooked_01").await;
+    let rage = json!([
+        [2, 0, 500, 100, 0, "#ok", "OK"],
+        [2, 2000, 50, 60, 0, "#pay", "Pay"],
+        [2, 2100, 52, 61, 0, "#pay", "Pay"],
+        [2, 2200, 51, 59, 0, "#pay", "Pay"],
+        [2, 2300, 50, 60, 0, "#pay", "Pay"]
+    ]);
+    ws.send(pack(&common::batch(0, rage))).await.unwrap();
+    common::await_ack(&mut ws, 0).await;
+    // Reconnecting within the grace period is the same session going on: no end yet.
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ws = s.connect(KEY).await;
+    open(&mut ws, "sess_hooked_01").await;
+    ws.send(pack(&common::batch(1, common::moves(1))))
+        .await
+        .unwrap();
+    common::await_ack(&mut ws, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        rx.all().iter().all(|g| g.kind() != "session.end"),
+        "still open: no end"
+    );
+    ws.close(None).await.unwrap();
+    drop(ws);
+    // A tracker that reports once and then falls silent.
+    report(&s, "trailer", 5000.0, common::now_ms() / 1000, 10.0).await;
+
+    let got = rx
+        .wait(Duration::from_secs(15), |g| {
+            [
+                "session.start",
+                "session.rage_click",
+                "session.end",
+                "device.silent",
+            ]
+            .iter()
+            .all(|k| g.iter().any(|x| x.kind() == *k))
+        })
+        .await;
+    let one = |k: &str| {
+        let all: Vec<&common::receiver::Got> = got.iter().filter(|g| g.kind() == k).collect();
+        assert_eq!(all.len(), 1, "one {k}: {all:#?}");
+        all[0].json["data"].clone()
+    };
+    assert_eq!(one("session.start")["sid"], "sess_hooked_01");
+    assert_eq!(one("session.start")["url"], "https://shop.example/");
+    let rage = one("session.rage_click");
+    assert_eq!(
+        (rage["sid"].as_str(), rage["bursts"].as_u64()),
+        (Some("sess_hooked_01"), Some(1))
+    );
+    let end = one("session.end");
+    assert_eq!(end["sid"], "sess_hooked_01");
+    assert_eq!(
+        end["session"]["clicks"], 6,
+        "the summary as stored: 5 clicks, then 1"
+    );
+    let silent = one("device.silent");
+    assert_eq!(silent["did"], "trailer");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rx.all().len(), 4, "a silence is told once");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_crossing_while_the_store_fails_is_evaluated_again_on_the_resend() {
+    let rx = Receiver::start(0, OK).await;
+    let url = rx.url();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = common::ControlledStore::open(tmp.path());
+    let s = TestServer::start_in(
+        tmp.path(),
+        |c| c.webhooks = vec![hook(&url, &["geofence.enter"])],
+        Some(store.clone()),
+    )
+    .await;
+    depot(&s).await;
+    let t0 = common::now_ms() / 1000 - 60;
+    report(&s, "van", 400.0, t0, 5.0).await;
+    store.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let inside = format!(
+        "/v1/osmand?key={KEY}&id=van&lat={}&lon=13.4&timestamp={}&accuracy=5",
+        52.5 + 20.0 * DEG_PER_M,
+        t0 + 5
+    );
+    let (status, _, _) = http(s.addr, "GET", &inside, &[], Bytes::new()).await;
+    assert_eq!(status, 503, "not stored, not acked");
+    let none = s.get_json("/api/geofences/events?site=test").await;
+    assert_eq!(none["events"], json!([]), "no event without its fix");
+    store.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    // The app sends the same fix again: the enter is made now, once.
+    let (status, _, _) = http(s.addr, "GET", &inside, &[], Bytes::new()).await;
+    assert_eq!(status, 200);
+    let got = rx.wait(common::WAIT, |g| !g.is_empty()).await;
+    assert_eq!(got[0].kind(), "geofence.enter");
+    assert_eq!(got[0].json["ts"], (t0 + 5) * 1000);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.all().len(), 1);
+    let ev = s.get_json("/api/geofences/events?site=test&did=van").await;
+    assert_eq!(ev["events"].as_array().unwrap().len(), 1);
+    s.stop().await;
+}

@@ -89,13 +89,14 @@ impl Evaluation {
     }
 }
 
-type DeviceKey = (String, String);
+/// Presences by site, then device: looked up by `&str`, allocating only for a new device.
+type Devices = HashMap<String, HashMap<String, DeviceFences>>;
 
 pub struct Engine {
     rules: Rules,
     sites: RwLock<Arc<HashMap<String, Arc<SiteFences>>>>,
-    devices: Mutex<HashMap<DeviceKey, DeviceFences>>,
-    /// Devices remembered at most; past it, those in no fence are forgotten.
+    devices: Mutex<Devices>,
+    /// Devices remembered per site at most; past it, those in no fence are forgotten.
     max_devices: usize,
 }
 
@@ -132,7 +133,10 @@ impl Engine {
         }
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         for s in states {
-            devices.insert((s.site.clone(), s.did.clone()), s);
+            devices
+                .entry(s.site.clone())
+                .or_default()
+                .insert(s.did.clone(), s);
         }
     }
 
@@ -158,17 +162,26 @@ impl Engine {
         }
         fixes.sort_by(|a, b| (a.site, a.did, a.ts).cmp(&(b.site, b.did, b.ts)));
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let mut remembered = 0;
         for same in fixes.chunk_by(|a, b| (a.site, a.did) == (b.site, b.did)) {
             let (site, did) = (same[0].site, same[0].did);
             let fences = &sites[site];
-            let state = devices
-                .entry((site.to_owned(), did.to_owned()))
-                .or_insert_with(|| DeviceFences {
-                    site: site.to_owned(),
-                    did: did.to_owned(),
-                    ..Default::default()
-                });
-            let before = state.clone();
+            let of_site = match devices.get_mut(site) {
+                Some(m) => m,
+                None => devices.entry(site.to_owned()).or_default(),
+            };
+            let state = match of_site.get_mut(did) {
+                Some(s) => s,
+                None => of_site
+                    .entry(did.to_owned())
+                    .or_insert_with(|| DeviceFences {
+                        site: site.to_owned(),
+                        did: did.to_owned(),
+                        ..Default::default()
+                    }),
+            };
+            // What rollback needs; a device in no fence allocates nothing here.
+            let (last_ts, inside) = (state.last_ts, state.inside.clone());
             let mut changed = false;
             for f in same {
                 let entered = fences.containing(f.lat, f.lon);
@@ -188,11 +201,19 @@ impl Engine {
             }
             if changed {
                 out.states.push(state.clone());
-                out.prior.push(before);
+                out.prior.push(DeviceFences {
+                    site: site.to_owned(),
+                    did: did.to_owned(),
+                    last_ts,
+                    inside,
+                });
             }
+            remembered = remembered.max(of_site.len());
         }
-        if devices.len() > self.max_devices {
-            devices.retain(|_, d| !d.inside.is_empty());
+        if remembered > self.max_devices {
+            for m in devices.values_mut() {
+                m.retain(|_, d| !d.inside.is_empty());
+            }
         }
         out
     }
@@ -201,7 +222,10 @@ impl Engine {
     pub fn rollback(&self, evaluation: Evaluation) {
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         for d in evaluation.prior {
-            devices.insert((d.site.clone(), d.did.clone()), d);
+            devices
+                .entry(d.site.clone())
+                .or_default()
+                .insert(d.did.clone(), d);
         }
     }
 }

@@ -126,11 +126,26 @@ impl Batcher {
         }
         let chunks = Arc::new(chunks);
         let started = Instant::now();
-        let result = match self.record_events(&chunks).await {
-            Err(e) => Err(e),
-            Ok(()) if self.config.group_commit => self.store.commit(chunks.clone()).await,
-            Ok(()) => self.commit_one_by_one(&chunks).await,
+        let pending = self.outbound.as_ref().and_then(|o| o.for_chunks(&chunks));
+        let result = match &pending {
+            Some(p) if self.config.group_commit => {
+                self.store
+                    .commit_with_events(chunks.clone(), p.batch())
+                    .await
+            }
+            Some(p) => match self.store.record_events(p.batch()).await {
+                Ok(()) => self.commit_one_by_one(&chunks).await,
+                Err(e) => Err(e),
+            },
+            None if self.config.group_commit => self.store.commit(chunks.clone()).await,
+            None => self.commit_one_by_one(&chunks).await,
         };
+        if let (Some(o), Some(p)) = (&self.outbound, pending) {
+            match result {
+                Ok(_) => o.committed(p),
+                Err(_) => o.failed(p),
+            }
+        }
         let elapsed = started.elapsed();
         self.metrics.commit_seconds.observe(elapsed.as_secs_f64());
         self.metrics.group_batches.observe(chunks.len() as f64);
@@ -173,19 +188,6 @@ impl Batcher {
                 drop(guards);
                 tokio::time::sleep(FAILURE_BACKOFF).await;
             }
-        }
-    }
-
-    /// The group's events, durable before its data is: a crash between the two leaves
-    /// events whose batches the clients resend, and recording them again adds nothing.
-    async fn record_events(&self, chunks: &[ChunkWrite]) -> Result<(), crate::error::StoreError> {
-        match self
-            .outbound
-            .as_ref()
-            .and_then(|o| Some((o, o.for_chunks(chunks)?)))
-        {
-            Some((o, pending)) => o.record(&*self.store, pending).await,
-            None => Ok(()),
         }
     }
 

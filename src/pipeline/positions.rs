@@ -117,18 +117,21 @@ impl PositionWriter {
                 .flat_map(|r| std::mem::take(&mut r.positions))
                 .collect(),
         );
-        let recorded = match self
-            .outbound
-            .as_ref()
-            .and_then(|o| Some((o, o.for_positions(&all)?)))
-        {
-            Some((o, pending)) => o.record(&*self.store, pending).await,
-            None => Ok(()),
+        let pending = self.outbound.as_ref().and_then(|o| o.for_positions(&all));
+        let result = match &pending {
+            Some(p) => {
+                self.store
+                    .commit_positions_with_events(all.clone(), p.batch())
+                    .await
+            }
+            None => self.store.commit_positions(all.clone()).await,
         };
-        let result = match recorded {
-            Ok(()) => self.store.commit_positions(all.clone()).await,
-            Err(e) => Err(e),
-        };
+        if let (Some(o), Some(p)) = (&self.outbound, pending) {
+            match &result {
+                Ok(_) => o.committed(p),
+                Err(_) => o.failed(p),
+            }
+        }
         match result {
             Ok(stored) => {
                 let mut rest = stored.as_slice();

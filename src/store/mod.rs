@@ -264,6 +264,27 @@ pub trait Store: Send + Sync + 'static {
         Err(no_events())
     }
 
+    /// [`Store::commit`] with the events the group started: durable no later than the
+    /// chunks (one transaction where the store has them; by default recorded first).
+    async fn commit_with_events(
+        &self,
+        chunks: Arc<Vec<ChunkWrite>>,
+        events: Arc<EventBatch>,
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.record_events(events).await?;
+        self.commit(chunks).await
+    }
+
+    /// [`Store::commit_positions`] with the events the positions started, likewise.
+    async fn commit_positions_with_events(
+        &self,
+        positions: Arc<Vec<Position>>,
+        events: Arc<EventBatch>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.record_events(events).await?;
+        self.commit_positions(positions).await
+    }
+
     /// Up to `limit` pending deliveries of a webhook due at `now`, the earliest due first.
     async fn due_deliveries(
         &self,

@@ -1,8 +1,9 @@
 //! What a commit group tells the outside world, decided before its data is acked: the
 //! geofence events its positions make, and the webhook events it starts (`session.start`,
-//! `session.rage_click`). They are recorded durably first (ids derived from what happened,
-//! so recording again adds nothing), then the group is committed and acked. If recording
-//! fails the group fails too, the presences are rolled back, and the resend evaluates again.
+//! `session.rage_click`). They are stored with the group (in its transaction on the embedded
+//! store, just before its chunks on MongoDB; ids derived from what happened, so storing
+//! again adds nothing), and only then is the group acked. If the group fails, the presences
+//! are rolled back and the resend evaluates again.
 //!
 //! Ends and silences have no commit of their own: `session.end` follows a socket closed
 //! without coming back within `session_end_after_s`, `device.silent` a device without a
@@ -30,8 +31,15 @@ const MAX_WATCHED: usize = 1_000_000;
 
 /// Events decided for a group, not yet recorded.
 pub struct Pending {
-    batch: EventBatch,
+    batch: Arc<EventBatch>,
     evaluation: Evaluation,
+}
+
+impl Pending {
+    /// What to store with the group.
+    pub fn batch(&self) -> Arc<EventBatch> {
+        self.batch.clone()
+    }
 }
 
 type SessionKey = (Arc<str>, Arc<str>);
@@ -137,7 +145,10 @@ impl Outbound {
             deliveries,
             states: evaluation.states.clone(),
         };
-        (!batch.is_empty()).then_some(Pending { batch, evaluation })
+        (!batch.is_empty()).then(|| Pending {
+            batch: Arc::new(batch),
+            evaluation,
+        })
     }
 
     /// What a group of client batches starts.
@@ -213,16 +224,14 @@ impl Outbound {
         self.finish(evaluation, Vec::new(), now)
     }
 
-    /// Records the events durably; on failure puts the presences back.
-    pub async fn record(&self, store: &dyn Store, pending: Pending) -> Result<(), StoreError> {
-        let Pending { batch, evaluation } = pending;
-        let batch = Arc::new(batch);
-        if let Err(e) = store.record_events(batch.clone()).await {
-            self.engine.rollback(evaluation);
-            return Err(e);
-        }
-        self.recorded(&batch);
-        Ok(())
+    /// The group and its events are durable: count them, show them live, wake the workers.
+    pub fn committed(&self, pending: Pending) {
+        self.recorded(&pending.batch);
+    }
+
+    /// The group failed: its presences are put back, so its resend evaluates again.
+    pub fn failed(&self, pending: Pending) {
+        self.engine.rollback(pending.evaluation);
     }
 
     fn recorded(&self, batch: &EventBatch) {

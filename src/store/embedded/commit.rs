@@ -1,8 +1,9 @@
-//! Writes: a group of chunks with their sessions, list index, heat records, layouts and
-//! positions in one transaction; tracker positions likewise.
+//! Writes: a group of chunks with their sessions, list index, heat records, layouts,
+//! positions and the events they started in one transaction; tracker positions likewise.
 
 use super::*;
 use crate::heat::HeatDelta;
+use crate::outbox::EventBatch;
 
 /// A session touched by a commit group: its summary, and its index key before the group.
 pub(super) struct Touched {
@@ -13,8 +14,12 @@ pub(super) struct Touched {
 pub(super) fn commit_group(
     db: &Database,
     chunks: &[ChunkWrite],
+    events: Option<&EventBatch>,
 ) -> Result<Vec<CommitOutcome>, StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
+    if let Some(events) = events {
+        super::outbox::write_events(&txn, events)?;
+    }
     let mut stored = Vec::with_capacity(chunks.len());
     let mut touched: HashMap<(&str, &str), Touched> = HashMap::new();
     // The group's heat additions, per site: each record is then read and written once.
@@ -151,8 +156,12 @@ pub(super) fn save_latest(
 pub(super) fn commit_positions(
     db: &Database,
     positions: &[Position],
+    events: Option<&EventBatch>,
 ) -> Result<Vec<bool>, StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
+    if let Some(events) = events {
+        super::outbox::write_events(&txn, events)?;
+    }
     let mut stored = Vec::with_capacity(positions.len());
     {
         let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;

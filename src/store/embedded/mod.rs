@@ -160,7 +160,8 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn commit(&self, chunks: Arc<Vec<ChunkWrite>>) -> Result<Vec<CommitOutcome>, StoreError> {
-        self.blocking(move |db| commit_group(db, &chunks)).await
+        self.blocking(move |db| commit_group(db, &chunks, None))
+            .await
     }
 
     async fn acked(&self, site: &str, sid: &str) -> Result<i64, StoreError> {
@@ -241,7 +242,7 @@ impl Store for EmbeddedStore {
         &self,
         positions: Arc<Vec<Position>>,
     ) -> Result<Vec<bool>, StoreError> {
-        self.blocking(move |db| commit_positions(db, &positions))
+        self.blocking(move |db| commit_positions(db, &positions, None))
             .await
     }
 
@@ -347,6 +348,24 @@ impl Store for EmbeddedStore {
 
     async fn fence_states(&self) -> Result<Vec<DeviceFences>, StoreError> {
         self.blocking(outbox::fence_states).await
+    }
+
+    async fn commit_with_events(
+        &self,
+        chunks: Arc<Vec<ChunkWrite>>,
+        events: Arc<EventBatch>,
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.blocking(move |db| commit_group(db, &chunks, Some(&events)))
+            .await
+    }
+
+    async fn commit_positions_with_events(
+        &self,
+        positions: Arc<Vec<Position>>,
+        events: Arc<EventBatch>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.blocking(move |db| commit_positions(db, &positions, Some(&events)))
+            .await
     }
 
     async fn record_events(&self, batch: Arc<EventBatch>) -> Result<(), StoreError> {

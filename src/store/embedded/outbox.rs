@@ -138,6 +138,13 @@ pub(super) fn fence_states(db: &Database) -> Result<Vec<DeviceFences>, StoreErro
 
 pub(super) fn record_events(db: &Database, batch: &EventBatch) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(unavailable)?;
+    write_events(&txn, batch)?;
+    txn.commit().map_err(unavailable)
+}
+
+/// Writes a group's events, deliveries and presences into `txn` (the group's own commit, or
+/// one of their own); what is stored already (by id) is left as it is.
+pub(super) fn write_events(txn: &WriteTransaction, batch: &EventBatch) -> Result<(), StoreError> {
     {
         let mut events = txn.open_table(FENCE_EVENTS).map_err(unavailable)?;
         let mut by_device = txn
@@ -176,7 +183,7 @@ pub(super) fn record_events(db: &Database, batch: &EventBatch) -> Result<(), Sto
             }
         }
     }
-    txn.commit().map_err(unavailable)
+    Ok(())
 }
 
 pub(super) fn due_deliveries(
@@ -203,8 +210,13 @@ pub(super) fn due_deliveries(
     Ok(out)
 }
 
+/// Not fsynced: the next durable commit (the next group) makes it durable. A crash before
+/// that sends those deliveries again, which at-least-once allows; an fsync per result would
+/// take the writer from ingest as often as receivers answer.
 pub(super) fn update_deliveries(db: &Database, done: &[Delivery]) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    txn.set_durability(redb::Durability::None)
+        .map_err(unavailable)?;
     {
         let mut rows = txn.open_table(DELIVERIES).map_err(unavailable)?;
         let mut due = txn.open_table(DELIVERIES_DUE).map_err(unavailable)?;
