@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Geofences at ingest: the cost of evaluating a position against 1,000 fences
-# (examples/geofence_eval.rs), then snippet ingest with a GPS fix in every batch, run
-# alternately without fences and webhooks, and with 1,000 fences and one webhook (a local
-# receiver answering 204) that wants every geofence event and session.start.
+# (examples/geofence_eval.rs), then snippet ingest with a GPS fix in every batch (each session
+# drives a 2.5 km circle through the fences, ~15 m a batch), run alternately with no fences,
+# with 1,000 fences, and with 1,000 fences and one webhook (a local Python receiver answering
+# 204, its CPU reported) that wants every geofence event and session.start.
 #
 #   bench/geofences.sh            (DURATION=10 RUNS=2 by default)
 set -euo pipefail
@@ -42,7 +43,7 @@ one() { # label, extra toml
   RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
   server=$!
   wait_port
-  if [ "$1" = fences ]; then
+  if [ "$1" != plain ]; then
     python3 - "$PORT" <<'PY'
 import json, math, random, sys, urllib.error, urllib.request
 random.seed(42)
@@ -66,24 +67,25 @@ for i in range(1000):
         sys.exit(f"fence {i}: {e.code} {e.read().decode()}")
 PY
   fi
-  local c0 out c1
-  c0=$(cpu_s "$server")
+  local c0 out c1 h0 h1
+  c0=$(cpu_s "$server"); h0=$(cpu_s "$hook")
   out=$(target/release/spoor bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --duration "$DURATION" \
         --connections 200 --batch-events 50 --interval-ms 0 --gps | tail -n 1)
-  c1=$(cpu_s "$server")
+  c1=$(cpu_s "$server"); h1=$(cpu_s "$hook")
   local events deliveries
   events=$(curl -s -H 'authorization: Bearer rt_bench' "http://127.0.0.1:$PORT/metrics" | awk '/^spoor_geofence_events_total/{s+=$2} END{print s+0}')
   deliveries=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^spoor_webhook_events_total/{s+=$2} END{print s+0}')
   kill "$server"; wait "$server" 2>/dev/null || true
-  python3 - "$1" "$out" "$c0" "$c1" "$events" "$deliveries" <<'PY'
+  python3 - "$1" "$out" "$c0" "$c1" "$events" "$deliveries" "$h0" "$h1" <<'PY'
 import json, sys
-name, out, c0, c1, ev, dl = sys.argv[1:]
+name, out, c0, c1, ev, dl, h0, h1 = sys.argv[1:]
 r = json.loads(out)
 cpu = float(c1) - float(c0)
 print(json.dumps({"run": name, "events_per_s": round(r["events_per_s"]), "ack_p50_ms": r["ack_p50_ms"],
                   "ack_p99_ms": r["ack_p99_ms"], "errors": r["errors"], "server_cpu_s": round(cpu, 2),
                   "cpu_s_per_M_events": round(cpu / max(r["acked_events"], 1) * 1e6, 3),
-                  "geofence_events": int(float(ev)), "webhook_events": int(float(dl))}))
+                  "geofence_events": int(float(ev)), "webhook_events": int(float(dl)),
+                  "receiver_cpu_s": round(float(h1) - float(h0), 2)}))
 PY
 }
 
@@ -96,5 +98,6 @@ concurrency = 16"
 echo "== snippet ingest, a GPS fix in every batch, 200 sessions, ${DURATION} s each"
 for _ in $(seq "$RUNS"); do
   one plain ""
-  one fences "$HOOK"
+  one fences ""
+  one fences+webhook "$HOOK"
 done

@@ -63,11 +63,14 @@ pub struct BenchArgs {
     /// (0: none). The site must have `dom = true`.
     #[arg(long, default_value_t = 0)]
     pub dom_bytes: usize,
-    /// One GPS fix (kind 8) in every batch, in place of its first event, somewhere in a
-    /// 10 × 10 km area around 52.5 N 13.4 E (for geofence benchmarks).
+    /// One GPS fix (kind 8) in every batch, in place of its first event: each session drives
+    /// a 2.5 km circle around 52.5 N 13.4 E, about 15 m a batch (for geofence benchmarks).
     #[arg(long)]
     pub gps: bool,
 }
+
+/// Payloads with a GPS fix: the points of the circle the sessions drive.
+const GPS_PAYLOADS: usize = 1024;
 
 /// The events of payload `i`: realistic rows, with a GPS fix first if asked.
 fn payload_events(args: &BenchArgs, i: usize) -> Vec<serde_json::Value> {
@@ -75,7 +78,9 @@ fn payload_events(args: &BenchArgs, i: usize) -> Vec<serde_json::Value> {
     if args.gps && !rows.is_empty() {
         let mut r = Rng(i as u64 * 7919 + 17);
         let dt = rows[0].get(1).cloned().unwrap_or(json!(0));
-        let (lat, lon) = (52.455 + r.unit() * 0.09, 13.325 + r.unit() * 0.15);
+        // Sessions take payloads in turn: payload i is point i of the circle.
+        let a = i as f64 / GPS_PAYLOADS as f64 * std::f64::consts::TAU;
+        let (lat, lon) = (52.5 + 0.0225 * a.sin(), 13.4 + 0.0368 * a.cos());
         rows[0] = json!([8, dt, lat, lon, 5 + r.below(20)]);
     }
     rows
@@ -211,11 +216,12 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     url.as_str()
         .into_client_request()
         .map_err(|e| BenchError::Url(e.to_string()))?;
+    let payload_count = if args.gps { GPS_PAYLOADS } else { PAYLOADS };
     let payloads = Arc::new(Payloads {
-        packed: (0..PAYLOADS)
+        packed: (0..payload_count)
             .map(|i| rmp_serde::to_vec(&payload_events(&args, i)).unwrap_or_default())
             .collect(),
-        json: (0..PAYLOADS)
+        json: (0..payload_count)
             .map(|i| serde_json::to_string(&payload_events(&args, i)).unwrap_or_default())
             .collect(),
     });
@@ -335,7 +341,7 @@ async fn session(
         if args.interval_ms == 0 && can_send {
             // As fast as acks allow: fill the window, flush once.
             while inflight.len() < args.max_inflight {
-                let k = (next_seq as usize + i) % PAYLOADS;
+                let k = (next_seq as usize + i) % payloads.packed.len();
                 let t0 = t0_base + started.elapsed().as_millis() as i64;
                 let json_ev = args.json.then(|| payloads.json[k].as_str());
                 if sink
@@ -357,7 +363,7 @@ async fn session(
         tokio::select! {
             _ = tick.tick(), if args.interval_ms > 0 && sending => {
                 if inflight.len() < args.max_inflight {
-                    let k = (next_seq as usize + i) % PAYLOADS;
+                    let k = (next_seq as usize + i) % payloads.packed.len();
                     let t0 = t0_base + started.elapsed().as_millis() as i64;
                     let json_ev = args.json.then(|| payloads.json[k].as_str());
                     if sink.send(encode_batch(next_seq, t0, &payloads.packed[k], json_ev)).await.is_err() {

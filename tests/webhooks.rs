@@ -455,17 +455,16 @@ async fn webhooks_that_cannot_work_are_refused_at_start() {
     }
 }
 
-/// `spoor serve` on `dir` and `port`, with one webhook to `hook_url`.
-fn spoor_process(dir: &std::path::Path, port: u16, hook_url: &str) -> std::process::Child {
+/// `spoor serve` on `store` and `port`, with one webhook to `hook_url`.
+fn spoor_process(dir: &std::path::Path, store: &str, port: u16, hook_url: &str) -> std::process::Child {
     let cfg = dir.join("spoor.toml");
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"embedded:{}\"\nread_token = \"{TOKEN}\"\n\
+            "listen = \"127.0.0.1:{port}\"\nstore = \"{store}\"\nread_token = \"{TOKEN}\"\n\
              [[site]]\nid = \"test\"\nwrite_key = \"{KEY}\"\n\
              [[webhook]]\nurl = \"{hook_url}\"\nevents = [\"geofence.enter\"]\nsecret = \"{SECRET}\"\n\
              timeout_s = 600\n",
-            dir.join("data").display()
         ),
     )
     .unwrap();
@@ -492,10 +491,35 @@ async fn until_up(addr: std::net::SocketAddr) {
 #[tokio::test]
 async fn an_event_recorded_before_a_sigkill_is_delivered_after_the_restart_with_the_same_id() {
     let tmp = tempfile::tempdir().unwrap();
+    let store = format!("embedded:{}", tmp.path().join("data").display());
+    sigkill_before_delivery(tmp.path(), &store).await;
+}
+
+#[tokio::test]
+async fn on_mongodb_an_event_recorded_before_a_sigkill_is_delivered_after_the_restart() {
+    use std::io::Write;
+    let Ok(uri) = std::env::var("SPOOR_TEST_MONGODB_URI") else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: webhooks on MongoDB (set SPOOR_TEST_MONGODB_URI)"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("spoor_hooks_{}", std::process::id());
+    let store = format!("{}/{db}", uri.trim_end_matches('/'));
+    sigkill_before_delivery(tmp.path(), &store).await;
+    let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    client.database(&db).drop().await.unwrap();
+}
+
+/// A crossing's enter is recorded and in flight to a receiver that holds it; spoor is
+/// SIGKILLed, restarted, and delivers the same event.
+async fn sigkill_before_delivery(dir: &std::path::Path, store: &str) {
     let rx = Receiver::start(0, HANG).await;
     let port = common::free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut spoor = spoor_process(tmp.path(), port, &rx.url());
+    let mut spoor = spoor_process(dir, store, port, &rx.url());
     until_up(addr).await;
     let server = TestServer::remote(addr);
     depot(&server).await;
@@ -509,7 +533,7 @@ async fn an_event_recorded_before_a_sigkill_is_delivered_after_the_restart_with_
     spoor.wait().unwrap();
 
     rx.set(OK);
-    let mut spoor = spoor_process(tmp.path(), port, &rx.url());
+    let mut spoor = spoor_process(dir, store, port, &rx.url());
     until_up(addr).await;
     let again = rx.wait(Duration::from_secs(20), |g| g.len() >= 2).await;
     assert_eq!(again[1].id(), first.id(), "the same event, by id");
