@@ -456,7 +456,12 @@ async fn webhooks_that_cannot_work_are_refused_at_start() {
 }
 
 /// `spoor serve` on `store` and `port`, with one webhook to `hook_url`.
-fn spoor_process(dir: &std::path::Path, store: &str, port: u16, hook_url: &str) -> std::process::Child {
+fn spoor_process(
+    dir: &std::path::Path,
+    store: &str,
+    port: u16,
+    hook_url: &str,
+) -> std::process::Child {
     let cfg = dir.join("spoor.toml");
     std::fs::write(
         &cfg,

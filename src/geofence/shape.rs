@@ -142,19 +142,24 @@ impl Prepared {
         }
     }
 
+    /// A position on a polygon's plane (metres from its first vertex); circles have none.
+    fn on_plane(&self, lat: f64, lon: f64) -> Point {
+        match &self.geometry {
+            Geometry::Polygon { lat0, lon0, kx, .. } => {
+                Point::from(project(*lat0, *lon0, *kx, lat, lon))
+            }
+            Geometry::Circle { .. } => Point::new(lon, lat),
+        }
+    }
+
     /// Metres from the position to the fence's boundary: negative inside, positive outside.
     pub fn signed_distance(&self, lat: f64, lon: f64) -> f64 {
         match &self.geometry {
             Geometry::Circle { centre, radius_m } => {
                 Haversine.distance(*centre, Point::new(lon, lat)) - radius_m
             }
-            Geometry::Polygon {
-                lat0,
-                lon0,
-                kx,
-                plane,
-            } => {
-                let p = Point::from(project(*lat0, *lon0, *kx, lat, lon));
+            Geometry::Polygon { plane, .. } => {
+                let p = self.on_plane(lat, lon);
                 let d = Euclidean.distance(&p, plane.exterior());
                 if plane.contains(&p) {
                     -d
@@ -170,13 +175,8 @@ impl Prepared {
     pub fn contains(&self, lat: f64, lon: f64) -> bool {
         match &self.geometry {
             Geometry::Circle { .. } => self.signed_distance(lat, lon) <= 0.0,
-            Geometry::Polygon {
-                lat0,
-                lon0,
-                kx,
-                plane,
-            } => {
-                let p = Point::from(project(*lat0, *lon0, *kx, lat, lon));
+            Geometry::Polygon { plane, .. } => {
+                let p = self.on_plane(lat, lon);
                 plane.contains(&p) || Euclidean.distance(&p, plane.exterior()) == 0.0
             }
         }

@@ -16,6 +16,21 @@ use crate::app::App;
 use crate::error::ViewerClose;
 use crate::net::ws::WsStream;
 
+/// Sends one text frame; `false` if the viewer is gone or stopped reading (counted).
+async fn send<S>(sink: &mut S, text: String, timeout: std::time::Duration, app: &App) -> bool
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(timeout, sink.send(Message::text(text))).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            app.metrics.viewers_dropped.inc();
+            false
+        }
+    }
+}
+
 pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>) {
     app.metrics.live_viewers.inc();
     let (mut sink, mut incoming) = ws.split();
@@ -28,13 +43,8 @@ pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>)
                 Ok(p) if site.as_deref().is_some_and(|s| s != p.site) => {}
                 Ok(p) => {
                     let Ok(text) = serde_json::to_string(&*p) else { continue };
-                    match tokio::time::timeout(timeout, sink.send(Message::text(text))).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => break None,
-                        Err(_) => {
-                            app.metrics.viewers_dropped.inc();
-                            break None;
-                        }
+                    if !send(&mut sink, text, timeout, &app).await {
+                        break None;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -47,13 +57,8 @@ pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>)
                 Ok(e) if site.as_deref().is_some_and(|s| s != e.site) => {}
                 Ok(e) => {
                     let text = serde_json::json!({ "geofence_event": &*e }).to_string();
-                    match tokio::time::timeout(timeout, sink.send(Message::text(text))).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => break None,
-                        Err(_) => {
-                            app.metrics.viewers_dropped.inc();
-                            break None;
-                        }
+                    if !send(&mut sink, text, timeout, &app).await {
+                        break None;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {

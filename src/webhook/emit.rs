@@ -139,11 +139,13 @@ impl Outbound {
         mut deliveries: Vec<Delivery>,
         now: i64,
     ) -> Option<Pending> {
+        let mut evaluation = evaluation;
         self.fence_deliveries(&evaluation.events, now, &mut deliveries);
+        // What is stored moves into the batch; the evaluation keeps what rollback needs.
         let batch = EventBatch {
-            fence_events: evaluation.events.clone(),
+            fence_events: std::mem::take(&mut evaluation.events),
             deliveries,
-            states: evaluation.states.clone(),
+            states: std::mem::take(&mut evaluation.states),
         };
         (!batch.is_empty()).then(|| Pending {
             batch: Arc::new(batch),
