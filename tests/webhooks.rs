@@ -512,7 +512,17 @@ async fn on_mongodb_an_event_recorded_before_a_sigkill_is_delivered_after_the_re
     };
     let tmp = tempfile::tempdir().unwrap();
     let db = format!("spoor_hooks_{}", std::process::id());
-    let store = format!("{}/{db}", uri.trim_end_matches('/'));
+    // The URI names a server (and perhaps a database and options): this test's database.
+    let (base, query) = uri.split_once('?').unwrap_or((uri.as_str(), ""));
+    let hosts = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[hosts..].find('/') {
+        Some(j) => &base[..hosts + j],
+        None => base,
+    };
+    let store = match query {
+        "" => format!("{base}/{db}"),
+        q => format!("{base}/{db}?{q}"),
+    };
     sigkill_before_delivery(tmp.path(), &store).await;
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
     client.database(&db).drop().await.unwrap();
@@ -561,6 +571,28 @@ async fn sigkill_before_delivery(dir: &std::path::Path, store: &str) {
     let d = server.get_json("/api/webhooks/deliveries").await;
     assert_eq!(d["deliveries"][0]["state"], "delivered");
     assert_eq!(rx.all().len(), 2);
+    // It leaves; after another SIGKILL an old fix from inside is resent (an app that never
+    // heard its answer): it is stored once more as nothing, and enters nothing.
+    report(&server, "van", 400.0, t0 + 15, 5.0).await;
+    spoor.kill().unwrap();
+    spoor.wait().unwrap();
+    let mut spoor = spoor_process(dir, store, port, &rx.url());
+    until_up(addr).await;
+    report(&server, "van", 20.0, t0 + 5, 5.0).await;
+    // Had it counted, the van would be "inside" again and this would be a second exit.
+    report(&server, "van", 450.0, t0 + 20, 5.0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ev = server
+        .get_json("/api/geofences/events?site=test&did=van")
+        .await;
+    let kinds: Vec<&str> = ev["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["enter", "exit"]);
+    assert_eq!(rx.all().len(), 2, "no second enter delivered");
     spoor.kill().unwrap();
     spoor.wait().unwrap();
 }

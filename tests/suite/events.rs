@@ -180,18 +180,19 @@ pub fn geofences_events_and_deliveries(
         page.before = Some(other.id.clone());
         assert_eq!(s.deliveries(&page).await.unwrap().len(), 2, "enter's two");
 
-        // A presence that ended is removed.
+        // A device that left every fence keeps its newest time.
         let out = DeviceFences {
             inside: vec![],
+            last_ts: T + 90_000,
             ..inside
         };
         s.record_events(Arc::new(EventBatch {
-            states: vec![out],
+            states: vec![out.clone()],
             ..Default::default()
         }))
         .await
         .unwrap();
-        assert!(s.fence_states().await.unwrap().is_empty());
+        assert_eq!(s.fence_states().await.unwrap(), vec![out]);
 
         // Retention: events before the cutoff, finished deliveries created before it.
         s.purge_before(T + 45_000).await.unwrap();

@@ -4,7 +4,7 @@
 //! - `geofences`: (site, id) → the fence (JSON);
 //! - `fence_events`: (site, ts, id) → the event, and `fence_events_by_device`:
 //!   (site, did, ts, id) → the event, for the two ways they are read;
-//! - `fence_states`: (site, did) → the device's presences, removed when it is in none;
+//! - `fence_states`: (site, did) → the device's presences (kept, empty, once it is in none);
 //! - `deliveries`: (event id, webhook) → the delivery (MessagePack), newest event last;
 //! - `deliveries_due`: (webhook, next try, event id) → (), the pending ones in due order.
 
@@ -161,15 +161,13 @@ pub(super) fn write_events(txn: &WriteTransaction, batch: &EventBatch) -> Result
             }
         }
         let mut states = txn.open_table(FENCE_STATES).map_err(unavailable)?;
+        // A device that left every fence keeps its row (and its newest time), so a batch
+        // resent after a restart cannot enter it again with a fix from before it left.
         for s in &batch.states {
             let key = (s.site.as_str(), s.did.as_str());
-            if s.inside.is_empty() {
-                states.remove(key).map_err(unavailable)?;
-            } else {
-                states
-                    .insert(key, encode(s)?.as_slice())
-                    .map_err(unavailable)?;
-            }
+            states
+                .insert(key, encode(s)?.as_slice())
+                .map_err(unavailable)?;
         }
         let mut rows = txn.open_table(DELIVERIES).map_err(unavailable)?;
         let mut due = txn.open_table(DELIVERIES_DUE).map_err(unavailable)?;

@@ -155,19 +155,13 @@ impl MongoStore {
         insert_new(&self.outbox("webhook_deliveries"), deliveries).await?;
         let states = self.outbox("fence_states");
         for s in &batch.states {
+            // Kept when empty too: see the embedded store's `write_events`.
             let id = key(&s.site, &s.did);
-            if s.inside.is_empty() {
-                states
-                    .delete_one(doc! {"_id": &id})
-                    .await
-                    .map_err(store_error)?;
-            } else {
-                states
-                    .replace_one(doc! {"_id": &id}, doc! {"_id": &id, "j": json(s)?})
-                    .upsert(true)
-                    .await
-                    .map_err(store_error)?;
-            }
+            states
+                .replace_one(doc! {"_id": &id}, doc! {"_id": &id, "j": json(s)?})
+                .upsert(true)
+                .await
+                .map_err(store_error)?;
         }
         Ok(())
     }
