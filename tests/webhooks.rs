@@ -720,3 +720,35 @@ async fn a_crossing_while_the_store_fails_is_evaluated_again_on_the_resend() {
     assert_eq!(ev["events"].as_array().unwrap().len(), 1);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_device_that_stops_reporting_inside_still_dwells() {
+    let rx = Receiver::start(0, OK).await;
+    let url = rx.url();
+    let s = TestServer::start_with(|c| {
+        c.webhooks = vec![hook(&url, &["geofence.enter", "geofence.dwell"])];
+        c.geofence.dwell_after_s = 2.0;
+    })
+    .await;
+    depot(&s).await;
+    let now = common::now_ms() / 1000;
+    report(&s, "parked", 500.0, now - 1, 5.0).await;
+    report(&s, "parked", 10.0, now, 5.0).await;
+    // No more fixes: the dwell comes by the clock, once.
+    let got = rx.wait(Duration::from_secs(10), |g| g.len() >= 2).await;
+    let kinds: Vec<&str> = got.iter().map(|g| g.kind()).collect();
+    assert_eq!(kinds, ["geofence.enter", "geofence.dwell"]);
+    assert_eq!(
+        got[1].json["ts"],
+        now * 1000 + 2000,
+        "dated dwell_after_s after the enter"
+    );
+    assert_eq!(got[1].json["data"]["lat"], got[0].json["data"]["lat"]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rx.all().len(), 2);
+    let ev = s
+        .get_json("/api/geofences/events?site=test&did=parked")
+        .await;
+    assert_eq!(ev["events"].as_array().unwrap().len(), 2);
+    s.stop().await;
+}

@@ -218,6 +218,29 @@ impl Engine {
         out
     }
 
+    /// Dwells due by the clock at `now`, for devices inside a fence that stopped reporting.
+    pub fn dwells_due(&self, now: i64) -> Evaluation {
+        let mut out = Evaluation::default();
+        if self.rules.dwell_after_ms <= 0 {
+            return out;
+        }
+        let sites = self.sites();
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        for (site, of_site) in devices.iter_mut() {
+            let Some(fences) = sites.get(site) else {
+                continue;
+            };
+            for state in of_site.values_mut().filter(|d| !d.inside.is_empty()) {
+                let prior = state.clone();
+                if state.dwells_due(&self.rules, now, |id| fences.get(id), &mut out.events) {
+                    out.states.push(state.clone());
+                    out.prior.push(prior);
+                }
+            }
+        }
+        out
+    }
+
     /// Puts back the presences an evaluation changed, when its events could not be stored.
     pub fn rollback(&self, evaluation: Evaluation) {
         let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());

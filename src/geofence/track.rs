@@ -147,15 +147,46 @@ impl DeviceFences {
             events.push(self.event(FenceEventKind::Enter, f, p.since, p.lat, p.lon));
             changed = true;
         }
-        if p.confirmed
-            && !p.dwelt
-            && rules.dwell_after_ms > 0
-            && fix.ts - p.since >= rules.dwell_after_ms
-        {
-            p.dwelt = true;
-            events.push(self.event(FenceEventKind::Dwell, f, fix.ts, fix.lat, fix.lon));
-            changed = true;
+        changed | self.dwell(rules, p, f, fix.ts, events)
+    }
+
+    /// Sends a confirmed presence's dwell once `now` (a fix's time, or the clock for a device
+    /// that stopped reporting inside) is `dwell_after_ms` past the enter. The event is dated
+    /// at that moment and placed where the device entered, whichever way it came: the same
+    /// event, by id, either way.
+    fn dwell(
+        &self,
+        rules: &Rules,
+        p: &mut Presence,
+        f: &Prepared,
+        now: i64,
+        events: &mut Vec<FenceEvent>,
+    ) -> bool {
+        let at = p.since.saturating_add(rules.dwell_after_ms);
+        if !p.confirmed || p.dwelt || rules.dwell_after_ms <= 0 || now < at {
+            return false;
         }
+        p.dwelt = true;
+        events.push(self.event(FenceEventKind::Dwell, f, at, p.lat, p.lon));
+        true
+    }
+
+    /// Dwells that came due by the clock, for devices inside a fence that report no more.
+    pub fn dwells_due<'a>(
+        &mut self,
+        rules: &Rules,
+        now: i64,
+        fence: impl Fn(&str) -> Option<&'a Prepared>,
+        events: &mut Vec<FenceEvent>,
+    ) -> bool {
+        let mut inside = std::mem::take(&mut self.inside);
+        let mut changed = false;
+        for p in &mut inside {
+            if let Some(f) = fence(&p.fence) {
+                changed |= self.dwell(rules, p, f, now, events);
+            }
+        }
+        self.inside = inside;
         changed
     }
 
@@ -298,6 +329,35 @@ mod tests {
         assert_eq!(kinds(&events), ["enter", "dwell"]);
         assert_eq!(events[0].ts, 1_000_000);
         assert_eq!(events[1].ts, 1_005_000);
+    }
+
+    #[test]
+    fn a_silent_device_inside_dwells_by_the_clock_once() {
+        let f = depot();
+        let mut d = DeviceFences::default();
+        let mut events = vec![];
+        let inside = Fix {
+            lat: 0.0,
+            lon: 0.0,
+            ts: 10_000,
+            accuracy_m: None,
+        };
+        d.step(&RULES, inside, |_| Some(&f), &[&f], &mut events);
+        assert!(!d.dwells_due(&RULES, 69_999, |_| Some(&f), &mut events));
+        assert!(d.dwells_due(&RULES, 70_000, |_| Some(&f), &mut events));
+        assert!(!d.dwells_due(&RULES, 99_000, |_| Some(&f), &mut events));
+        assert_eq!(kinds(&events), ["enter", "dwell"]);
+        assert_eq!(events[1].ts, 70_000);
+        // The same dwell as a fix would have made: same id.
+        let mut by_fix = DeviceFences::default();
+        let mut again = vec![];
+        by_fix.step(&RULES, inside, |_| Some(&f), &[&f], &mut again);
+        let later = Fix {
+            ts: 80_000,
+            ..inside
+        };
+        by_fix.step(&RULES, later, |_| Some(&f), &[&f], &mut again);
+        assert_eq!(again[1].id, events[1].id);
     }
 
     #[test]

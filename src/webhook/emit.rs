@@ -5,9 +5,10 @@
 //! again adds nothing), and only then is the group acked. If the group fails, the presences
 //! are rolled back and the resend evaluates again.
 //!
-//! Ends and silences have no commit of their own: `session.end` follows a socket closed
-//! without coming back within `session_end_after_s`, `device.silent` a device without a
-//! position for `device_silent_after_s`. [`Outbound::sweep`] records both.
+//! Dwells of devices that stopped reporting inside a fence, ends and silences have no commit
+//! of their own: `session.end` follows a socket closed without coming back within
+//! `session_end_after_s`, `device.silent` a device without a position for
+//! `device_silent_after_s`. [`Outbound::sweep`] records them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -315,8 +316,18 @@ impl Outbound {
         );
     }
 
-    /// Records the sessions that ended and the devices that went silent by `now`.
+    /// Records the dwells that came due by the clock, the sessions that ended and the devices
+    /// that went silent by `now`.
     pub async fn sweep(&self, store: &dyn Store, now: i64) -> Result<(), StoreError> {
+        if let Some(pending) = self.finish(self.engine.dwells_due(now), Vec::new(), now) {
+            match store.record_events(pending.batch()).await {
+                Ok(()) => self.committed(pending),
+                Err(e) => {
+                    self.failed(pending);
+                    return Err(e);
+                }
+            }
+        }
         let ended: Vec<(i64, Arc<SessionMeta>)> = {
             let mut ending = self.ending.lock().unwrap_or_else(|p| p.into_inner());
             let done: Vec<_> = ending

@@ -26,7 +26,7 @@ pub use emit::{Outbound, Pending};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// How often ended sessions and silent devices are looked for.
+/// How often dwells due by the clock, ended sessions and silent devices are looked for.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts a delivery worker per webhook and the sweeper; they stop at `shutdown`.
@@ -48,8 +48,7 @@ pub fn spawn(
             ))
         })
         .collect();
-    if !outbound.hooks().is_empty() {
-        tasks.push(tokio::spawn(async move {
+    tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             loop {
                 tokio::select! {
@@ -57,11 +56,10 @@ pub fn spawn(
                     _ = shutdown.cancelled() => break,
                 }
                 if let Err(e) = outbound.sweep(&*store, crate::clock::now_ms()).await {
-                    tracing::warn!(error = %e, "Recording ended sessions and silent devices failed.");
+                    tracing::warn!(error = %e, "Recording dwells, ended sessions and silent devices failed.");
                 }
             }
-        }));
-    }
+    }));
     tasks
 }
 
