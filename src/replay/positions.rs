@@ -31,47 +31,59 @@ where
     }
 }
 
+/// What the viewer's loop does next.
+enum Next {
+    Send(String),
+    Skip,
+    End(Option<ViewerClose>),
+}
+
+/// One item of a live feed: sent as `text` makes it if it is of the viewer's site.
+fn item<T>(
+    r: Result<Arc<T>, broadcast::error::RecvError>,
+    site: Option<&str>,
+    site_of: impl Fn(&T) -> &str,
+    text: impl Fn(&T) -> Option<String>,
+    app: &App,
+) -> Next {
+    match r {
+        Ok(x) if site.is_some_and(|s| s != site_of(&x)) => Next::Skip,
+        Ok(x) => text(&x).map_or(Next::Skip, Next::Send),
+        Err(broadcast::error::RecvError::Lagged(_)) => {
+            app.metrics.viewers_dropped.inc();
+            Next::End(Some(ViewerClose::TooSlow))
+        }
+        Err(broadcast::error::RecvError::Closed) => Next::End(Some(ViewerClose::FeedClosed)),
+    }
+}
+
 pub async fn follow_positions(ws: WsStream, app: Arc<App>, site: Option<String>) {
     app.metrics.live_viewers.inc();
     let (mut sink, mut incoming) = ws.split();
     let mut live = app.live.subscribe_positions();
     let mut fences = app.live.subscribe_fence_events();
     let timeout = std::time::Duration::from_millis(app.config.limits.live_send_timeout_ms);
+    let site = site.as_deref();
     let end: Option<ViewerClose> = loop {
-        tokio::select! {
-            r = live.recv() => match r {
-                Ok(p) if site.as_deref().is_some_and(|s| s != p.site) => {}
-                Ok(p) => {
-                    let Ok(text) = serde_json::to_string(&*p) else { continue };
-                    if !send(&mut sink, text, timeout, &app).await {
-                        break None;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    app.metrics.viewers_dropped.inc();
-                    break Some(ViewerClose::TooSlow);
-                }
-                Err(broadcast::error::RecvError::Closed) => break Some(ViewerClose::FeedClosed),
-            },
-            r = fences.recv() => match r {
-                Ok(e) if site.as_deref().is_some_and(|s| s != e.site) => {}
-                Ok(e) => {
-                    let text = serde_json::json!({ "geofence_event": &*e }).to_string();
-                    if !send(&mut sink, text, timeout, &app).await {
-                        break None;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    app.metrics.viewers_dropped.inc();
-                    break Some(ViewerClose::TooSlow);
-                }
-                Err(broadcast::error::RecvError::Closed) => break Some(ViewerClose::FeedClosed),
-            },
+        let next = tokio::select! {
+            r = live.recv() => item(r, site, |p| &p.site, |p| serde_json::to_string(p).ok(), &app),
+            r = fences.recv() => item(r, site, |e| &e.site, |e| {
+                Some(serde_json::json!({ "geofence_event": e }).to_string())
+            }, &app),
             msg = incoming.next() => match msg {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
-                Some(Ok(_)) => {}
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Next::End(None),
+                Some(Ok(_)) => Next::Skip,
             },
-            _ = app.shutdown.cancelled() => break Some(ViewerClose::ShuttingDown),
+            _ = app.shutdown.cancelled() => Next::End(Some(ViewerClose::ShuttingDown)),
+        };
+        match next {
+            Next::Send(text) => {
+                if !send(&mut sink, text, timeout, &app).await {
+                    break None;
+                }
+            }
+            Next::Skip => {}
+            Next::End(why) => break why,
         }
     };
     if let Some(why) = end {

@@ -91,7 +91,7 @@ impl Outbound {
         let states = store.fence_states().await?;
         tracing::info!(
             fences = fences.len(),
-            devices_inside = states.len(),
+            devices = states.len(),
             "Geofences loaded."
         );
         self.engine.load(fences, states);
