@@ -111,7 +111,7 @@ impl OutEvent {
 
 /// What one commit group records besides its data, in one durable write: geofence events
 /// (per device), deliveries (per webhook), and the presences that changed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EventBatch {
     pub fence_events: Vec<FenceEvent>,
     pub deliveries: Vec<Delivery>,

@@ -16,9 +16,15 @@ const IN_FLIGHT: u64 = 32;
 const KILLS: usize = 8;
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .unwrap();
     command(dir, port)
+        .env("RUST_LOG", "error,spoor::store=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -132,6 +138,13 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
     assert_eq!(summary.batches, BATCHES, "no batch counted twice");
     assert_eq!(summary.events, 2 * BATCHES);
     assert_eq!(summary.acked, BATCHES as i64 - 1);
+    // The kills landed between checkpoints: the log's records were applied again at start.
+    let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap();
+    assert!(
+        log.contains("Applied the log records beyond the last checkpoint"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
 }
 
 #[tokio::test]

@@ -63,6 +63,10 @@ impl Class {
         self as u8
     }
 
+    pub fn from_code(code: u8) -> Option<Class> {
+        Class::ALL.get(usize::from(code)).copied()
+    }
+
     pub fn parse(s: &str) -> Option<Class> {
         match s {
             "mobile" => Some(Class::Mobile),
@@ -95,6 +99,12 @@ pub enum Kind {
 impl Kind {
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Kind> {
+        [Kind::Cells, Kind::Scroll, Kind::Elements]
+            .get(usize::from(code))
+            .copied()
     }
 }
 

@@ -48,6 +48,55 @@ pub fn chunk_of(seq: u64, bytes: usize) -> ChunkWrite {
     }
 }
 
+/// Chunks of two sessions carrying everything a store derives from a batch (pages, clicks
+/// and a rage burst, a scroll, a layout, a GPS fix, an identify), made as ingest makes them.
+pub fn rich_group() -> Vec<ChunkWrite> {
+    let limits = crate::config::Limits::default();
+    let t0 = crate::clock::now_ms();
+    let mut out = Vec::new();
+    for (sid, batches) in [("s_rich_a", 2u64), ("s_rich_b", 1)] {
+        let hello = Hello {
+            sid: sid.into(),
+            url: Some("https://shop.example/p/1".into()),
+            vw: Some(1280.0),
+            vh: Some(720.0),
+            ..Hello::default()
+        };
+        let meta = Arc::new(SessionMeta {
+            site: "shop".into(),
+            sid: sid.into(),
+            hello: hello.clone(),
+            ua: Some("Mozilla/5.0".into()),
+        });
+        let rules = Arc::new(crate::heat::UrlRules::default());
+        let mut walker = crate::signals::SignalWalker::new(&hello, rules);
+        for seq in 0..batches {
+            let json = format!(
+                r##"{{"t":"batch","seq":{seq},"t0":{t0},"ev":[[0,0,"https://shop.example/p/{seq}"],
+                [10,5,1280,3000,[[0,0,0,1280,100]]],[2,10,100,100,0,"#buy"],[2,20,101,100,0,"#buy"],
+                [2,30,100,101,0,"#buy"],[3,40,0,1280],[8,50,52.5,13.4,10],
+                [9,60,"identify",{{"did":"v_1"}}]]}}"##
+            );
+            let crate::protocol::ClientFrame::Batch(b) =
+                crate::protocol::decode_json(json.as_bytes(), &limits, t0).expect("a valid batch")
+            else {
+                panic!("a batch");
+            };
+            let signals = walker.observe(b.t0, &b.stats, &b.ev);
+            out.push(ChunkWrite {
+                meta: meta.clone(),
+                seq,
+                t0: b.t0,
+                rx: t0 + 5,
+                ev: b.ev,
+                stats: b.stats,
+                signals,
+            });
+        }
+    }
+    out
+}
+
 /// Records the seqs of each committed group (and positions per commit); reads find nothing.
 #[derive(Default)]
 pub struct RecordingStore {

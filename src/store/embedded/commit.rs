@@ -1,6 +1,12 @@
 //! Writes: a group of chunks with their sessions, list index, heat records, layouts,
-//! positions and the events they started in one transaction; tracker positions likewise.
+//! positions and the events they started; tracker positions likewise; chunks moved into the
+//! log. Each is appended to the log (`log.rs`) and applied to redb in one transaction that is
+//! committed without an fsync: the log's `fdatasync` is what makes the group durable, and the
+//! same `apply_*` functions run again for the records a crash left unapplied (`recover.rs`).
 
+use redb::WriteTransaction;
+
+use super::redo::Moved;
 use super::*;
 use crate::heat::HeatDelta;
 use crate::outbox::EventBatch;
@@ -11,21 +17,101 @@ pub(super) struct Touched {
     old_order: Option<u64>,
 }
 
+/// Where a chunk's bytes are: (segment, offset, length).
+pub(super) type Place = (u64, u64, u32);
+
+/// Appends `record` (built with 8 bytes of framing in front) to the log and applies it with
+/// `apply(txn, segment, record start)`, as one: if either fails, neither stays.
+pub(super) fn logged<T>(
+    inner: &Inner,
+    mut record: Vec<u8>,
+    apply: impl FnOnce(&WriteTransaction, u64, u64) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    log::frame(&mut record);
+    let mut log = inner
+        .log
+        .lock()
+        .map_err(|_| unavailable("the log lock is poisoned"))?;
+    let (seg, start) = log.place(record.len() - log::FRAME as usize)?;
+    let db = inner.db()?;
+    let applied = (|| {
+        let mut txn = db.begin_write().map_err(unavailable)?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(unavailable)?;
+        let out = apply(&txn, seg, start)?;
+        set_applied(&txn, (seg, start + record.len() as u64))?;
+        Ok((txn, out))
+    })();
+    let (txn, out) = match applied {
+        Ok(t) => t,
+        Err(e) => {
+            drop(log);
+            inner.check_failure();
+            return Err(e);
+        }
+    };
+    log.append(&record)?;
+    if let Err(e) = txn.commit() {
+        log.undo(start);
+        drop(log);
+        inner.check_failure();
+        return Err(unavailable(e));
+    }
+    inner.note_change();
+    Ok(out)
+}
+
+/// Records that the log is applied up to (segment, offset), in the transaction that applies it.
+pub(super) fn set_applied(txn: &WriteTransaction, at: (u64, u64)) -> Result<(), StoreError> {
+    let mut t = txn.open_table(LOG_STATE).map_err(unavailable)?;
+    t.insert("applied", at).map_err(unavailable)?;
+    Ok(())
+}
+
+/// Adds `delta` bytes (or takes them away) from a segment's count of live chunk bytes.
+fn add_live(txn: &WriteTransaction, seg: u64, delta: i64) -> Result<(), StoreError> {
+    if delta == 0 {
+        return Ok(());
+    }
+    let mut t = txn.open_table(SEGMENTS).map_err(unavailable)?;
+    let now = t.get(seg).map_err(unavailable)?.map_or(0, |v| v.value());
+    t.insert(seg, now.saturating_add_signed(delta))
+        .map_err(unavailable)?;
+    Ok(())
+}
+
 pub(super) fn commit_group(
-    db: &Database,
+    inner: &Inner,
     chunks: &[ChunkWrite],
     events: Option<&EventBatch>,
 ) -> Result<Vec<CommitOutcome>, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let (record, blobs) = redo::group_record(chunks, events)?;
+    logged(inner, record, |txn, seg, start| {
+        let places: Vec<Place> = blobs
+            .iter()
+            .map(|&(at, len)| (seg, start + at, len))
+            .collect();
+        apply_group(txn, chunks, &places, events)
+    })
+}
+
+/// Applies a group whose chunk bytes are at `places`.
+pub(super) fn apply_group(
+    txn: &WriteTransaction,
+    chunks: &[ChunkWrite],
+    places: &[Place],
+    events: Option<&EventBatch>,
+) -> Result<Vec<CommitOutcome>, StoreError> {
     if let Some(events) = events {
-        super::outbox::write_events(&txn, events)?;
+        super::outbox::write_events(txn, events)?;
     }
+    let mut live = 0i64;
     let mut stored = Vec::with_capacity(chunks.len());
     let mut touched: HashMap<(&str, &str), Touched> = HashMap::new();
     // The group's heat additions, per site: each record is then read and written once.
     let mut heat: HashMap<&str, HeatDelta> = HashMap::new();
     {
-        let mut chunk_t = txn.open_table(CHUNKS).map_err(unavailable)?;
+        let mut chunk_t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
         let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
         let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
         let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
@@ -33,16 +119,13 @@ pub(super) fn commit_group(
         let mut layout_t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
         let mut devices: HashMap<(&str, &str), Position> = HashMap::new();
 
-        for c in chunks {
+        for (c, &place) in chunks.iter().zip(places) {
             let (site, sid) = (&*c.meta.site, &*c.meta.sid);
             let key = (site, sid, c.seq);
             let is_new = chunk_t.get(key).map_err(unavailable)?.is_none();
             if is_new {
-                // Written in place: no intermediate buffer per chunk.
-                let mut slot = chunk_t
-                    .insert_reserve(key, chunk_len(c))
-                    .map_err(unavailable)?;
-                write_chunk(c, slot.as_mut());
+                chunk_t.insert(key, place).map_err(unavailable)?;
+                live += i64::from(place.2);
             }
             stored.push(is_new);
             let t = match touched.entry((site, sid)) {
@@ -108,8 +191,10 @@ pub(super) fn commit_group(
             save_latest(&mut dev_t, d)?;
         }
     }
-    add_heat(&txn, &heat)?;
-    txn.commit().map_err(unavailable)?;
+    add_heat(txn, &heat)?;
+    if let Some(&(seg, _, _)) = places.first() {
+        add_live(txn, seg, live)?;
+    }
     Ok(chunks
         .iter()
         .zip(stored)
@@ -154,13 +239,23 @@ pub(super) fn save_latest(
 }
 
 pub(super) fn commit_positions(
-    db: &Database,
+    inner: &Inner,
     positions: &[Position],
     events: Option<&EventBatch>,
 ) -> Result<Vec<bool>, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let record = redo::positions_record(positions, events)?;
+    logged(inner, record, |txn, _, _| {
+        apply_positions(txn, positions, events)
+    })
+}
+
+pub(super) fn apply_positions(
+    txn: &WriteTransaction,
+    positions: &[Position],
+    events: Option<&EventBatch>,
+) -> Result<Vec<bool>, StoreError> {
     if let Some(events) = events {
-        super::outbox::write_events(&txn, events)?;
+        super::outbox::write_events(txn, events)?;
     }
     let mut stored = Vec::with_capacity(positions.len());
     {
@@ -178,6 +273,57 @@ pub(super) fn commit_positions(
             save_latest(&mut dev_t, d.clone())?;
         }
     }
-    txn.commit().map_err(unavailable)?;
     Ok(stored)
+}
+
+/// Moves chunks into the log: from an older store's `chunks` table (`from` is `None`), or
+/// out of a segment that is mostly deleted. A chunk deleted, or moved, meanwhile stays as it is.
+pub(super) fn commit_moved(inner: &Inner, moved: &[Moved]) -> Result<usize, StoreError> {
+    let (record, blobs) = redo::moved_record(moved)?;
+    logged(inner, record, |txn, seg, start| {
+        let keys: Vec<_> = moved
+            .iter()
+            .map(|m| (m.site.clone(), m.sid.clone(), m.seq, m.from))
+            .collect();
+        let places: Vec<Place> = blobs
+            .iter()
+            .map(|&(at, len)| (seg, start + at, len))
+            .collect();
+        apply_moved(txn, &keys, &places)
+    })
+}
+
+/// Points each moved chunk's index entry at its new place; returns how many moved.
+pub(super) fn apply_moved(
+    txn: &WriteTransaction,
+    moved: &[redo::MovedKey],
+    places: &[Place],
+) -> Result<usize, StoreError> {
+    let mut n = 0;
+    let mut live: HashMap<u64, i64> = HashMap::new();
+    {
+        let mut idx = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+        let mut old = txn.open_table(CHUNKS).map_err(unavailable)?;
+        for ((site, sid, seq, from), &place) in moved.iter().zip(places) {
+            let key = (site.as_str(), sid.as_str(), *seq);
+            let now = idx.get(key).map_err(unavailable)?.map(|v| v.value());
+            let take = match (from, now) {
+                (None, None) => old.remove(key).map_err(unavailable)?.is_some(),
+                (Some((s, o)), Some((ns, no, len))) if (*s, *o) == (ns, no) => {
+                    *live.entry(ns).or_default() -= i64::from(len);
+                    true
+                }
+                _ => false,
+            };
+            if take {
+                idx.insert(key, place).map_err(unavailable)?;
+                *live.entry(place.0).or_default() += i64::from(place.2);
+                n += 1;
+            }
+        }
+    }
+    for (seg, delta) in live {
+        add_live(txn, seg, delta)?;
+    }
+    Ok(n)
 }

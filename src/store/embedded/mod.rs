@@ -1,7 +1,17 @@
-//! The embedded store: one redb file in the data directory, durable on commit.
+//! The embedded store: a write-ahead log of segment files (`log.rs`) that holds every
+//! chunk's bytes, and one redb file that indexes them and keeps everything derived.
+//!
+//! A commit group is appended to the log with one write and one `fdatasync`, and applied to
+//! redb in a transaction committed without an fsync; a checkpoint every second makes redb
+//! durable, and at open the records after the last checkpoint are applied again
+//! (`recover.rs`).
 //!
 //! Tables:
-//! - `chunks`: (site, sid, seq) → t0, rx and the batch's `ev` bytes as the client sent them;
+//! - `chunk_index`: (site, sid, seq) → (segment, offset, length) of the chunk record (t0, rx,
+//!   rage rows and the batch's `ev` bytes as the client sent them) in the log;
+//! - `log_segments`: segment → bytes of live chunks in it; `log_state`: how far the log is
+//!   applied;
+//! - `chunks`: the chunk records of a store written before the log, moved into it at open;
 //! - `sessions`: (site, sid) → the summary (MessagePack);
 //! - `sessions_by_last`: (last activity, site, sid) → (), the newest-first list's index;
 //! - `devices`: (site, did) → the latest position (MessagePack);
@@ -9,8 +19,8 @@
 //! - `heat`, `page_layouts`: heatmaps, see `heat.rs`;
 //! - geofences, their events and presences, webhook deliveries: see `outbox.rs`.
 //!
-//! redb runs one write transaction at a time and fsyncs on commit, which is why the batcher
-//! hands it whole groups. Every call runs on the blocking pool.
+//! redb runs one write transaction at a time, and the log takes one group at a time, which is
+//! why the batcher hands them whole groups. Every call runs on the blocking pool.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,17 +43,26 @@ use crate::outbox::{Delivery, DeliveryQuery, EventBatch};
 mod codec;
 mod commit;
 mod heat;
+mod log;
 mod outbox;
 mod purge;
 mod read;
+mod recover;
+mod redo;
+mod shared;
 
 use codec::*;
 use commit::*;
 use heat::*;
 use purge::*;
 use read::*;
+use shared::Inner;
 
 const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chunks");
+const CHUNK_INDEX: TableDefinition<(&str, &str, u64), (u64, u64, u32)> =
+    TableDefinition::new("chunk_index");
+const SEGMENTS: TableDefinition<u64, u64> = TableDefinition::new("log_segments");
+const LOG_STATE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("log_state");
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
 const BY_LAST: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("sessions_by_last");
 const DEVICES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("devices");
@@ -60,7 +79,18 @@ const CHUNK_V1: u8 = 1;
 const CHUNK_V2: u8 = 2;
 
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+    /// Stops the checkpoint thread (by being dropped), which is then joined.
+    checkpoints: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpoints.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -99,6 +129,9 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(CHUNKS).map_err(unavailable)?;
+            txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+            txn.open_table(SEGMENTS).map_err(unavailable)?;
+            txn.open_table(LOG_STATE).map_err(unavailable)?;
             txn.open_table(SESSIONS).map_err(unavailable)?;
             txn.open_table(BY_LAST).map_err(unavailable)?;
             txn.open_table(DEVICES).map_err(unavailable)?;
@@ -119,13 +152,19 @@ impl EmbeddedStore {
                 "Converted the heatmap points of an older store into heat records."
             );
         }
-        Ok(EmbeddedStore { db: Arc::new(db) })
+        let inner = Arc::new(Inner::new(db, dir, cache_bytes)?);
+        recover::convert_chunks(&inner)?;
+        Ok(EmbeddedStore {
+            checkpoints: Some(shared::checkpoints(inner.clone())),
+            inner,
+        })
     }
 
-    /// Gives the space that deleted and expired data left back to the file system: the file
-    /// keeps its size after deletions (redb reuses the space), so an operator who removed a
-    /// lot runs `spoor compact` with the server stopped. Returns the file's size before and
-    /// after, in bytes.
+    /// Gives the space that deleted and expired data left back to the file system: segments
+    /// of the log that are mostly deleted are compacted (retention does that too, hourly),
+    /// and the redb file, which keeps its size after deletions, is compacted, so an operator
+    /// who removed a lot runs `spoor compact` with the server stopped. Returns the data's
+    /// size (redb file and log) before and after, in bytes.
     pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
         let path = dir.join("spoor.redb");
         if !path.is_file() {
@@ -134,12 +173,22 @@ impl EmbeddedStore {
                 path.display()
             )));
         }
-        let size = || {
-            std::fs::metadata(&path)
-                .map(|m| m.len())
-                .map_err(unavailable)
+        let size = || -> Result<u64, StoreError> {
+            let mut n = std::fs::metadata(&path).map_err(unavailable)?.len();
+            let logs = log::dir_of(dir);
+            for id in log::segment_ids(&logs)? {
+                n += std::fs::metadata(log::segment_path(&logs, id))
+                    .map_err(unavailable)?
+                    .len();
+            }
+            Ok(n)
         };
         let before = size()?;
+        {
+            let store = Self::open(dir)?;
+            recover::compact_segments(&store.inner)?;
+            recover::checkpoint(&store.inner)?;
+        }
         let mut db = create(&path, crate::config::EmbeddedConfig::default().cache_bytes)?;
         while db.compact().map_err(unavailable)? {}
         drop(db);
@@ -150,8 +199,15 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
+        self.with_inner(move |inner| f(&*inner.db()?)).await
+    }
+
+    async fn with_inner<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(unavailable)?
     }
@@ -160,7 +216,7 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn commit(&self, chunks: Arc<Vec<ChunkWrite>>) -> Result<Vec<CommitOutcome>, StoreError> {
-        self.blocking(move |db| commit_group(db, &chunks, None))
+        self.with_inner(move |inner| commit_group(inner, &chunks, None))
             .await
     }
 
@@ -198,23 +254,8 @@ impl Store for EmbeddedStore {
         limit: usize,
     ) -> Result<Vec<StoredChunk>, StoreError> {
         let (site, sid) = (site.to_owned(), sid.to_owned());
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let t = txn.open_table(CHUNKS).map_err(unavailable)?;
-            let range = t
-                .range(
-                    (site.as_str(), sid.as_str(), from_seq)
-                        ..=(site.as_str(), sid.as_str(), u64::MAX),
-                )
-                .map_err(unavailable)?;
-            let mut out = Vec::with_capacity(limit.min(1024));
-            for entry in range.take(limit) {
-                let (k, v) = entry.map_err(unavailable)?;
-                out.push(decode_chunk(k.value().2, v.value())?);
-            }
-            Ok(out)
-        })
-        .await
+        self.with_inner(move |inner| read_chunks(inner, &site, &sid, from_seq, limit))
+            .await
     }
 
     async fn devices(&self, site: Option<&str>) -> Result<Vec<Position>, StoreError> {
@@ -242,7 +283,7 @@ impl Store for EmbeddedStore {
         &self,
         positions: Arc<Vec<Position>>,
     ) -> Result<Vec<bool>, StoreError> {
-        self.blocking(move |db| commit_positions(db, &positions, None))
+        self.with_inner(move |inner| commit_positions(inner, &positions, None))
             .await
     }
 
@@ -295,10 +336,11 @@ impl Store for EmbeddedStore {
 
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
         let (site, sid) = (site.to_owned(), sid.to_owned());
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+        self.with_inner(move |inner| {
+            let txn = inner.db()?.begin_write().map_err(unavailable)?;
             let found = delete_in(&txn, &site, &sid)?;
             txn.commit().map_err(unavailable)?;
+            inner.note_change();
             Ok(found)
         })
         .await
@@ -355,7 +397,7 @@ impl Store for EmbeddedStore {
         chunks: Arc<Vec<ChunkWrite>>,
         events: Arc<EventBatch>,
     ) -> Result<Vec<CommitOutcome>, StoreError> {
-        self.blocking(move |db| commit_group(db, &chunks, Some(&events)))
+        self.with_inner(move |inner| commit_group(inner, &chunks, Some(&events)))
             .await
     }
 
@@ -364,7 +406,7 @@ impl Store for EmbeddedStore {
         positions: Arc<Vec<Position>>,
         events: Arc<EventBatch>,
     ) -> Result<Vec<bool>, StoreError> {
-        self.blocking(move |db| commit_positions(db, &positions, Some(&events)))
+        self.with_inner(move |inner| commit_positions(inner, &positions, Some(&events)))
             .await
     }
 
@@ -401,98 +443,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn purge_before(&self, cutoff: i64) -> Result<(u64, u64), StoreError> {
-        while self
-            .blocking(move |db| outbox::purge_events(db, cutoff))
-            .await?
-            > 0
-        {}
-        let cutoff_key = u64::try_from(cutoff).unwrap_or(0);
-        let mut sessions = 0u64;
-        loop {
-            // A bounded batch per transaction.
-            let expired: Vec<(String, String)> = self
-                .blocking(move |db| {
-                    let txn = db.begin_read().map_err(unavailable)?;
-                    let t = txn.open_table(BY_LAST).map_err(unavailable)?;
-                    let mut out = Vec::new();
-                    for entry in t
-                        .range(..(cutoff_key, "", ""))
-                        .map_err(unavailable)?
-                        .take(PURGE_BATCH)
-                    {
-                        let (k, _) = entry.map_err(unavailable)?;
-                        let (_, site, sid) = k.value();
-                        out.push((site.to_owned(), sid.to_owned()));
-                    }
-                    Ok(out)
-                })
-                .await?;
-            if expired.is_empty() {
-                break;
-            }
-            let n = expired.len();
-            self.blocking(move |db| {
-                let txn = db.begin_write().map_err(unavailable)?;
-                for (site, sid) in &expired {
-                    delete_in(&txn, site, sid)?;
-                }
-                txn.commit().map_err(unavailable)
-            })
-            .await?;
-            sessions += n as u64;
-        }
-        let heat = self.blocking(move |db| purge_heat(db, cutoff)).await?;
-        tracing::debug!(records = heat, "Retention removed heat records.");
-        // Positions older than the cutoff go from every track; devices whose latest fix is
-        // older go whole. A bounded batch of devices per transaction.
-        let mut devices = 0u64;
-        let mut from: Option<(String, String)> = None;
-        loop {
-            let start = from.take();
-            let (next, gone) = self
-                .blocking(move |db| {
-                    let txn = db.begin_write().map_err(unavailable)?;
-                    let mut batch: Vec<(String, String, bool)> = Vec::new();
-                    {
-                        let t = txn.open_table(DEVICES).map_err(unavailable)?;
-                        let range = match &start {
-                            Some((s, d)) => t.range((s.as_str(), d.as_str())..),
-                            None => t.range::<(&str, &str)>(..),
-                        }
-                        .map_err(unavailable)?;
-                        for entry in range.skip(usize::from(start.is_some())).take(PURGE_BATCH) {
-                            let (k, v) = entry.map_err(unavailable)?;
-                            let (site, did) = k.value();
-                            let old = rmp_serde::from_slice::<Position>(v.value())
-                                .is_ok_and(|d| d.ts < cutoff);
-                            batch.push((site.to_owned(), did.to_owned(), old));
-                        }
-                    }
-                    let mut gone = 0u64;
-                    for (site, did, old) in &batch {
-                        drop_positions(&txn, site, did, 0..=cutoff_key.saturating_sub(1))?;
-                        if *old {
-                            let mut t = txn.open_table(DEVICES).map_err(unavailable)?;
-                            t.remove((site.as_str(), did.as_str()))
-                                .map_err(unavailable)?;
-                            drop_positions(&txn, site, did, 0..=u64::MAX)?;
-                            gone += 1;
-                        }
-                    }
-                    txn.commit().map_err(unavailable)?;
-                    let next = (batch.len() == PURGE_BATCH)
-                        .then(|| batch.pop().map(|(s, d, _)| (s, d)))
-                        .flatten();
-                    Ok((next, gone))
-                })
-                .await?;
-            devices += gone;
-            match next {
-                Some(n) => from = Some(n),
-                None => break,
-            }
-        }
-        Ok((sessions, devices))
+        purge_before(self, cutoff).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

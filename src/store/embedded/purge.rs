@@ -1,4 +1,5 @@
-//! Deletion and retention: a session, a device's track, in bounded transactions.
+//! Deletion and retention: a session, a device's track, in bounded transactions; the log's
+//! segments are then compacted or removed by the checkpoints (`recover.rs`).
 
 use super::*;
 
@@ -45,9 +46,130 @@ pub(super) fn delete_in(
     order_t
         .remove((summary.order_key(), site, sid))
         .map_err(unavailable)?;
-    let mut chunk_t = txn.open_table(CHUNKS).map_err(unavailable)?;
-    chunk_t
-        .retain_in((site, sid, 0)..=(site, sid, u64::MAX), |_, _| false)
-        .map_err(unavailable)?;
+    // The session's chunks leave the index; their segments count them as gone.
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    let mut idx = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+    idx.retain_in(
+        (site, sid, 0)..=(site, sid, u64::MAX),
+        |_, (seg, _, len)| {
+            *live.entry(seg).or_default() += u64::from(len);
+            false
+        },
+    )
+    .map_err(unavailable)?;
+    let mut seg_t = txn.open_table(SEGMENTS).map_err(unavailable)?;
+    for (seg, gone) in live {
+        let now = seg_t
+            .get(seg)
+            .map_err(unavailable)?
+            .map_or(0, |v| v.value());
+        seg_t
+            .insert(seg, now.saturating_sub(gone))
+            .map_err(unavailable)?;
+    }
     Ok(true)
+}
+
+/// Retention: events, sessions, heat records and positions older than `cutoff`, in bounded
+/// transactions; then the log segments that emptied are compacted or removed.
+pub(super) async fn purge_before(s: &EmbeddedStore, cutoff: i64) -> Result<(u64, u64), StoreError> {
+    while s
+        .blocking(move |db| outbox::purge_events(db, cutoff))
+        .await?
+        > 0
+    {}
+    let cutoff_key = u64::try_from(cutoff).unwrap_or(0);
+    let mut sessions = 0u64;
+    loop {
+        // A bounded batch per transaction.
+        let expired: Vec<(String, String)> = s
+            .blocking(move |db| {
+                let txn = db.begin_read().map_err(unavailable)?;
+                let t = txn.open_table(BY_LAST).map_err(unavailable)?;
+                let mut out = Vec::new();
+                for entry in t
+                    .range(..(cutoff_key, "", ""))
+                    .map_err(unavailable)?
+                    .take(PURGE_BATCH)
+                {
+                    let (k, _) = entry.map_err(unavailable)?;
+                    let (_, site, sid) = k.value();
+                    out.push((site.to_owned(), sid.to_owned()));
+                }
+                Ok(out)
+            })
+            .await?;
+        if expired.is_empty() {
+            break;
+        }
+        let n = expired.len();
+        s.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            for (site, sid) in &expired {
+                delete_in(&txn, site, sid)?;
+            }
+            txn.commit().map_err(unavailable)
+        })
+        .await?;
+        sessions += n as u64;
+    }
+    let heat = s.blocking(move |db| purge_heat(db, cutoff)).await?;
+    tracing::debug!(records = heat, "Retention removed heat records.");
+    // Positions older than the cutoff go from every track; devices whose latest fix is
+    // older go whole. A bounded batch of devices per transaction.
+    let mut devices = 0u64;
+    let mut from: Option<(String, String)> = None;
+    loop {
+        let start = from.take();
+        let (next, gone) = s
+            .blocking(move |db| {
+                let txn = db.begin_write().map_err(unavailable)?;
+                let mut batch: Vec<(String, String, bool)> = Vec::new();
+                {
+                    let t = txn.open_table(DEVICES).map_err(unavailable)?;
+                    let range = match &start {
+                        Some((s, d)) => t.range((s.as_str(), d.as_str())..),
+                        None => t.range::<(&str, &str)>(..),
+                    }
+                    .map_err(unavailable)?;
+                    for entry in range.skip(usize::from(start.is_some())).take(PURGE_BATCH) {
+                        let (k, v) = entry.map_err(unavailable)?;
+                        let (site, did) = k.value();
+                        let old = rmp_serde::from_slice::<Position>(v.value())
+                            .is_ok_and(|d| d.ts < cutoff);
+                        batch.push((site.to_owned(), did.to_owned(), old));
+                    }
+                }
+                let mut gone = 0u64;
+                for (site, did, old) in &batch {
+                    drop_positions(&txn, site, did, 0..=cutoff_key.saturating_sub(1))?;
+                    if *old {
+                        let mut t = txn.open_table(DEVICES).map_err(unavailable)?;
+                        t.remove((site.as_str(), did.as_str()))
+                            .map_err(unavailable)?;
+                        drop_positions(&txn, site, did, 0..=u64::MAX)?;
+                        gone += 1;
+                    }
+                }
+                txn.commit().map_err(unavailable)?;
+                let next = (batch.len() == PURGE_BATCH)
+                    .then(|| batch.pop().map(|(s, d, _)| (s, d)))
+                    .flatten();
+                Ok((next, gone))
+            })
+            .await?;
+        devices += gone;
+        match next {
+            Some(n) => from = Some(n),
+            None => break,
+        }
+    }
+    let moved = s
+        .with_inner(|inner| {
+            inner.note_change();
+            recover::compact_segments(inner)
+        })
+        .await?;
+    tracing::debug!(chunks = moved, "Retention compacted the log.");
+    Ok((sessions, devices))
 }

@@ -1,4 +1,5 @@
-//! The sessions list: newest first by last activity, filtered, in bounded scans.
+//! Reads: the sessions list (newest first by last activity, filtered, in bounded scans) and a
+//! session's chunks through the index.
 
 use super::*;
 
@@ -64,4 +65,54 @@ pub(super) fn list(
         }
     }
     Ok(page)
+}
+
+/// A session's chunks from `from_seq`, at most `limit`: the index in one read transaction,
+/// then each chunk's bytes from its segment, in order. A chunk moved by compaction between
+/// the two is looked up again, once.
+pub(super) fn read_chunks(
+    inner: &Inner,
+    site: &str,
+    sid: &str,
+    from_seq: u64,
+    limit: usize,
+) -> Result<Vec<StoredChunk>, StoreError> {
+    let mut out = Vec::with_capacity(limit.min(1024));
+    let mut blobs = log::Blobs::default();
+    let mut from = from_seq;
+    let mut retried = false;
+    'again: loop {
+        for (seq, place) in index_range(inner, site, sid, from, limit - out.len())? {
+            match blobs.read(&inner.dir, place) {
+                Ok(b) => out.push(decode_chunk(seq, &b)?),
+                Err(_) if !retried => {
+                    retried = true;
+                    from = seq;
+                    continue 'again;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(out);
+    }
+}
+
+fn index_range(
+    inner: &Inner,
+    site: &str,
+    sid: &str,
+    from_seq: u64,
+    limit: usize,
+) -> Result<Vec<(u64, commit::Place)>, StoreError> {
+    let txn = inner.db()?.begin_read().map_err(unavailable)?;
+    let t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+    let range = t
+        .range((site, sid, from_seq)..=(site, sid, u64::MAX))
+        .map_err(unavailable)?;
+    let mut out = Vec::with_capacity(limit.min(1024));
+    for entry in range.take(limit) {
+        let (k, v) = entry.map_err(unavailable)?;
+        out.push((k.value().2, v.value()));
+    }
+    Ok(out)
 }

@@ -1,0 +1,315 @@
+//! The write-ahead log: segment files that each commit group is appended to, with one write
+//! and one `fdatasync`, before the group is acknowledged.
+//!
+//! A group's chunk bytes are written here once, sequentially, and stay here: redb keeps only
+//! a small index entry per chunk (segment, offset, length) and is committed without an fsync;
+//! a checkpoint makes it durable now and then (`recover.rs`), and after a crash the records
+//! after the last checkpoint are applied again from the log.
+//!
+//! Layout of `DIR/log/{id:020}.seg`: the 8-byte magic `SPOORLG1`, then records, each
+//! `len: u32 LE, crc32(payload): u32 LE, payload[len]`. A record never spans two segments;
+//! a segment is closed once it passes [`SEGMENT_BYTES`]. The payload's own format is in
+//! `redo.rs`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::StoreError;
+
+pub(super) const MAGIC: &[u8; 8] = b"SPOORLG1";
+/// Where the first record of a segment starts.
+pub(super) const HEADER: u64 = MAGIC.len() as u64;
+/// A segment is closed, and the next begun, once it is this long.
+pub(super) const SEGMENT_BYTES: u64 = 64 << 20;
+/// No record is longer: a corrupt length cannot make recovery allocate wildly (a group is
+/// bounded far below this by the pipeline's memory budget).
+pub(super) const MAX_RECORD: u32 = 1 << 30;
+/// Bytes of framing before each payload.
+pub(super) const FRAME: u64 = 8;
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("{what} {}: {e}", path.display()))
+}
+
+pub(super) fn dir_of(data: &Path) -> PathBuf {
+    data.join("log")
+}
+
+pub(super) fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+/// The ids of the segments in `dir`, ascending.
+pub(super) fn segment_ids(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut ids = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
+        Err(e) => return Err(io("listing", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Makes a directory entry (a new or removed segment) durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing", dir, e))
+}
+
+/// The segment being appended to.
+pub(super) struct Log {
+    dir: PathBuf,
+    id: u64,
+    file: File,
+    len: u64,
+}
+
+impl Log {
+    /// Begins segment `id` (which must not exist) in `dir`.
+    pub(super) fn begin(dir: &Path, id: u64) -> Result<Log, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        let path = segment_path(dir, id);
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io("creating", &path, e))?;
+        file.write_all(MAGIC)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io("writing", &path, e))?;
+        sync_dir(dir)?;
+        Ok(Log {
+            dir: dir.to_owned(),
+            id,
+            file,
+            len: HEADER,
+        })
+    }
+
+    pub(super) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where a record of `payload` bytes will start: in this segment, or at the start of a
+    /// new one if this one is full.
+    pub(super) fn place(&mut self, payload: usize) -> Result<(u64, u64), StoreError> {
+        if self.len > HEADER && self.len + FRAME + payload as u64 > SEGMENT_BYTES {
+            *self = Log::begin(&self.dir, self.id + 1)?;
+        }
+        Ok((self.id, self.len))
+    }
+
+    /// Appends `record` (framing included, see [`frame`]) at the place [`Log::place`] gave,
+    /// durably. On failure the segment is cut back to where it was, so a partial record never
+    /// stays in front of later ones.
+    pub(super) fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
+        let path = segment_path(&self.dir, self.id);
+        let written = self
+            .file
+            .write_all_at(record, self.len)
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.len += record.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.cut();
+                Err(io("appending to", &path, e))
+            }
+        }
+    }
+
+    /// Takes back the record appended at `start` (its transaction failed).
+    pub(super) fn undo(&mut self, start: u64) {
+        self.len = start.min(self.len);
+        self.cut();
+    }
+
+    /// Cuts the segment back to its last whole record (after a failed append, or a record
+    /// whose transaction failed).
+    pub(super) fn cut(&mut self) {
+        if let Err(e) = self.file.set_len(self.len) {
+            tracing::warn!(error = %e, segment = self.id, "Could not cut a failed record off the log; it is skipped at the next start.");
+        }
+    }
+}
+
+/// Fills in the framing of a record built as `[0; 8]` followed by its payload.
+pub(super) fn frame(record: &mut [u8]) {
+    let payload = &record[FRAME as usize..];
+    let crc = crc32fast::hash(payload);
+    let len = payload.len() as u32;
+    record[..4].copy_from_slice(&len.to_le_bytes());
+    record[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// How reading a segment ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum End {
+    /// At the end of the file, after a whole record.
+    Clean,
+    /// A partial or damaged record starts here (a write cut short by a crash).
+    Torn(u64),
+}
+
+/// Reads a segment's records in order, from `from`.
+pub(super) struct Reader {
+    file: BufReader<File>,
+    pos: u64,
+    size: u64,
+}
+
+impl Reader {
+    pub(super) fn open(dir: &Path, id: u64, from: u64) -> Result<Reader, StoreError> {
+        let path = segment_path(dir, id);
+        let file = File::open(&path).map_err(|e| io("opening", &path, e))?;
+        let size = file.metadata().map_err(|e| io("reading", &path, e))?.len();
+        let mut magic = [0u8; 8];
+        let ok = file.read_exact_at(&mut magic, 0).is_ok() && &magic == MAGIC;
+        if !ok {
+            return Err(StoreError::Corrupt(format!(
+                "{} is not a spoor log segment",
+                path.display()
+            )));
+        }
+        let from = from.max(HEADER);
+        let mut file = BufReader::with_capacity(1 << 20, file);
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from))
+            .map_err(|e| io("reading", &path, e))?;
+        Ok(Reader {
+            file,
+            pos: from,
+            size,
+        })
+    }
+
+    /// The next record: the file offset of its payload and the payload; or how the segment
+    /// ended.
+    pub(super) fn next(&mut self) -> Result<(u64, Vec<u8>), End> {
+        if self.pos >= self.size {
+            return Err(End::Clean);
+        }
+        let torn = End::Torn(self.pos);
+        let mut head = [0u8; 8];
+        if self.file.read_exact(&mut head).is_err() {
+            return Err(torn);
+        }
+        let len = u32::from_le_bytes(head[..4].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(head[4..].try_into().unwrap_or_default());
+        if len > MAX_RECORD || self.pos + FRAME + u64::from(len) > self.size {
+            return Err(torn);
+        }
+        let mut payload = vec![0u8; len as usize];
+        if self.file.read_exact(&mut payload).is_err() || crc32fast::hash(&payload) != crc {
+            return Err(torn);
+        }
+        let at = self.pos + FRAME;
+        self.pos = at + u64::from(len);
+        Ok((at, payload))
+    }
+}
+
+/// Reads chunk bytes at (segment, offset, length), keeping the segments it opened.
+#[derive(Default)]
+pub(super) struct Blobs {
+    files: HashMap<u64, File>,
+}
+
+impl Blobs {
+    pub(super) fn read(
+        &mut self,
+        dir: &Path,
+        (id, at, len): (u64, u64, u32),
+    ) -> Result<Vec<u8>, StoreError> {
+        let path = segment_path(dir, id);
+        let file = match self.files.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(File::open(&path).map_err(|e| io("opening", &path, e))?)
+            }
+        };
+        let mut out = vec![0u8; len as usize];
+        file.read_exact_at(&mut out, at)
+            .map_err(|e| io("reading", &path, e))?;
+        Ok(out)
+    }
+}
+
+/// Removes segment `id` (all of whose chunks are gone) for good.
+pub(super) fn remove(dir: &Path, id: u64) -> Result<(), StoreError> {
+    let path = segment_path(dir, id);
+    std::fs::remove_file(&path).map_err(|e| io("removing", &path, e))?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: &[u8]) -> Vec<u8> {
+        let mut r = vec![0u8; 8];
+        r.extend_from_slice(payload);
+        frame(&mut r);
+        r
+    }
+
+    #[test]
+    fn records_read_back_in_order_and_a_torn_tail_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = Log::begin(tmp.path(), 1).unwrap();
+        let mut places = Vec::new();
+        for p in [&b"one"[..], b"", b"three"] {
+            let r = record(p);
+            places.push(log.place(p.len()).unwrap());
+            log.append(&r).unwrap();
+        }
+        assert_eq!(places, vec![(1, 8), (1, 19), (1, 27)]);
+        // A crash in the middle of a fourth record.
+        let path = segment_path(tmp.path(), 1);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&record(b"four")[..9]).unwrap();
+        let mut rd = Reader::open(tmp.path(), 1, 0).unwrap();
+        assert_eq!(rd.next().unwrap(), (16, b"one".to_vec()));
+        assert_eq!(rd.next().unwrap(), (27, Vec::new()));
+        assert_eq!(rd.next().unwrap(), (35, b"three".to_vec()));
+        assert_eq!(rd.next().unwrap_err(), End::Torn(40));
+        // A damaged byte is found by the checksum.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[17] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut rd = Reader::open(tmp.path(), 1, 0).unwrap();
+        assert_eq!(rd.next().unwrap_err(), End::Torn(8));
+        let mut blobs = Blobs::default();
+        assert_eq!(blobs.read(tmp.path(), (1, 35, 5)).unwrap(), b"three");
+        assert_eq!(segment_ids(tmp.path()).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn a_full_segment_gives_way_to_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = Log::begin(tmp.path(), 7).unwrap();
+        log.len = SEGMENT_BYTES - 10;
+        assert_eq!(log.place(100).unwrap(), (8, HEADER));
+        assert_eq!(segment_ids(tmp.path()).unwrap(), vec![7, 8]);
+        assert!(Reader::open(tmp.path(), 9, 0).is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! Opening and keeping the log-backed store: the records a crash left unapplied are applied
+//! again, an older store's chunks are moved into the log, checkpoints make redb durable, and
+//! segments whose chunks are all gone are removed (mostly deleted ones are compacted first).
+
+use std::path::Path;
+
+use super::commit::{apply_group, apply_moved, apply_positions, commit_moved, set_applied, Place};
+use super::log::{End, Log, Reader};
+use super::redo::{Moved, Parsed};
+use super::*;
+
+/// Chunks moved per log record when an older store is converted or a segment compacted.
+const MOVE_BATCH: usize = 2_000;
+/// A closed segment is compacted once less than this share of it is live.
+const COMPACT_BELOW: f64 = 0.5;
+
+/// Where the log is applied up to, as of the last durable commit (`None`: nothing yet).
+fn applied(db: &Database) -> Result<Option<(u64, u64)>, StoreError> {
+    let txn = db.begin_read().map_err(unavailable)?;
+    let t = txn.open_table(LOG_STATE).map_err(unavailable)?;
+    Ok(t.get("applied").map_err(unavailable)?.map(|v| v.value()))
+}
+
+/// A durable commit: everything committed before it, with the log position it reached, is
+/// on disk when this returns.
+fn durable(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(unavailable)?;
+    txn.commit().map_err(unavailable)
+}
+
+/// Applies one record found in the log at (segment, payload offset).
+fn apply_record(db: &Database, seg: u64, at: u64, payload: &[u8]) -> Result<(), StoreError> {
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    txn.set_durability(redb::Durability::None)
+        .map_err(unavailable)?;
+    let place = |blobs: Vec<(u64, u32)>| -> Vec<Place> {
+        blobs.into_iter().map(|(a, l)| (seg, a, l)).collect()
+    };
+    match redo::parse(payload, at)? {
+        Parsed::Group {
+            chunks,
+            blobs,
+            events,
+        } => {
+            apply_group(&txn, &chunks, &place(blobs), events.as_ref())?;
+        }
+        Parsed::Positions { positions, events } => {
+            apply_positions(&txn, &positions, events.as_ref())?;
+        }
+        Parsed::Moved { moved, blobs } => {
+            apply_moved(&txn, &moved, &place(blobs))?;
+        }
+    }
+    set_applied(&txn, (seg, at + payload.len() as u64))?;
+    txn.commit().map_err(unavailable)
+}
+
+/// Applies the records after the last durable commit, cuts off a record a crash left
+/// partial, makes the result durable and begins a new segment for appends.
+pub(super) fn recover(db: &Database, dir: &Path) -> Result<Log, StoreError> {
+    let ids = log::segment_ids(dir)?;
+    let from = applied(db)?;
+    let mut records = 0u64;
+    for (i, &id) in ids.iter().enumerate() {
+        let start = match from {
+            Some((s, _)) if id < s => continue,
+            Some((s, o)) if id == s => o,
+            _ => 0,
+        };
+        let mut reader = Reader::open(dir, id, start)?;
+        loop {
+            match reader.next() {
+                Ok((at, payload)) => {
+                    apply_record(db, id, at, &payload)?;
+                    records += 1;
+                }
+                Err(End::Clean) => break,
+                Err(End::Torn(pos)) if i + 1 == ids.len() => {
+                    tracing::warn!(
+                        segment = id,
+                        at = pos,
+                        "The log ends in a partial record (a write cut short by a crash, never \
+                         acknowledged); it is cut off."
+                    );
+                    let path = log::segment_path(dir, id);
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_len(pos).and_then(|()| f.sync_all()))
+                        .map_err(|e| unavailable(format!("cutting {}: {e}", path.display())))?;
+                    break;
+                }
+                Err(End::Torn(pos)) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "log segment {} is damaged at byte {pos} and later segments follow it",
+                        log::segment_path(dir, id).display()
+                    )))
+                }
+            }
+        }
+    }
+    if records > 0 {
+        tracing::info!(
+            records,
+            "Applied the log records beyond the last checkpoint (after a crash or a failed write)."
+        );
+    }
+    durable(db)?;
+    Log::begin(dir, ids.last().map_or(1, |l| l + 1))
+}
+
+/// Moves the chunks of a store written before the log (table `chunks`) into it, a bounded
+/// batch per record; returns how many moved.
+pub(super) fn convert_chunks(inner: &Inner) -> Result<u64, StoreError> {
+    let mut moved = 0u64;
+    loop {
+        let batch = {
+            let txn = inner.db()?.begin_read().map_err(unavailable)?;
+            let t = txn.open_table(CHUNKS).map_err(unavailable)?;
+            let mut batch = Vec::new();
+            for entry in t.iter().map_err(unavailable)?.take(MOVE_BATCH) {
+                let (k, v) = entry.map_err(unavailable)?;
+                let (site, sid, seq) = k.value();
+                batch.push(Moved {
+                    site: site.to_owned(),
+                    sid: sid.to_owned(),
+                    seq,
+                    from: None,
+                    blob: v.value().to_vec(),
+                });
+            }
+            batch
+        };
+        if batch.is_empty() {
+            break;
+        }
+        if moved == 0 {
+            tracing::info!("Moving the chunks of a store written before the log into it.");
+        }
+        moved += batch.len() as u64;
+        commit_moved(inner, &batch)?;
+    }
+    if moved > 0 {
+        checkpoint(inner)?;
+        tracing::info!(
+            chunks = moved,
+            "Moved the chunks of an older store into the log."
+        );
+    }
+    Ok(moved)
+}
+
+/// Makes everything committed so far durable, then removes closed segments that hold no
+/// live chunk. Returns how many were removed.
+pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
+    inner.take_change();
+    let current = inner.current();
+    durable(&*inner.db()?)?;
+    let mut removed = 0;
+    for (id, live, _) in closed_segments(inner, current)? {
+        if live == 0 {
+            log::remove(&inner.dir, id)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        let txn = inner.db()?.begin_write().map_err(unavailable)?;
+        {
+            let mut t = txn.open_table(SEGMENTS).map_err(unavailable)?;
+            t.retain(|id, live| live > 0 || id >= current)
+                .map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+    }
+    Ok(removed)
+}
+
+/// The closed segments on disk: (id, live chunk bytes, file size).
+fn closed_segments(inner: &Inner, current: u64) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+    let txn = inner.db()?.begin_read().map_err(unavailable)?;
+    let t = txn.open_table(SEGMENTS).map_err(unavailable)?;
+    let mut out = Vec::new();
+    for id in log::segment_ids(&inner.dir)? {
+        if id >= current {
+            continue;
+        }
+        let live = t.get(id).map_err(unavailable)?.map_or(0, |v| v.value());
+        let size = std::fs::metadata(log::segment_path(&inner.dir, id))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        out.push((id, live, size));
+    }
+    Ok(out)
+}
+
+/// Moves the live chunks out of closed segments that are mostly deleted, so that the next
+/// checkpoint removes them. Returns the chunks moved.
+pub(super) fn compact_segments(inner: &Inner) -> Result<u64, StoreError> {
+    let mut moved = 0u64;
+    let current = inner.current();
+    for (id, live, size) in closed_segments(inner, current)? {
+        if live == 0 || live as f64 >= size as f64 * COMPACT_BELOW {
+            continue;
+        }
+        let mut reader = Reader::open(&inner.dir, id, 0)?;
+        let mut batch = Vec::new();
+        while let Ok((at, payload)) = reader.next() {
+            let (keys, blobs) = match redo::parse(&payload, at)? {
+                Parsed::Group { chunks, blobs, .. } => (
+                    chunks
+                        .iter()
+                        .map(|c| (c.meta.site.to_string(), c.meta.sid.to_string(), c.seq))
+                        .collect::<Vec<_>>(),
+                    blobs,
+                ),
+                Parsed::Moved { moved, blobs } => (
+                    moved.into_iter().map(|(s, d, q, _)| (s, d, q)).collect(),
+                    blobs,
+                ),
+                Parsed::Positions { .. } => continue,
+            };
+            let txn = inner.db()?.begin_read().map_err(unavailable)?;
+            let idx = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+            for ((site, sid, seq), (blob_at, len)) in keys.into_iter().zip(blobs) {
+                let here = idx
+                    .get((site.as_str(), sid.as_str(), seq))
+                    .map_err(unavailable)?
+                    .is_some_and(|v| v.value() == (id, blob_at, len));
+                if !here {
+                    continue;
+                }
+                let off = (blob_at - at) as usize;
+                batch.push(Moved {
+                    site,
+                    sid,
+                    seq,
+                    from: Some((id, blob_at)),
+                    blob: payload[off..off + len as usize].to_vec(),
+                });
+                if batch.len() >= MOVE_BATCH {
+                    moved += commit_moved(inner, &std::mem::take(&mut batch))? as u64;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            moved += commit_moved(inner, &batch)? as u64;
+        }
+        tracing::info!(
+            segment = id,
+            live,
+            size,
+            "Compacted a mostly deleted log segment."
+        );
+    }
+    if moved > 0 {
+        checkpoint(inner)?;
+    }
+    Ok(moved)
+}

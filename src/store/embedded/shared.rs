@@ -1,0 +1,172 @@
+//! What every call of the embedded store shares: the database, the log, and the thread that
+//! checkpoints. redb refuses every write after an I/O error (a full disk, say) until it is
+//! opened again, so the database is held where it can be swapped: the checkpoint thread
+//! reopens it and applies the log again, as after a crash, once the disk takes writes again.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use redb::Database;
+
+use super::log::{self, Log};
+use super::{create, recover, unavailable};
+use crate::error::StoreError;
+
+/// How often the checkpoint thread makes redb durable (and removes dead segments).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// MiB that must be writable before a database that failed to write is reopened.
+const PROBE_MIB: usize = 4;
+
+pub(super) struct Inner {
+    /// `None` while it is reopened after an I/O error.
+    db: RwLock<Option<Arc<Database>>>,
+    pub(super) log: Mutex<Log>,
+    /// The log's directory.
+    pub(super) dir: PathBuf,
+    /// The redb file and its cache, to reopen it.
+    path: PathBuf,
+    cache_bytes: usize,
+    /// Something was written since the last checkpoint.
+    changed: AtomicBool,
+    /// redb failed to write and refuses writes until it is reopened.
+    broken: AtomicBool,
+}
+
+impl Inner {
+    /// Applies what the log holds beyond `db`'s durable state and begins a segment.
+    pub(super) fn new(db: Database, data: &Path, cache_bytes: usize) -> Result<Inner, StoreError> {
+        let dir = log::dir_of(data);
+        let log = recover::recover(&db, &dir)?;
+        Ok(Inner {
+            db: RwLock::new(Some(Arc::new(db))),
+            log: Mutex::new(log),
+            dir,
+            path: data.join("spoor.redb"),
+            cache_bytes,
+            changed: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
+        })
+    }
+
+    pub(super) fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .ok()
+            .and_then(|d| d.clone())
+            .ok_or_else(|| unavailable("the store is being reopened after a write failed"))
+    }
+
+    /// The segment being appended to.
+    pub(super) fn current(&self) -> u64 {
+        self.log.lock().map_or(0, |l| l.id())
+    }
+
+    /// Asks the next checkpoint to run (and remove what a deletion emptied).
+    pub(super) fn note_change(&self) {
+        self.changed.store(true, Ordering::Release);
+    }
+
+    /// Takes the "changed" mark (a checkpoint is starting).
+    pub(super) fn take_change(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
+    }
+
+    /// After a failed write: if redb now refuses writes, it is reopened by the next tick.
+    pub(super) fn check_failure(&self) {
+        let Ok(db) = self.db() else { return };
+        let refused = matches!(
+            db.begin_write(),
+            Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo
+            ))
+        );
+        if refused && !self.broken.swap(true, Ordering::AcqRel) {
+            tracing::error!("The store's database failed to write (is the disk full?); it is reopened, and the log applied again, once writes succeed.");
+        }
+    }
+
+    /// Reopens redb and applies the log again, as after a crash.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut log = self
+            .log
+            .lock()
+            .map_err(|_| unavailable("the log lock is poisoned"))?;
+        let mut slot = self
+            .db
+            .write()
+            .map_err(|_| unavailable("the database lock is poisoned"))?;
+        // Closed once no call holds it any more; until then the open below fails, and the
+        // next tick tries again.
+        drop(slot.take());
+        let db = create(&self.path, self.cache_bytes)?;
+        *log = recover::recover(&db, &self.dir)?;
+        *slot = Some(Arc::new(db));
+        self.broken.store(false, Ordering::Release);
+        tracing::info!("Reopened the store after a failed write; the log was applied again.");
+        Ok(())
+    }
+
+    /// Whether the disk takes writes again: a few MiB (what a checkpoint writes, about)
+    /// written, synced and removed. Until it does, the old database stays to answer reads.
+    fn writable(&self) -> bool {
+        let probe = self.dir.join(".space-probe");
+        let ok = std::fs::File::create(&probe)
+            .and_then(|mut f| {
+                use std::io::Write;
+                let block = vec![0u8; 1 << 20];
+                for _ in 0..PROBE_MIB {
+                    f.write_all(&block)?;
+                }
+                f.sync_all()
+            })
+            .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        ok
+    }
+
+    /// One beat of the checkpoint thread.
+    fn tick(&self) {
+        if self.broken.load(Ordering::Acquire) {
+            if !self.writable() {
+                return;
+            }
+            if let Err(e) = self.reopen() {
+                tracing::debug!(error = %e, "The store cannot be reopened yet.");
+            }
+        } else if self.changed.load(Ordering::Acquire) {
+            if let Err(e) = recover::checkpoint(self) {
+                self.check_failure();
+                tracing::warn!(error = %e, "A checkpoint failed; the log keeps what it needs.");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.broken.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = recover::checkpoint(self) {
+            tracing::warn!(error = %e, "The last checkpoint failed; the next start applies the log again.");
+        }
+    }
+}
+
+/// Starts the checkpoint thread; it stops when the sender is dropped.
+pub(super) fn checkpoints(inner: Arc<Inner>) -> (SyncSender<()>, JoinHandle<()>) {
+    let (stop, stopped) = sync_channel::<()>(1);
+    let thread = std::thread::Builder::new()
+        .name("spoor-checkpoint".into())
+        .spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                inner.tick();
+            }
+        })
+        .expect("spawning the checkpoint thread");
+    (stop, thread)
+}

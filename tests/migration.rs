@@ -1,0 +1,124 @@
+//! A store written before the write-ahead log (commit fd5b920, chunks in redb's `chunks`
+//! table; `tests/fixtures/store-fd5b920`, made by that version's binary with `spoor bench`
+//! and three OsmAnd fixes) opens with today's: its chunks move into the log once, every
+//! session replays byte for byte as that version served it, and sessions go on.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+
+use futures_util::SinkExt;
+use serde_json::{json, Value};
+use sha2::Digest;
+use spoor::site::Site;
+
+use common::*;
+
+const BENCH_KEY: &str = "wk_bench_key_0001";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn start(dir: &Path) -> TestServer {
+    TestServer::start_in(
+        dir,
+        |cfg| {
+            cfg.sites
+                .push(Site::new("bench", BENCH_KEY, vec!["*".into()]))
+        },
+        None,
+    )
+    .await
+}
+
+/// Every session of the fixture answers as the old version did.
+async fn check(server: &TestServer, expected: &Value) {
+    let want = expected["sessions"].as_object().unwrap();
+    let list = server.get_json("/api/sessions?site=bench&limit=100").await;
+    let listed = list["sessions"].as_array().unwrap();
+    assert_eq!(listed.len(), want.len());
+    for s in listed {
+        let sid = s["sid"].as_str().unwrap();
+        let w = &want[sid];
+        assert_eq!(s["batches"], w["batches"], "{sid}");
+        assert_eq!(s["events"], w["events"], "{sid}");
+        let (status, body) = server
+            .get(&format!(
+                "/api/sessions/{sid}/events?site=bench&format=msgpack"
+            ))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            hex(&sha2::Sha256::digest(&body)),
+            w["msgpack_sha256"].as_str().unwrap(),
+            "{sid} replays byte for byte"
+        );
+    }
+    let devices = server.get_json("/api/devices?site=bench").await;
+    let mut dids: Vec<&str> = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["did"].as_str().unwrap())
+        .collect();
+    dids.sort_unstable();
+    let want: Vec<&str> = expected["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(dids, want);
+}
+
+#[tokio::test]
+async fn a_store_written_before_the_log_moves_into_it_and_replays_the_same() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-fd5b920");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
+    let gz = std::fs::read(fixture.join("spoor.redb.gz")).unwrap();
+    let mut redb = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut redb)
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("spoor.redb"), redb).unwrap();
+    assert!(!tmp.path().join("log").exists());
+
+    let server = start(tmp.path()).await;
+    check(&server, &expected).await;
+    let segments = std::fs::read_dir(tmp.path().join("log")).unwrap().count();
+    assert!(segments >= 1, "the chunks are in the log now");
+
+    // A session of the old store goes on where it was: seq 30 continues 0..=29.
+    let sid = "bench000000_000059a0";
+    let mut ws = server.connect(BENCH_KEY).await;
+    assert_eq!(open(&mut ws, sid).await, 29);
+    ws.send(pack(&batch(30, json!([[1, 0, 5, 5]]))))
+        .await
+        .unwrap();
+    assert_eq!(await_ack(&mut ws, 30).await, 30);
+    drop(ws);
+    let tmp_dir = server.stop().await;
+    assert!(tmp_dir.is_none());
+
+    // Opened again: nothing left to move, the same answers, and the new batch kept.
+    let server = start(tmp.path()).await;
+    let events = server.events("bench", sid).await;
+    assert_eq!(events.len(), 31);
+    assert_eq!(events[30]["seq"], 30);
+    let mut expected = expected;
+    expected["sessions"][sid]["batches"] = json!(31);
+    expected["sessions"][sid]["events"] = json!(601);
+    let (status, body) = server
+        .get(&format!(
+            "/api/sessions/{sid}/events?site=bench&format=msgpack"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    expected["sessions"][sid]["msgpack_sha256"] = json!(hex(&sha2::Sha256::digest(&body)));
+    check(&server, &expected).await;
+    server.stop().await;
+}
