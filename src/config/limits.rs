@@ -198,12 +198,20 @@ pub struct EmbeddedConfig {
     /// of full ingest load; 64 MiB holds the hot B-tree pages (recent chunks, sessions) and
     /// measured the same throughput (docs/benchmarks.md).
     pub cache_bytes: usize,
+    /// A log segment is closed, and the next begun, once it is this long. Retention removes
+    /// whole segments, and compacts those less than half live.
+    pub segment_bytes: u64,
+    /// How often redb is made durable (the log is fsynced with every group anyway). Longer:
+    /// fewer pauses of the writer, more log to apply again after a crash.
+    pub checkpoint_ms: u64,
 }
 
 impl Default for EmbeddedConfig {
     fn default() -> Self {
         EmbeddedConfig {
             cache_bytes: 64 * 1024 * 1024,
+            segment_bytes: 64 * 1024 * 1024,
+            checkpoint_ms: 1_000,
         }
     }
 }

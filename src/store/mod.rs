@@ -333,9 +333,9 @@ pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn Store>, Stor
     match &config.store {
         crate::config::StoreSpec::Embedded(dir) => {
             let dir = dir.clone();
-            let cache = config.embedded.cache_bytes;
+            let settings = config.embedded.clone();
             let store = tokio::task::spawn_blocking(move || {
-                embedded::EmbeddedStore::open_with_cache(&dir, cache)
+                embedded::EmbeddedStore::open_with(&dir, &settings)
             })
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;

@@ -8,7 +8,7 @@
 //!
 //! Layout of `DIR/log/{id:020}.seg`: the 8-byte magic `SPOORLG1`, then records, each
 //! `len: u32 LE, crc32(payload): u32 LE, payload[len]`. A record never spans two segments;
-//! a segment is closed once it passes [`SEGMENT_BYTES`]. The payload's own format is in
+//! a segment is closed once it passes `[embedded] segment_bytes` (64 MiB). The payload's own format is in
 //! `redo.rs`.
 
 use std::collections::HashMap;
@@ -22,8 +22,6 @@ use crate::error::StoreError;
 pub(super) const MAGIC: &[u8; 8] = b"SPOORLG1";
 /// Where the first record of a segment starts.
 pub(super) const HEADER: u64 = MAGIC.len() as u64;
-/// A segment is closed, and the next begun, once it is this long.
-pub(super) const SEGMENT_BYTES: u64 = 64 << 20;
 /// No record is longer: a corrupt length cannot make recovery allocate wildly (a group is
 /// bounded far below this by the pipeline's memory budget).
 pub(super) const MAX_RECORD: u32 = 1 << 30;
@@ -79,11 +77,13 @@ pub(super) struct Log {
     id: u64,
     file: File,
     len: u64,
+    /// Where a segment is closed.
+    limit: u64,
 }
 
 impl Log {
     /// Begins segment `id` (which must not exist) in `dir`.
-    pub(super) fn begin(dir: &Path, id: u64) -> Result<Log, StoreError> {
+    pub(super) fn begin(dir: &Path, id: u64, limit: u64) -> Result<Log, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
         let path = segment_path(dir, id);
         let mut file = OpenOptions::new()
@@ -101,6 +101,7 @@ impl Log {
             id,
             file,
             len: HEADER,
+            limit,
         })
     }
 
@@ -111,8 +112,8 @@ impl Log {
     /// Where a record of `payload` bytes will start: in this segment, or at the start of a
     /// new one if this one is full.
     pub(super) fn place(&mut self, payload: usize) -> Result<(u64, u64), StoreError> {
-        if self.len > HEADER && self.len + FRAME + payload as u64 > SEGMENT_BYTES {
-            *self = Log::begin(&self.dir, self.id + 1)?;
+        if self.len > HEADER && self.len + FRAME + payload as u64 > self.limit {
+            *self = Log::begin(&self.dir, self.id + 1, self.limit)?;
         }
         Ok((self.id, self.len))
     }
@@ -275,7 +276,7 @@ mod tests {
     #[test]
     fn records_read_back_in_order_and_a_torn_tail_is_found() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut log = Log::begin(tmp.path(), 1).unwrap();
+        let mut log = Log::begin(tmp.path(), 1, 1 << 20).unwrap();
         let mut places = Vec::new();
         for p in [&b"one"[..], b"", b"three"] {
             let r = record(p);
@@ -306,8 +307,8 @@ mod tests {
     #[test]
     fn a_full_segment_gives_way_to_the_next() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut log = Log::begin(tmp.path(), 7).unwrap();
-        log.len = SEGMENT_BYTES - 10;
+        let mut log = Log::begin(tmp.path(), 7, 1 << 20).unwrap();
+        log.len = (1 << 20) - 10;
         assert_eq!(log.place(100).unwrap(), (8, HEADER));
         assert_eq!(segment_ids(tmp.path()).unwrap(), vec![7, 8]);
         assert!(Reader::open(tmp.path(), 9, 0).is_err());

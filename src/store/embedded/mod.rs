@@ -117,13 +117,17 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) `DIR/spoor.redb` with the default page cache.
+    /// Opens (or creates) the store in `DIR` with the default settings.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(dir, crate::config::EmbeddedConfig::default().cache_bytes)
+        Self::open_with(dir, &crate::config::EmbeddedConfig::default())
     }
 
-    /// Opens (or creates) `DIR/spoor.redb` with a page cache of `cache_bytes`.
-    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store in `DIR`: `DIR/spoor.redb` and the log in `DIR/log`.
+    pub fn open_with(
+        dir: &Path,
+        settings: &crate::config::EmbeddedConfig,
+    ) -> Result<Self, StoreError> {
+        let cache_bytes = settings.cache_bytes;
         std::fs::create_dir_all(dir).map_err(unavailable)?;
         let db = create(&dir.join("spoor.redb"), cache_bytes)?;
         let txn = db.begin_write().map_err(unavailable)?;
@@ -152,10 +156,11 @@ impl EmbeddedStore {
                 "Converted the heatmap points of an older store into heat records."
             );
         }
-        let inner = Arc::new(Inner::new(db, dir, cache_bytes)?);
+        let inner = Arc::new(Inner::new(db, dir, settings)?);
         recover::convert_chunks(&inner)?;
+        let every = std::time::Duration::from_millis(settings.checkpoint_ms.max(1));
         Ok(EmbeddedStore {
-            checkpoints: Some(shared::checkpoints(inner.clone())),
+            checkpoints: Some(shared::checkpoints(inner.clone(), every)),
             inner,
         })
     }

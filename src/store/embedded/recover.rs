@@ -57,7 +57,7 @@ fn apply_record(db: &Database, seg: u64, at: u64, payload: &[u8]) -> Result<(), 
 
 /// Applies the records after the last durable commit, cuts off a record a crash left
 /// partial, makes the result durable and begins a new segment for appends.
-pub(super) fn recover(db: &Database, dir: &Path) -> Result<Log, StoreError> {
+pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<Log, StoreError> {
     let ids = log::segment_ids(dir)?;
     let from = applied(db)?;
     let mut records = 0u64;
@@ -106,7 +106,7 @@ pub(super) fn recover(db: &Database, dir: &Path) -> Result<Log, StoreError> {
         );
     }
     durable(db)?;
-    Log::begin(dir, ids.last().map_or(1, |l| l + 1))
+    Log::begin(dir, ids.last().map_or(1, |l| l + 1), segment_bytes)
 }
 
 /// Moves the chunks of a store written before the log (table `chunks`) into it, a bounded
@@ -256,4 +256,94 @@ pub(super) fn compact_segments(inner: &Inner) -> Result<u64, StoreError> {
         checkpoint(inner)?;
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EmbeddedConfig;
+    use crate::store::fixtures::chunk_of;
+
+    /// Batch `seq` of session `sid`, 3,000 bytes of events.
+    fn of(sid: &str, seq: u64) -> ChunkWrite {
+        let mut c = chunk_of(seq, 3_000);
+        let mut meta = (*c.meta).clone();
+        meta.sid = sid.into();
+        c.meta = Arc::new(meta);
+        c
+    }
+
+    fn log_bytes(dir: &Path) -> (usize, u64) {
+        let ids = log::segment_ids(dir).unwrap();
+        let bytes = ids
+            .iter()
+            .map(|&id| std::fs::metadata(log::segment_path(dir, id)).unwrap().len())
+            .sum();
+        (ids.len(), bytes)
+    }
+
+    async fn kept_intact(store: &EmbeddedStore) {
+        let back = store.read_chunks("shop", "s_kept", 0, 100).await.unwrap();
+        assert_eq!(back.len(), 40);
+        for (i, c) in back.iter().enumerate() {
+            assert_eq!(
+                (c.seq, c.ev.len(), c.rage.as_slice()),
+                (i as u64, 3_000, &[0, 7][..])
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn segments_go_when_their_chunks_do_and_mostly_deleted_ones_are_compacted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = log::dir_of(tmp.path());
+        let settings = EmbeddedConfig {
+            segment_bytes: 32 * 1024,
+            checkpoint_ms: 3_600_000,
+            ..EmbeddedConfig::default()
+        };
+        let store = EmbeddedStore::open_with(tmp.path(), &settings).unwrap();
+        for seq in 0..40 {
+            let group = vec![of("s_gone", seq), of("s_kept", seq)];
+            store.commit(Arc::new(group)).await.unwrap();
+        }
+        let (before, bytes_before) = log_bytes(&dir);
+        assert!(before >= 6, "{before} segments");
+
+        // One session deleted: every segment is still half live, none can go.
+        assert!(store.delete_session("shop", "s_gone").await.unwrap());
+        assert_eq!(checkpoint(&store.inner).unwrap(), 0);
+        assert_eq!(log_bytes(&dir).0, before);
+        assert!(store
+            .read_chunks("shop", "s_gone", 0, 100)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Compaction moves the live halves on; the old segments are removed.
+        let moved = compact_segments(&store.inner).unwrap();
+        assert!(moved >= 30, "{moved} moved");
+        let (after, bytes_after) = log_bytes(&dir);
+        assert!(after < before, "{after} of {before} segments left");
+        assert!(
+            bytes_after < bytes_before * 2 / 3,
+            "{bytes_after} of {bytes_before} bytes"
+        );
+        kept_intact(&store).await;
+        // The segment that was being written during the first pass is closed now, half
+        // live: the next pass moves its few chunks, and then nothing is left to compact.
+        assert!(compact_segments(&store.inner).unwrap() <= 8);
+        assert_eq!(compact_segments(&store.inner).unwrap(), 0);
+        kept_intact(&store).await;
+
+        // Reopened, the index points at the new places.
+        drop(store);
+        let store = EmbeddedStore::open_with(tmp.path(), &settings).unwrap();
+        kept_intact(&store).await;
+
+        // The rest deleted: every closed segment goes, and the current one stays.
+        assert!(store.delete_session("shop", "s_kept").await.unwrap());
+        assert!(checkpoint(&store.inner).unwrap() > 0);
+        assert_eq!(log_bytes(&dir).0, 1);
+    }
 }

@@ -16,8 +16,6 @@ use super::log::{self, Log};
 use super::{create, recover, unavailable};
 use crate::error::StoreError;
 
-/// How often the checkpoint thread makes redb durable (and removes dead segments).
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// MiB that must be writable before a database that failed to write is reopened.
 const PROBE_MIB: usize = 4;
 
@@ -30,6 +28,7 @@ pub(super) struct Inner {
     /// The redb file and its cache, to reopen it.
     path: PathBuf,
     cache_bytes: usize,
+    segment_bytes: u64,
     /// Something was written since the last checkpoint.
     changed: AtomicBool,
     /// redb failed to write and refuses writes until it is reopened.
@@ -38,15 +37,21 @@ pub(super) struct Inner {
 
 impl Inner {
     /// Applies what the log holds beyond `db`'s durable state and begins a segment.
-    pub(super) fn new(db: Database, data: &Path, cache_bytes: usize) -> Result<Inner, StoreError> {
+    pub(super) fn new(
+        db: Database,
+        data: &Path,
+        settings: &crate::config::EmbeddedConfig,
+    ) -> Result<Inner, StoreError> {
         let dir = log::dir_of(data);
-        let log = recover::recover(&db, &dir)?;
+        let segment_bytes = settings.segment_bytes.max(4096);
+        let log = recover::recover(&db, &dir, segment_bytes)?;
         Ok(Inner {
             db: RwLock::new(Some(Arc::new(db))),
             log: Mutex::new(log),
             dir,
             path: data.join("spoor.redb"),
-            cache_bytes,
+            cache_bytes: settings.cache_bytes,
+            segment_bytes,
             changed: AtomicBool::new(false),
             broken: AtomicBool::new(false),
         })
@@ -103,7 +108,7 @@ impl Inner {
         // next tick tries again.
         drop(slot.take());
         let db = create(&self.path, self.cache_bytes)?;
-        *log = recover::recover(&db, &self.dir)?;
+        *log = recover::recover(&db, &self.dir, self.segment_bytes)?;
         *slot = Some(Arc::new(db));
         self.broken.store(false, Ordering::Release);
         tracing::info!("Reopened the store after a failed write; the log was applied again.");
@@ -158,12 +163,12 @@ impl Drop for Inner {
 }
 
 /// Starts the checkpoint thread; it stops when the sender is dropped.
-pub(super) fn checkpoints(inner: Arc<Inner>) -> (SyncSender<()>, JoinHandle<()>) {
+pub(super) fn checkpoints(inner: Arc<Inner>, every: Duration) -> (SyncSender<()>, JoinHandle<()>) {
     let (stop, stopped) = sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
         .name("spoor-checkpoint".into())
         .spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                 inner.tick();
             }
         })
