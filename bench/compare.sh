@@ -9,10 +9,12 @@
 #   spoor-1by1     spoor with group commit off (one durable transaction per batch)
 #   node-ws        a Node `ws` server that decodes each batch and acks at once, storing nothing
 #   bare           tokio-tungstenite acking by count: no decoding, no storing (the ceiling)
+#   spoor-base     another spoor binary, $SPOOR_BASE (say, the last release), for before/after
 #
 #   bench/compare.sh                      # all scenarios, all peers, one round
 #   ROUNDS=3 DURATION=10 bench/compare.sh max
 #   PEERS="spoor bare" bench/compare.sh curve
+#   SPOOR_BASE=/tmp/spoor-old PEERS="spoor spoor-base node-ws bare" bench/compare.sh "max steady"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +41,7 @@ start() { # peer
   bench_config "$extra"
   case $1 in
     spoor|spoor-1by1) RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 & ;;
+    spoor-base) RUST_LOG=warn "${SPOOR_BASE:?set SPOOR_BASE to a spoor binary}" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 & ;;
     node-ws) node bench/peers/node-ws/server.mjs "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
     bare) target/release/examples/bare_ack "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
   esac

@@ -4,19 +4,21 @@
 # formats: time to first byte, total time, events per second.
 #
 #   bench/replay.sh
+#   SPOOR_BIN=/tmp/spoor-old bench/replay.sh     # another build, for before/after
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=18085
 KEY=wk_bench_key_0001
-cargo build --release --quiet --bin spoor
+BIN=${SPOOR_BIN:-target/release/spoor}
+[ -n "${SPOOR_BIN:-}" ] || cargo build --release --quiet --bin spoor
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . bench/lib.sh
 bench_config
-RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
+RUST_LOG=warn "$BIN" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
 server=$!
 wait_port
-target/release/spoor bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --connections 1 \
+"$BIN" bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --connections 1 \
   --batch-events 500 --interval-ms 0 --batches 2000 --duration 120 | tail -n 1 >&2
 auth=(-H "Authorization: Bearer rt_bench")
 sid=$(curl -s "${auth[@]}" "http://127.0.0.1:$PORT/api/sessions?site=bench" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sessions"][0]["sid"])')

@@ -5,9 +5,11 @@
 //! first waiting batch and gathers more, and commits the group when it is full (a count of
 //! batches), when the next batch would not fit (a byte limit: that batch opens the next
 //! group), when a short linger timer started by the group's first batch fires, or when the
-//! input ends; batches arriving during a commit simply form the next group. Only after the
-//! commit returns does any of the group's senders hear its ack. When the queue closes or
-//! shutdown asks it to drain, it commits what is queued and stops.
+//! input ends; batches arriving during a commit simply form the next group. Only once the
+//! group is durable does any of its senders hear its ack. A store that can write a group
+//! before it is durable ([`Store::stage`]: the embedded store's log) lets the batcher write
+//! the next group while the last one syncs; acks still go out group by group, in order.
+//! When the queue closes or shutdown asks it to drain, it commits what is queued and stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +20,8 @@ use super::Submission;
 use crate::config::PipelineConfig;
 use crate::live::LiveHub;
 use crate::metrics::Metrics;
-use crate::store::{ChunkWrite, CommitOutcome, Store};
-use crate::webhook::Outbound;
+use crate::store::{ChunkWrite, CommitOutcome, Durable, Store};
+use crate::webhook::{Outbound, Pending};
 
 /// Pause after a failed commit, so a broken store is not hammered in a tight loop while its
 /// clients reconnect and resend.
@@ -64,6 +66,8 @@ impl Batcher {
 
     /// Runs until the queue closes, or until `drain` fires and the queue is empty.
     pub async fn run(mut self, drain: CancellationToken) {
+        // The group written last, waiting to be durable before its acks go out.
+        let mut syncing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let first = match self.held.take() {
                 Some(s) => s,
@@ -81,7 +85,19 @@ impl Batcher {
                 },
             };
             let group = self.gather(first, drain.is_cancelled()).await;
-            self.commit(group).await;
+            let staged = self.stage(group).await;
+            // The last group's acks go out before this one's can.
+            if let Some(last) = syncing.take() {
+                let _ = last.await;
+            }
+            if staged.overlaps() {
+                syncing = Some(tokio::spawn(staged.finish()));
+            } else {
+                staged.finish().await;
+            }
+        }
+        if let Some(last) = syncing.take() {
+            let _ = last.await;
         }
         tracing::debug!("Batcher stopped.");
     }
@@ -116,7 +132,8 @@ impl Batcher {
         group
     }
 
-    async fn commit(&self, group: Vec<Submission>) {
+    /// Writes a group; what it needs to be acked once durable.
+    async fn stage(&self, group: Vec<Submission>) -> Staged {
         let mut guards = Vec::with_capacity(group.len());
         let mut chunks = Vec::with_capacity(group.len());
         for s in group {
@@ -127,26 +144,80 @@ impl Batcher {
         let chunks = Arc::new(chunks);
         let started = Instant::now();
         let pending = self.outbound.as_ref().and_then(|o| o.for_chunks(&chunks));
+        let ready = |r: Result<Vec<CommitOutcome>, _>| {
+            r.map(|out| (out, Box::pin(async { Ok(()) }) as Durable))
+        };
         let result = match &pending {
             Some(p) if self.config.group_commit => {
-                self.store
-                    .commit_with_events(chunks.clone(), p.batch())
-                    .await
+                self.store.stage(chunks.clone(), Some(p.batch())).await
             }
-            Some(p) => match self.store.record_events(p.batch()).await {
+            Some(p) => ready(match self.store.record_events(p.batch()).await {
                 Ok(()) => self.commit_one_by_one(&chunks).await,
                 Err(e) => Err(e),
-            },
-            None if self.config.group_commit => self.store.commit(chunks.clone()).await,
-            None => self.commit_one_by_one(&chunks).await,
+            }),
+            None if self.config.group_commit => self.store.stage(chunks.clone(), None).await,
+            None => ready(self.commit_one_by_one(&chunks).await),
         };
-        if let (Some(o), Some(p)) = (&self.outbound, pending) {
+        Staged {
+            guards,
+            chunks,
+            pending,
+            result,
+            started,
+            outbound: self.outbound.clone(),
+            metrics: self.metrics.clone(),
+            live: self.live.clone(),
+        }
+    }
+
+    /// "One durable write per batch": group commit off, for comparison benchmarks.
+    async fn commit_one_by_one(
+        &self,
+        chunks: &[ChunkWrite],
+    ) -> Result<Vec<CommitOutcome>, crate::error::StoreError> {
+        let mut out = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            out.extend(self.store.commit(Arc::new(vec![c.clone()])).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// A group written to the store, its acks waiting until it is durable.
+struct Staged {
+    guards: Vec<(crate::pipeline::AckGuard, tokio::sync::OwnedSemaphorePermit)>,
+    chunks: Arc<Vec<ChunkWrite>>,
+    /// Its geofence and webhook events.
+    pending: Option<Pending>,
+    result: Result<(Vec<CommitOutcome>, Durable), crate::error::StoreError>,
+    started: Instant,
+    outbound: Option<Arc<Outbound>>,
+    metrics: Arc<Metrics>,
+    live: Arc<LiveHub>,
+}
+
+impl Staged {
+    /// Whether the next group may be written while this one syncs: not after a failure (the
+    /// backoff below holds the batcher), nor with events, whose outcome the next group's
+    /// geofence evaluation builds on.
+    fn overlaps(&self) -> bool {
+        self.result.is_ok() && self.pending.is_none()
+    }
+
+    /// Waits until the group is durable, then acks it (or fails it).
+    async fn finish(self) {
+        let result = match self.result {
+            Ok((outcomes, durable)) => durable.await.map(|()| outcomes),
+            Err(e) => Err(e),
+        };
+        if let (Some(o), Some(p)) = (&self.outbound, self.pending) {
             match result {
                 Ok(_) => o.committed(p),
                 Err(_) => o.failed(p),
             }
         }
-        let elapsed = started.elapsed();
+        let chunks = self.chunks;
+        let elapsed = self.started.elapsed();
         self.metrics.commit_seconds.observe(elapsed.as_secs_f64());
         self.metrics.group_batches.observe(chunks.len() as f64);
         match result {
@@ -155,7 +226,7 @@ impl Batcher {
                 let mut dom_bytes = 0u64;
                 let mut dups = 0u64;
                 for ((guard, _permit), (chunk, outcome)) in
-                    guards.into_iter().zip(chunks.iter().zip(&outcomes))
+                    self.guards.into_iter().zip(chunks.iter().zip(&outcomes))
                 {
                     if outcome.stored {
                         events += u64::from(chunk.stats.events);
@@ -185,22 +256,10 @@ impl Batcher {
                     "Commit failed; the batches are not acked and their clients will resend."
                 );
                 // Dropping the guards tells every sender.
-                drop(guards);
+                drop(self.guards);
                 tokio::time::sleep(FAILURE_BACKOFF).await;
             }
         }
-    }
-
-    /// "One durable write per batch": group commit off, for comparison benchmarks.
-    async fn commit_one_by_one(
-        &self,
-        chunks: &[ChunkWrite],
-    ) -> Result<Vec<CommitOutcome>, crate::error::StoreError> {
-        let mut out = Vec::with_capacity(chunks.len());
-        for c in chunks {
-            out.extend(self.store.commit(Arc::new(vec![c.clone()])).await?);
-        }
-        Ok(out)
     }
 }
 
@@ -209,6 +268,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::error::StoreError;
     use crate::pipeline::{AckState, Pipeline};
     use crate::store::fixtures::{chunk_of, RecordingStore};
 
@@ -317,5 +377,32 @@ mod tests {
         assert_eq!(all, vec![0, 1, 2, 3, 4]);
         assert_eq!(r.state.acked(), 4);
         assert_eq!(r.state.done(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_group_is_written_while_the_last_syncs_and_acks_wait_for_their_sync() {
+        let r = rig(config(2, 1 << 20, 60_000));
+        *r.store.syncs.lock().unwrap() = Some(Vec::new());
+        let state = AckState::new(-1);
+        for seq in 0..4 {
+            r.pipeline.submit(chunk_of(seq, 10), &state).await.unwrap();
+        }
+        settle().await;
+        // Both groups written; neither durable, so nothing acked.
+        assert_eq!(r.store.groups(), vec![vec![0, 1], vec![2, 3]]);
+        assert_eq!((state.acked(), state.done()), (-1, 0));
+        let mut syncs = r.store.syncs.lock().unwrap().take().unwrap();
+        let second = syncs.pop().unwrap();
+        let first = syncs.pop().unwrap();
+        // The first group's sync: only its batches are acked.
+        first.send(Ok(())).unwrap();
+        settle().await;
+        assert_eq!((state.acked(), state.done()), (1, 2));
+        // The second group's sync fails: its batches are not acked (their clients resend).
+        second
+            .send(Err(StoreError::Unavailable("EIO".into())))
+            .unwrap();
+        settle().await;
+        assert_eq!((state.acked(), state.done()), (1, 4));
     }
 }

@@ -97,6 +97,9 @@ pub fn rich_group() -> Vec<ChunkWrite> {
     out
 }
 
+/// Makes one staged group durable (or fails it).
+pub type SyncSender = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
+
 /// Records the seqs of each committed group (and positions per commit); reads find nothing.
 #[derive(Default)]
 pub struct RecordingStore {
@@ -104,6 +107,9 @@ pub struct RecordingStore {
     pub positions: Mutex<Vec<usize>>,
     /// Position commits wait while a test holds this for writing.
     pub gate: tokio::sync::RwLock<()>,
+    /// When `Some`, staged groups are durable only once the test sends on their sender
+    /// (in group order).
+    pub syncs: Mutex<Option<Vec<SyncSender>>>,
 }
 
 impl RecordingStore {
@@ -126,6 +132,24 @@ impl Store for RecordingStore {
                 acked: c.seq as i64,
             })
             .collect())
+    }
+    async fn stage(
+        &self,
+        chunks: Arc<Vec<ChunkWrite>>,
+        _events: Option<Arc<crate::outbox::EventBatch>>,
+    ) -> Result<(Vec<CommitOutcome>, super::Durable), StoreError> {
+        let out = self.commit(chunks).await?;
+        let mut syncs = self.syncs.lock().unwrap();
+        let Some(syncs) = syncs.as_mut() else {
+            return Ok((out, Box::pin(async { Ok(()) })));
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        syncs.push(tx);
+        let durable = async move {
+            rx.await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("sync dropped".into())))
+        };
+        Ok((out, Box::pin(durable)))
     }
     async fn acked(&self, _: &str, _: &str) -> Result<i64, StoreError> {
         Ok(-1)

@@ -30,6 +30,9 @@ use crate::signals::Signals;
 
 pub use summary::SessionSummary;
 
+/// Resolves once a group [`Store::stage`] wrote is durable (or could not be made so).
+pub type Durable = futures_util::future::BoxFuture<'static, Result<(), StoreError>>;
+
 /// What every chunk of one connection shares: its site, session and the hello metadata.
 #[derive(Debug, Clone)]
 pub struct SessionMeta {
@@ -273,6 +276,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<CommitOutcome>, StoreError> {
         self.record_events(events).await?;
         self.commit(chunks).await
+    }
+
+    /// Writes a group (with its events, if any) as [`Store::commit_with_events`] does, but
+    /// may answer before it is durable: its acks wait for the returned [`Durable`], and the
+    /// batcher writes the next group meanwhile. By default, committed and durable at once.
+    async fn stage(
+        &self,
+        chunks: Arc<Vec<ChunkWrite>>,
+        events: Option<Arc<EventBatch>>,
+    ) -> Result<(Vec<CommitOutcome>, Durable), StoreError> {
+        let out = match events {
+            Some(e) => self.commit_with_events(chunks, e).await?,
+            None => self.commit(chunks).await?,
+        };
+        Ok((out, Box::pin(async { Ok(()) })))
     }
 
     /// [`Store::commit_positions`] with the events the positions started, likewise.

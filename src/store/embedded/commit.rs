@@ -20,13 +20,17 @@ pub(super) struct Touched {
 /// Where a chunk's bytes are: (segment, offset, length).
 pub(super) type Place = (u64, u64, u32);
 
+/// Where the log ends after a record: what must be synced before it is acked.
+pub(super) type LogEnd = (u64, u64);
+
 /// Appends `record` (built with 8 bytes of framing in front) to the log and applies it with
-/// `apply(txn, segment, record start)`, as one: if either fails, neither stays.
+/// `apply(txn, segment, record start)`, as one: if either fails, neither stays. The record is
+/// durable once `Inner::sync_to` the returned end has returned.
 pub(super) fn logged<T>(
     inner: &Inner,
     mut record: Vec<u8>,
     apply: impl FnOnce(&WriteTransaction, u64, u64) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+) -> Result<(T, LogEnd), StoreError> {
     log::frame(&mut record);
     let mut log = inner
         .log
@@ -58,7 +62,7 @@ pub(super) fn logged<T>(
         return Err(unavailable(e));
     }
     inner.note_change();
-    Ok(out)
+    Ok((out, (seg, start + record.len() as u64)))
 }
 
 /// Records that the log is applied up to (segment, offset), in the transaction that applies it.
@@ -80,11 +84,12 @@ fn add_live(txn: &WriteTransaction, seg: u64, delta: i64) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Writes a group; durable once the log is synced to the returned end.
 pub(super) fn commit_group(
     inner: &Inner,
     chunks: &[ChunkWrite],
     events: Option<&EventBatch>,
-) -> Result<Vec<CommitOutcome>, StoreError> {
+) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
     let (record, blobs) = redo::group_record(chunks, events)?;
     logged(inner, record, |txn, seg, start| {
         let places: Vec<Place> = blobs
@@ -244,9 +249,11 @@ pub(super) fn commit_positions(
     events: Option<&EventBatch>,
 ) -> Result<Vec<bool>, StoreError> {
     let record = redo::positions_record(positions, events)?;
-    logged(inner, record, |txn, _, _| {
+    let (stored, end) = logged(inner, record, |txn, _, _| {
         apply_positions(txn, positions, events)
-    })
+    })?;
+    inner.sync_to(end)?;
+    Ok(stored)
 }
 
 pub(super) fn apply_positions(
@@ -280,7 +287,7 @@ pub(super) fn apply_positions(
 /// out of a segment that is mostly deleted. A chunk deleted, or moved, meanwhile stays as it is.
 pub(super) fn commit_moved(inner: &Inner, moved: &[Moved]) -> Result<usize, StoreError> {
     let (record, blobs) = redo::moved_record(moved)?;
-    logged(inner, record, |txn, seg, start| {
+    let (n, end) = logged(inner, record, |txn, seg, start| {
         let keys: Vec<_> = moved
             .iter()
             .map(|m| (m.site.clone(), m.sid.clone(), m.seq, m.from))
@@ -290,7 +297,9 @@ pub(super) fn commit_moved(inner: &Inner, moved: &[Moved]) -> Result<usize, Stor
             .map(|&(at, len)| (seg, start + at, len))
             .collect();
         apply_moved(txn, &keys, &places)
-    })
+    })?;
+    inner.sync_to(end)?;
+    Ok(n)
 }
 
 /// Points each moved chunk's index entry at its new place; returns how many moved.

@@ -1,7 +1,8 @@
 //! The write-ahead log: segment files that each commit group is appended to, with one write
 //! and one `fdatasync`, before the group is acknowledged.
 //!
-//! A group's chunk bytes are written here once, sequentially, and stay here: redb keeps only
+//! A group's chunk bytes are written here once, sequentially, and stay here (made durable by
+//! `Inner::sync_to`, which one `fdatasync` serves for every group written before it): redb keeps only
 //! a small index entry per chunk (segment, offset, length) and is committed without an fsync;
 //! a checkpoint makes it durable now and then (`recover.rs`), and after a crash the records
 //! after the last checkpoint are applied again from the log.
@@ -75,7 +76,8 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 pub(super) struct Log {
     dir: PathBuf,
     id: u64,
-    file: File,
+    /// Shared with the thread that syncs it, so no append waits for an `fdatasync`.
+    file: std::sync::Arc<File>,
     len: u64,
     /// Where a segment is closed.
     limit: u64,
@@ -99,7 +101,7 @@ impl Log {
         Ok(Log {
             dir: dir.to_owned(),
             id,
-            file,
+            file: std::sync::Arc::new(file),
             len: HEADER,
             limit,
         })
@@ -109,24 +111,39 @@ impl Log {
         self.id
     }
 
+    /// Where the next record goes: (segment, offset).
+    pub(super) fn end(&self) -> (u64, u64) {
+        (self.id, self.len)
+    }
+
+    pub(super) fn file(&self) -> std::sync::Arc<File> {
+        self.file.clone()
+    }
+
+    /// Makes everything appended to this segment durable.
+    pub(super) fn sync(&self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| io("syncing", &segment_path(&self.dir, self.id), e))
+    }
+
     /// Where a record of `payload` bytes will start: in this segment, or at the start of a
     /// new one if this one is full.
     pub(super) fn place(&mut self, payload: usize) -> Result<(u64, u64), StoreError> {
         if self.len > HEADER && self.len + FRAME + payload as u64 > self.limit {
+            // A closed segment is durable whole: syncs only ever look at the current one.
+            self.sync()?;
             *self = Log::begin(&self.dir, self.id + 1, self.limit)?;
         }
         Ok((self.id, self.len))
     }
 
-    /// Appends `record` (framing included, see [`frame`]) at the place [`Log::place`] gave,
-    /// durably. On failure the segment is cut back to where it was, so a partial record never
-    /// stays in front of later ones.
+    /// Writes `record` (framing included, see [`frame`]) at the place [`Log::place`] gave; not
+    /// yet durable. On failure the segment is cut back to where it was, so a partial record
+    /// never stays in front of later ones.
     pub(super) fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
         let path = segment_path(&self.dir, self.id);
-        let written = self
-            .file
-            .write_all_at(record, self.len)
-            .and_then(|()| self.file.sync_data());
+        let written = self.file.write_all_at(record, self.len);
         match written {
             Ok(()) => {
                 self.len += record.len() as u64;

@@ -221,8 +221,26 @@ impl EmbeddedStore {
 #[async_trait]
 impl Store for EmbeddedStore {
     async fn commit(&self, chunks: Arc<Vec<ChunkWrite>>) -> Result<Vec<CommitOutcome>, StoreError> {
-        self.with_inner(move |inner| commit_group(inner, &chunks, None))
-            .await
+        let (out, durable) = self.stage(chunks, None).await?;
+        durable.await?;
+        Ok(out)
+    }
+
+    async fn stage(
+        &self,
+        chunks: Arc<Vec<ChunkWrite>>,
+        events: Option<Arc<EventBatch>>,
+    ) -> Result<(Vec<CommitOutcome>, super::Durable), StoreError> {
+        let (out, end) = self
+            .with_inner(move |inner| commit_group(inner, &chunks, events.as_deref()))
+            .await?;
+        let inner = self.inner.clone();
+        let durable = async move {
+            tokio::task::spawn_blocking(move || inner.sync_to(end))
+                .await
+                .map_err(unavailable)?
+        };
+        Ok((out, Box::pin(durable)))
     }
 
     async fn acked(&self, site: &str, sid: &str) -> Result<i64, StoreError> {
@@ -231,7 +249,11 @@ impl Store for EmbeddedStore {
 
     async fn session(&self, site: &str, sid: &str) -> Result<Option<SessionSummary>, StoreError> {
         let (site, sid) = (site.to_owned(), sid.to_owned());
-        self.blocking(move |db| {
+        self.with_inner(move |inner| {
+            // What a welcome says is acked must be durable: groups written but not yet synced
+            // are synced first.
+            inner.sync_written()?;
+            let db = inner.db()?;
             let txn = db.begin_read().map_err(unavailable)?;
             let t = txn.open_table(SESSIONS).map_err(unavailable)?;
             match t.get((site.as_str(), sid.as_str())).map_err(unavailable)? {
@@ -402,8 +424,9 @@ impl Store for EmbeddedStore {
         chunks: Arc<Vec<ChunkWrite>>,
         events: Arc<EventBatch>,
     ) -> Result<Vec<CommitOutcome>, StoreError> {
-        self.with_inner(move |inner| commit_group(inner, &chunks, Some(&events)))
-            .await
+        let (out, durable) = self.stage(chunks, Some(events)).await?;
+        durable.await?;
+        Ok(out)
     }
 
     async fn commit_positions_with_events(

@@ -68,6 +68,11 @@ pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<L
             _ => 0,
         };
         let mut reader = Reader::open(dir, id, start)?;
+        let path = log::segment_path(dir, id);
+        // What a crashed process wrote may be in the page cache only: durable before redb is.
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_data())
+            .map_err(|e| unavailable(format!("syncing {}: {e}", path.display())))?;
         loop {
             match reader.next() {
                 Ok((at, payload)) => {
@@ -82,7 +87,6 @@ pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<L
                         "The log ends in a partial record (a write cut short by a crash, never \
                          acknowledged); it is cut off."
                     );
-                    let path = log::segment_path(dir, id);
                     std::fs::OpenOptions::new()
                         .write(true)
                         .open(&path)
@@ -93,7 +97,7 @@ pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<L
                 Err(End::Torn(pos)) => {
                     return Err(StoreError::Corrupt(format!(
                         "log segment {} is damaged at byte {pos} and later segments follow it",
-                        log::segment_path(dir, id).display()
+                        path.display()
                     )))
                 }
             }
@@ -154,8 +158,17 @@ pub(super) fn convert_chunks(inner: &Inner) -> Result<u64, StoreError> {
 /// live chunk. Returns how many were removed.
 pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
     inner.take_change();
-    let current = inner.current();
-    durable(&*inner.db()?)?;
+    let current = {
+        // No group may be applied between the sync and the durable commit: redb must never
+        // be durable with an index entry whose bytes are not.
+        let log = inner
+            .log
+            .lock()
+            .map_err(|_| unavailable("the log lock is poisoned"))?;
+        log.sync()?;
+        durable(&*inner.db()?)?;
+        log.id()
+    };
     let mut removed = 0;
     for (id, live, _) in closed_segments(inner, current)? {
         if live == 0 {

@@ -33,6 +33,9 @@ pub(super) struct Inner {
     changed: AtomicBool,
     /// redb failed to write and refuses writes until it is reopened.
     broken: AtomicBool,
+    /// How far the log is known durable; held while syncing, so that one `fdatasync` serves
+    /// every group that waits for it.
+    synced: Mutex<(u64, u64)>,
 }
 
 impl Inner {
@@ -54,6 +57,7 @@ impl Inner {
             segment_bytes,
             changed: AtomicBool::new(false),
             broken: AtomicBool::new(false),
+            synced: Mutex::new((0, 0)),
         })
     }
 
@@ -63,6 +67,48 @@ impl Inner {
             .ok()
             .and_then(|d| d.clone())
             .ok_or_else(|| unavailable("the store is being reopened after a write failed"))
+    }
+
+    /// Returns once the log is durable up to `at` (segment, offset): at once if an
+    /// `fdatasync` since covered it, else after one. A failed sync stops the store's writes
+    /// until it is reopened (the kernel may have dropped the pages it could not write).
+    pub(super) fn sync_to(&self, at: (u64, u64)) -> Result<(), StoreError> {
+        let mut synced = self
+            .synced
+            .lock()
+            .map_err(|_| unavailable("the sync lock is poisoned"))?;
+        if *synced >= at {
+            return Ok(());
+        }
+        let (file, end, path) = {
+            let log = self
+                .log
+                .lock()
+                .map_err(|_| unavailable("the log lock is poisoned"))?;
+            (
+                log.file(),
+                log.end(),
+                log::segment_path(&self.dir, log.id()),
+            )
+        };
+        if let Err(e) = file.sync_data() {
+            if !self.broken.swap(true, Ordering::AcqRel) {
+                tracing::error!(error = %e, "Syncing the log failed; the store is reopened, and the log applied again, once writes succeed.");
+            }
+            return Err(unavailable(format!("syncing {}: {e}", path.display())));
+        }
+        *synced = (*synced).max(end);
+        Ok(())
+    }
+
+    /// Returns once everything written so far is durable (before answering what is acked).
+    pub(super) fn sync_written(&self) -> Result<(), StoreError> {
+        let end = self
+            .log
+            .lock()
+            .map_err(|_| unavailable("the log lock is poisoned"))?
+            .end();
+        self.sync_to(end)
     }
 
     /// The segment being appended to.
