@@ -1,10 +1,10 @@
 //! The embedded store: a write-ahead log of segment files (`log.rs`) that holds every
 //! chunk's bytes, and one redb file that indexes them and keeps everything derived.
 //!
-//! A commit group is appended to the log with one write and one `fdatasync`, and applied to
-//! redb in a transaction committed without an fsync; a checkpoint every second makes redb
-//! durable, and at open the records after the last checkpoint are applied again
-//! (`recover.rs`).
+//! A commit group is written to the log and applied to redb in a transaction committed
+//! without an fsync; it is acked once an `fdatasync` of the log (which serves every group
+//! written before it) has followed. A checkpoint every second makes redb durable, and at open
+//! the records after the last checkpoint are applied again (`recover.rs`).
 //!
 //! Tables:
 //! - `chunk_index`: (site, sid, seq) → (segment, offset, length) of the chunk record (t0, rx,
