@@ -340,7 +340,9 @@ async fn session(
         let can_send = sending && inflight.len() < args.max_inflight;
         if args.interval_ms == 0 && can_send {
             // As fast as acks allow: fill the window, flush once.
-            while inflight.len() < args.max_inflight {
+            while inflight.len() < args.max_inflight
+                && (args.batches == 0 || next_seq < args.batches)
+            {
                 let k = (next_seq as usize + i) % payloads.packed.len();
                 let t0 = t0_base + started.elapsed().as_millis() as i64;
                 let json_ev = args.json.then(|| payloads.json[k].as_str());

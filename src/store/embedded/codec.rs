@@ -28,14 +28,22 @@ pub(super) fn le_u32(v: &[u8], at: usize) -> Option<u32> {
 }
 
 pub(super) fn decode_chunk(seq: u64, v: &[u8]) -> Result<StoredChunk, StoreError> {
+    decode_chunk_bytes(seq, Bytes::copy_from_slice(v))
+}
+
+/// Decodes a chunk record held in `v`; its `ev` shares `v`'s buffer (no copy).
+pub(super) fn decode_chunk_bytes(seq: u64, v: Bytes) -> Result<StoredChunk, StoreError> {
     let bad = || corrupt(format!("chunk {seq}: bad header"));
-    let (t0, rx) = (le_i64(v, 1).ok_or_else(bad)?, le_i64(v, 9).ok_or_else(bad)?);
+    let (t0, rx) = (
+        le_i64(&v, 1).ok_or_else(bad)?,
+        le_i64(&v, 9).ok_or_else(bad)?,
+    );
     let (rage, ev_at) = match v.first() {
         Some(&CHUNK_V1) => (Vec::new(), 17),
         Some(&CHUNK_V2) => {
-            let n = le_u32(v, 17).ok_or_else(bad)? as usize;
+            let n = le_u32(&v, 17).ok_or_else(bad)? as usize;
             let rows = (0..n)
-                .map(|i| le_u32(v, 21 + 4 * i))
+                .map(|i| le_u32(&v, 21 + 4 * i))
                 .collect::<Option<Vec<u32>>>()
                 .ok_or_else(bad)?;
             (rows, 21 + 4 * n)
@@ -46,7 +54,11 @@ pub(super) fn decode_chunk(seq: u64, v: &[u8]) -> Result<StoredChunk, StoreError
         seq,
         t0,
         rx,
-        ev: Bytes::copy_from_slice(v.get(ev_at..).ok_or_else(bad)?),
+        ev: if ev_at <= v.len() {
+            v.slice(ev_at..)
+        } else {
+            return Err(bad());
+        },
         rage,
     })
 }

@@ -68,8 +68,8 @@ pub(super) fn list(
 }
 
 /// A session's chunks from `from_seq`, at most `limit`: the index in one read transaction,
-/// then each chunk's bytes from its segment, in order. A chunk moved by compaction between
-/// the two is looked up again, once.
+/// then the chunks' bytes from their segments, neighbours in one read. A chunk moved by
+/// compaction between the two is looked up again, once.
 pub(super) fn read_chunks(
     inner: &Inner,
     site: &str,
@@ -82,19 +82,56 @@ pub(super) fn read_chunks(
     let mut from = from_seq;
     let mut retried = false;
     'again: loop {
-        for (seq, place) in index_range(inner, site, sid, from, limit - out.len())? {
-            match blobs.read(&inner.dir, place) {
-                Ok(b) => out.push(decode_chunk(seq, &b)?),
+        let places = index_range(inner, site, sid, from, limit - out.len())?;
+        for run in runs(&places) {
+            let (seg, start, _) = run[0].1;
+            let (_, last_at, last_len) = run[run.len() - 1].1;
+            let span = (last_at + u64::from(last_len) - start) as u32;
+            let bytes = match blobs.read(&inner.dir, (seg, start, span)) {
+                Ok(b) => Bytes::from(b),
                 Err(_) if !retried => {
                     retried = true;
-                    from = seq;
+                    from = run[0].0;
                     continue 'again;
                 }
                 Err(e) => return Err(e),
+            };
+            for &(seq, (_, at, len)) in run {
+                let off = (at - start) as usize;
+                out.push(decode_chunk_bytes(
+                    seq,
+                    bytes.slice(off..off + len as usize),
+                )?);
             }
         }
         return Ok(out);
     }
+}
+
+/// Splits index entries into runs that one read serves: the same segment, close together
+/// (what lies between them is at most as much again as the chunks, plus 64 KiB).
+fn runs(places: &[(u64, commit::Place)]) -> Vec<&[(u64, commit::Place)]> {
+    let mut out = Vec::new();
+    let mut begin = 0;
+    let mut wanted = 0u64;
+    for i in 0..places.len() {
+        let (_, (seg, at, len)) = places[i];
+        if i > begin {
+            let (_, (first_seg, first_at, _)) = places[begin];
+            let span = (at + u64::from(len)).saturating_sub(first_at);
+            let dense = at >= first_at && span <= 2 * (wanted + u64::from(len)) + (64 << 10);
+            if seg != first_seg || !dense {
+                out.push(&places[begin..i]);
+                begin = i;
+                wanted = 0;
+            }
+        }
+        wanted += u64::from(len);
+    }
+    if begin < places.len() {
+        out.push(&places[begin..]);
+    }
+    out
 }
 
 fn index_range(
@@ -115,4 +152,28 @@ fn index_range(
         out.push((k.value().2, v.value()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbours_are_read_together_and_far_or_other_segments_apart() {
+        let p = |seq, seg, at, len| (seq, (seg, at, len));
+        let places = vec![
+            p(0, 1, 100, 1000),
+            p(1, 1, 1200, 1000), // 200 bytes of redo between: same read
+            p(2, 1, 2300, 1000),
+            p(3, 2, 8, 1000),          // another segment
+            p(4, 2, 10_000_000, 1000), // far away
+            p(5, 2, 10_001_100, 10),
+        ];
+        let seqs: Vec<Vec<u64>> = runs(&places)
+            .iter()
+            .map(|r| r.iter().map(|e| e.0).collect())
+            .collect();
+        assert_eq!(seqs, vec![vec![0, 1, 2], vec![3], vec![4, 5]]);
+        assert!(runs(&[]).is_empty());
+    }
 }
