@@ -50,6 +50,12 @@ pub struct Metrics {
     pub webhook_deliveries: Family<[(&'static str, String); 2], Counter>,
     /// Age of each webhook's oldest undelivered event, seconds (0: none).
     pub webhook_oldest_pending: Family<[(&'static str, String); 1], Gauge>,
+    /// The embedded store's log (set when scraped): segments and bytes on disk, the last
+    /// checkpoint's duration, reopenings after a failed write.
+    pub log_segments: Gauge,
+    pub log_bytes: Gauge,
+    pub checkpoint_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub store_reopens: Gauge,
     /// Client batches waiting for the batcher (set when scraped).
     pub pipeline_queued: Gauge,
     /// Bytes accepted and not yet durable (set when scraped).
@@ -85,6 +91,10 @@ impl Metrics {
             webhook_events: Family::default(),
             webhook_deliveries: Family::default(),
             webhook_oldest_pending: Family::default(),
+            log_segments: Gauge::default(),
+            log_bytes: Gauge::default(),
+            checkpoint_seconds: Gauge::default(),
+            store_reopens: Gauge::default(),
             pipeline_queued: Gauge::default(),
             pipeline_inflight_bytes: Gauge::default(),
             registry: Registry::default(),
@@ -199,6 +209,26 @@ impl Metrics {
             "webhook_oldest_pending_seconds",
             "Age of each webhook's oldest undelivered event",
             self.webhook_oldest_pending.clone(),
+        );
+        registry.register(
+            "log_segments",
+            "Segment files of the embedded store's log",
+            self.log_segments.clone(),
+        );
+        registry.register(
+            "log_bytes",
+            "Bytes of the embedded store's log on disk",
+            self.log_bytes.clone(),
+        );
+        registry.register(
+            "checkpoint_seconds",
+            "Duration of the embedded store's last checkpoint (redb made durable)",
+            self.checkpoint_seconds.clone(),
+        );
+        registry.register(
+            "store_reopens",
+            "Times the embedded store reopened its database after a failed write, since start",
+            self.store_reopens.clone(),
         );
     }
 

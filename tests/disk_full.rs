@@ -142,6 +142,7 @@ async fn a_full_disk_acks_nothing_it_did_not_store_and_recovers_when_space_retur
         );
     }
     assert_eq!(acked.load(Ordering::SeqCst), BATCHES as i64 - 1);
+    assert!(remote.metric("spoor_store_reopens").await >= 1.0);
 
     // Every batch exactly once, with its own content.
     let mut seen = 0u64;

@@ -91,6 +91,10 @@ async fn a_store_written_before_the_log_moves_into_it_and_replays_the_same() {
     check(&server, &expected).await;
     let segments = std::fs::read_dir(tmp.path().join("log")).unwrap().count();
     assert!(segments >= 1, "the chunks are in the log now");
+    // /metrics shows the log as it is on disk.
+    assert_eq!(server.metric("spoor_log_segments").await, segments as f64);
+    assert!(server.metric("spoor_log_bytes").await > 10_000.0);
+    assert_eq!(server.metric("spoor_store_reopens").await, 0.0);
 
     // A session of the old store goes on where it was: seq 30 continues 0..=29.
     let sid = "bench000000_000059a0";

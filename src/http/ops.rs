@@ -51,6 +51,12 @@ pub fn metrics(app: Arc<App>, auth: Option<String>) -> Result<Response, ApiError
     m.pipeline_inflight_bytes
         .set(app.pipeline.inflight_bytes() as i64);
     m.pending_bytes.set(app.budget.used() as i64);
+    if let Some(log) = app.store.log_stats() {
+        m.log_segments.set(log.segments as i64);
+        m.log_bytes.set(log.bytes as i64);
+        m.checkpoint_seconds.set(log.checkpoint_s);
+        m.store_reopens.set(log.reopens as i64);
+    }
     let mut res = m.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -30,6 +30,17 @@ use crate::signals::Signals;
 
 pub use summary::SessionSummary;
 
+/// What the embedded store's log looks like now, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LogStats {
+    pub segments: u64,
+    pub bytes: u64,
+    /// The last checkpoint's duration.
+    pub checkpoint_s: f64,
+    /// Reopenings after a failed write, since start.
+    pub reopens: u64,
+}
+
 /// Resolves once a group [`Store::stage`] wrote is durable (or could not be made so).
 pub type Durable = futures_util::future::BoxFuture<'static, Result<(), StoreError>>;
 
@@ -291,6 +302,11 @@ pub trait Store: Send + Sync + 'static {
             None => self.commit(chunks).await?,
         };
         Ok((out, Box::pin(async { Ok(()) })))
+    }
+
+    /// The log's state, for a store that has one.
+    fn log_stats(&self) -> Option<LogStats> {
+        None
     }
 
     /// [`Store::commit_positions`] with the events the positions started, likewise.

@@ -243,6 +243,10 @@ impl Store for EmbeddedStore {
         Ok((out, Box::pin(durable)))
     }
 
+    fn log_stats(&self) -> Option<super::LogStats> {
+        Some(self.inner.stats())
+    }
+
     async fn acked(&self, site: &str, sid: &str) -> Result<i64, StoreError> {
         Ok(self.session(site, sid).await?.map_or(-1, |s| s.acked))
     }

@@ -158,6 +158,7 @@ pub(super) fn convert_chunks(inner: &Inner) -> Result<u64, StoreError> {
 /// live chunk. Returns how many were removed.
 pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
     inner.take_change();
+    let started = std::time::Instant::now();
     let current = {
         // No group may be applied between the sync and the durable commit: redb must never
         // be durable with an index entry whose bytes are not.
@@ -169,6 +170,10 @@ pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
         durable(&*inner.db()?)?;
         log.id()
     };
+    inner.checkpoint_us.store(
+        started.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut removed = 0;
     for (id, live, _) in closed_segments(inner, current)? {
         if live == 0 {

@@ -36,6 +36,9 @@ pub(super) struct Inner {
     /// How far the log is known durable; held while syncing, so that one `fdatasync` serves
     /// every group that waits for it.
     synced: Mutex<(u64, u64)>,
+    /// The last checkpoint's duration (µs) and the reopenings, for `/metrics`.
+    pub(super) checkpoint_us: std::sync::atomic::AtomicU64,
+    reopens: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -58,6 +61,8 @@ impl Inner {
             changed: AtomicBool::new(false),
             broken: AtomicBool::new(false),
             synced: Mutex::new((0, 0)),
+            checkpoint_us: Default::default(),
+            reopens: Default::default(),
         })
     }
 
@@ -111,6 +116,22 @@ impl Inner {
         self.sync_to(end)
     }
 
+    /// Segments and bytes of the log on disk, the last checkpoint, reopenings.
+    pub(super) fn stats(&self) -> crate::store::LogStats {
+        let ids = log::segment_ids(&self.dir).unwrap_or_default();
+        let bytes = ids
+            .iter()
+            .filter_map(|&id| std::fs::metadata(log::segment_path(&self.dir, id)).ok())
+            .map(|m| m.len())
+            .sum();
+        crate::store::LogStats {
+            segments: ids.len() as u64,
+            bytes,
+            checkpoint_s: self.checkpoint_us.load(Ordering::Relaxed) as f64 / 1e6,
+            reopens: self.reopens.load(Ordering::Relaxed),
+        }
+    }
+
     /// The segment being appended to.
     pub(super) fn current(&self) -> u64 {
         self.log.lock().map_or(0, |l| l.id())
@@ -157,6 +178,7 @@ impl Inner {
         *log = recover::recover(&db, &self.dir, self.segment_bytes)?;
         *slot = Some(Arc::new(db));
         self.broken.store(false, Ordering::Release);
+        self.reopens.fetch_add(1, Ordering::Relaxed);
         tracing::info!("Reopened the store after a failed write; the log was applied again.");
         Ok(())
     }
