@@ -20,6 +20,14 @@ pub(super) struct Touched {
 /// Where a chunk's bytes are: (segment, offset, length).
 pub(super) type Place = (u64, u64, u32);
 
+/// The places of blobs found at `(offset, length)` from `base` in segment `seg`.
+pub(super) fn placed(seg: u64, base: u64, blobs: &[(u64, u32)]) -> Vec<Place> {
+    blobs
+        .iter()
+        .map(|&(at, len)| (seg, base + at, len))
+        .collect()
+}
+
 /// Where the log ends after a record: what must be synced before it is acked.
 pub(super) type LogEnd = (u64, u64);
 
@@ -73,7 +81,7 @@ pub(super) fn set_applied(txn: &WriteTransaction, at: (u64, u64)) -> Result<(), 
 }
 
 /// Adds `delta` bytes (or takes them away) from a segment's count of live chunk bytes.
-fn add_live(txn: &WriteTransaction, seg: u64, delta: i64) -> Result<(), StoreError> {
+pub(super) fn add_live(txn: &WriteTransaction, seg: u64, delta: i64) -> Result<(), StoreError> {
     if delta == 0 {
         return Ok(());
     }
@@ -92,11 +100,7 @@ pub(super) fn commit_group(
 ) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
     let (record, blobs) = redo::group_record(chunks, events)?;
     logged(inner, record, |txn, seg, start| {
-        let places: Vec<Place> = blobs
-            .iter()
-            .map(|&(at, len)| (seg, start + at, len))
-            .collect();
-        apply_group(txn, chunks, &places, events)
+        apply_group(txn, chunks, &placed(seg, start, &blobs), events)
     })
 }
 
@@ -292,11 +296,7 @@ pub(super) fn commit_moved(inner: &Inner, moved: &[Moved]) -> Result<usize, Stor
             .iter()
             .map(|m| (m.site.clone(), m.sid.clone(), m.seq, m.from))
             .collect();
-        let places: Vec<Place> = blobs
-            .iter()
-            .map(|&(at, len)| (seg, start + at, len))
-            .collect();
-        apply_moved(txn, &keys, &places)
+        apply_moved(txn, &keys, &placed(seg, start, &blobs))
     })?;
     inner.sync_to(end)?;
     Ok(n)

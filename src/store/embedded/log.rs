@@ -65,6 +65,18 @@ pub(super) fn segment_ids(dir: &Path) -> Result<Vec<u64>, StoreError> {
     Ok(ids)
 }
 
+/// The segments in `dir` with their sizes in bytes, ascending (one that vanished meanwhile
+/// is left out).
+pub(super) fn sizes(dir: &Path) -> Result<Vec<(u64, u64)>, StoreError> {
+    Ok(segment_ids(dir)?
+        .into_iter()
+        .filter_map(|id| {
+            let len = std::fs::metadata(segment_path(dir, id)).ok()?.len();
+            Some((id, len))
+        })
+        .collect())
+}
+
 /// Makes a directory entry (a new or removed segment) durable.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)

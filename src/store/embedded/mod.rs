@@ -179,14 +179,9 @@ impl EmbeddedStore {
             )));
         }
         let size = || -> Result<u64, StoreError> {
-            let mut n = std::fs::metadata(&path).map_err(unavailable)?.len();
-            let logs = log::dir_of(dir);
-            for id in log::segment_ids(&logs)? {
-                n += std::fs::metadata(log::segment_path(&logs, id))
-                    .map_err(unavailable)?
-                    .len();
-            }
-            Ok(n)
+            let redb = std::fs::metadata(&path).map_err(unavailable)?.len();
+            let log: u64 = log::sizes(&log::dir_of(dir))?.iter().map(|s| s.1).sum();
+            Ok(redb + log)
         };
         let before = size()?;
         {

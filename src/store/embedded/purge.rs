@@ -57,15 +57,9 @@ pub(super) fn delete_in(
         },
     )
     .map_err(unavailable)?;
-    let mut seg_t = txn.open_table(SEGMENTS).map_err(unavailable)?;
+    drop(idx);
     for (seg, gone) in live {
-        let now = seg_t
-            .get(seg)
-            .map_err(unavailable)?
-            .map_or(0, |v| v.value());
-        seg_t
-            .insert(seg, now.saturating_sub(gone))
-            .map_err(unavailable)?;
+        commit::add_live(txn, seg, -(gone as i64))?;
     }
     Ok(true)
 }

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::commit::{apply_group, apply_moved, apply_positions, commit_moved, set_applied, Place};
+use super::commit::{apply_group, apply_moved, apply_positions, commit_moved, placed, set_applied};
 use super::log::{End, Log, Reader};
 use super::redo::{Moved, Parsed};
 use super::*;
@@ -33,22 +33,19 @@ fn apply_record(db: &Database, seg: u64, at: u64, payload: &[u8]) -> Result<(), 
     let mut txn = db.begin_write().map_err(unavailable)?;
     txn.set_durability(redb::Durability::None)
         .map_err(unavailable)?;
-    let place = |blobs: Vec<(u64, u32)>| -> Vec<Place> {
-        blobs.into_iter().map(|(a, l)| (seg, a, l)).collect()
-    };
     match redo::parse(payload, at)? {
         Parsed::Group {
             chunks,
             blobs,
             events,
         } => {
-            apply_group(&txn, &chunks, &place(blobs), events.as_ref())?;
+            apply_group(&txn, &chunks, &placed(seg, 0, &blobs), events.as_ref())?;
         }
         Parsed::Positions { positions, events } => {
             apply_positions(&txn, &positions, events.as_ref())?;
         }
         Parsed::Moved { moved, blobs } => {
-            apply_moved(&txn, &moved, &place(blobs))?;
+            apply_moved(&txn, &moved, &placed(seg, 0, &blobs))?;
         }
     }
     set_applied(&txn, (seg, at + payload.len() as u64))?;
@@ -198,14 +195,11 @@ fn closed_segments(inner: &Inner, current: u64) -> Result<Vec<(u64, u64, u64)>, 
     let txn = inner.db()?.begin_read().map_err(unavailable)?;
     let t = txn.open_table(SEGMENTS).map_err(unavailable)?;
     let mut out = Vec::new();
-    for id in log::segment_ids(&inner.dir)? {
+    for (id, size) in log::sizes(&inner.dir)? {
         if id >= current {
             continue;
         }
         let live = t.get(id).map_err(unavailable)?.map_or(0, |v| v.value());
-        let size = std::fs::metadata(log::segment_path(&inner.dir, id))
-            .map(|m| m.len())
-            .unwrap_or(0);
         out.push((id, live, size));
     }
     Ok(out)
@@ -292,12 +286,8 @@ mod tests {
     }
 
     fn log_bytes(dir: &Path) -> (usize, u64) {
-        let ids = log::segment_ids(dir).unwrap();
-        let bytes = ids
-            .iter()
-            .map(|&id| std::fs::metadata(log::segment_path(dir, id)).unwrap().len())
-            .sum();
-        (ids.len(), bytes)
+        let sizes = log::sizes(dir).unwrap();
+        (sizes.len(), sizes.iter().map(|s| s.1).sum())
     }
 
     async fn kept_intact(store: &EmbeddedStore) {

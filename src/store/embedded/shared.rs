@@ -118,15 +118,10 @@ impl Inner {
 
     /// Segments and bytes of the log on disk, the last checkpoint, reopenings.
     pub(super) fn stats(&self) -> crate::store::LogStats {
-        let ids = log::segment_ids(&self.dir).unwrap_or_default();
-        let bytes = ids
-            .iter()
-            .filter_map(|&id| std::fs::metadata(log::segment_path(&self.dir, id)).ok())
-            .map(|m| m.len())
-            .sum();
+        let sizes = log::sizes(&self.dir).unwrap_or_default();
         crate::store::LogStats {
-            segments: ids.len() as u64,
-            bytes,
+            segments: sizes.len() as u64,
+            bytes: sizes.iter().map(|s| s.1).sum(),
             checkpoint_s: self.checkpoint_us.load(Ordering::Relaxed) as f64 / 1e6,
             reopens: self.reopens.load(Ordering::Relaxed),
         }
