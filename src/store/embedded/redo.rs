@@ -430,4 +430,24 @@ mod tests {
         assert!(parse(&rec[8..rec.len() - 3], 0).is_err(), "cut short");
         assert!(parse(&[9], 0).is_err(), "unknown kind");
     }
+
+    #[test]
+    fn damaged_payloads_are_errors_not_panics() {
+        let chunks = crate::store::fixtures::rich_group();
+        let (rec, _) = group_record(&chunks, None).unwrap();
+        let payload = &rec[8..];
+        for cut in 0..payload.len() {
+            let _ = parse(&payload[..cut], 0);
+        }
+        // Every byte flipped in turn (a checksum would catch it; the parser must not need to).
+        let mut damaged = payload.to_vec();
+        for i in 0..damaged.len() {
+            for bit in [0x01, 0x80] {
+                damaged[i] ^= bit;
+                let _ = parse(&damaged, 0);
+                damaged[i] ^= bit;
+            }
+        }
+        assert!(parse(payload, 0).is_ok());
+    }
 }
