@@ -84,10 +84,15 @@ pub(super) fn read_chunks(
     'again: loop {
         let places = index_range(inner, site, sid, from, limit - out.len())?;
         for run in runs(&places) {
-            let (seg, start, _) = run[0].1;
-            let (_, last_at, last_len) = run[run.len() - 1].1;
-            let span = (last_at + u64::from(last_len) - start) as u32;
-            let bytes = match blobs.read(&inner.dir, (seg, start, span)) {
+            // Chunks of a run may lie in any order (a resend, batches out of order).
+            let seg = run[0].1 .0;
+            let start = run.iter().map(|e| e.1 .1).min().unwrap_or(0);
+            let end = run
+                .iter()
+                .map(|e| e.1 .1 + u64::from(e.1 .2))
+                .max()
+                .unwrap_or(0);
+            let bytes = match blobs.read(&inner.dir, (seg, start, (end - start) as u32)) {
                 Ok(b) => Bytes::from(b),
                 Err(_) if !retried => {
                     retried = true;
@@ -109,24 +114,23 @@ pub(super) fn read_chunks(
 }
 
 /// Splits index entries into runs that one read serves: the same segment, close together
-/// (what lies between them is at most as much again as the chunks, plus 64 KiB).
+/// (the span read is at most twice the chunks' bytes, plus 64 KiB).
 fn runs(places: &[(u64, commit::Place)]) -> Vec<&[(u64, commit::Place)]> {
     let mut out = Vec::new();
     let mut begin = 0;
-    let mut wanted = 0u64;
-    for i in 0..places.len() {
-        let (_, (seg, at, len)) = places[i];
+    let (mut lo, mut hi, mut wanted) = (0u64, 0u64, 0u64);
+    for (i, &(_, (seg, at, len))) in places.iter().enumerate() {
+        let end = at + u64::from(len);
         if i > begin {
-            let (_, (first_seg, first_at, _)) = places[begin];
-            let span = (at + u64::from(len)).saturating_sub(first_at);
-            let dense = at >= first_at && span <= 2 * (wanted + u64::from(len)) + (64 << 10);
-            if seg != first_seg || !dense {
-                out.push(&places[begin..i]);
-                begin = i;
-                wanted = 0;
+            let (lo2, hi2, wanted2) = (lo.min(at), hi.max(end), wanted + u64::from(len));
+            if seg == places[begin].1 .0 && hi2 - lo2 <= 2 * wanted2 + (64 << 10) {
+                (lo, hi, wanted) = (lo2, hi2, wanted2);
+                continue;
             }
+            out.push(&places[begin..i]);
+            begin = i;
         }
-        wanted += u64::from(len);
+        (lo, hi, wanted) = (at, end, u64::from(len));
     }
     if begin < places.len() {
         out.push(&places[begin..]);
@@ -174,6 +178,9 @@ mod tests {
             .map(|r| r.iter().map(|e| e.0).collect())
             .collect();
         assert_eq!(seqs, vec![vec![0, 1, 2], vec![3], vec![4, 5]]);
+        // Out of file order (batches that arrived 2, 0, 1): one run all the same.
+        let places = vec![p(0, 1, 1200, 500), p(1, 1, 1800, 100), p(2, 1, 100, 1000)];
+        assert_eq!(runs(&places).len(), 1);
         assert!(runs(&[]).is_empty());
     }
 }
