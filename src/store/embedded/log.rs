@@ -143,7 +143,12 @@ impl Log {
     /// new one if this one is full.
     pub(super) fn place(&mut self, payload: usize) -> Result<(u64, u64), StoreError> {
         if self.len > HEADER && self.len + FRAME + payload as u64 > self.limit {
-            // A closed segment is durable whole: syncs only ever look at the current one.
+            // A closed segment ends at its last whole record (no leftover of a failed write
+            // can sit in front of later segments), and is durable whole: syncs only ever
+            // look at the current one.
+            self.file
+                .set_len(self.len)
+                .map_err(|e| io("closing", &segment_path(&self.dir, self.id), e))?;
             self.sync()?;
             *self = Log::begin(&self.dir, self.id + 1, self.limit)?;
         }
