@@ -128,6 +128,62 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Moves the cursor to `pos` (at most the end).
+    pub fn set_pos(&mut self, pos: usize) {
+        self.pos = pos.min(self.buf.len());
+    }
+
+    /// The next `N` bytes, not consumed.
+    pub fn peek<const N: usize>(&self) -> Option<[u8; N]> {
+        self.buf.get(self.pos..self.pos + N)?.try_into().ok()
+    }
+
+    fn at<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        let from = self.pos + offset;
+        self.buf.get(from..from + N)?.try_into().ok()
+    }
+
+    /// An integer in one of MessagePack's compact forms (fixint, 8, 16 or 32 bits), consumed.
+    /// `None`, consuming nothing, for anything else: the caller then reads it with
+    /// [`token`](Self::token), which knows every form. The hot rows (moves, scrolls) are all
+    /// small integers, and this is several times cheaper than a whole token.
+    #[inline(always)]
+    pub fn quick_int(&mut self) -> Option<i64> {
+        let [b] = self.peek::<1>()?;
+        let (v, n) = match b {
+            0x00..=0x7f => (i64::from(b), 1),
+            0xe0..=0xff => (i64::from(b as i8), 1),
+            0xcc => (i64::from(self.at::<1>(1)?[0]), 2),
+            0xcd => (i64::from(u16::from_be_bytes(self.at(1)?)), 3),
+            0xce => (i64::from(u32::from_be_bytes(self.at(1)?)), 5),
+            0xd0 => (i64::from(self.at::<1>(1)?[0] as i8), 2),
+            0xd1 => (i64::from(i16::from_be_bytes(self.at(1)?)), 3),
+            0xd2 => (i64::from(i32::from_be_bytes(self.at(1)?)), 5),
+            _ => return None,
+        };
+        self.pos += n;
+        Some(v)
+    }
+
+    /// A finite number as [`quick_int`](Self::quick_int) reads integers, or a 32- or 64-bit
+    /// float; `None`, consuming nothing, for anything else (a non-finite float included).
+    #[inline(always)]
+    pub fn quick_num(&mut self) -> Option<f64> {
+        if let Some(i) = self.quick_int() {
+            return Some(i as f64);
+        }
+        let (v, n) = match self.peek::<1>()? {
+            [0xca] => (f64::from(f32::from_be_bytes(self.at(1)?)), 5),
+            [0xcb] => (f64::from_be_bytes(self.at(1)?), 9),
+            _ => return None,
+        };
+        if !v.is_finite() {
+            return None;
+        }
+        self.pos += n;
+        Some(v)
+    }
+
     /// Reads the next token.
     pub fn token(&mut self) -> Result<Token<'a>, DecodeError> {
         let at = self.pos;
@@ -286,6 +342,65 @@ mod tests {
         assert_eq!(c.token().unwrap(), Token::Bool(true));
         assert_eq!(c.token().unwrap(), Token::Nil);
         assert_eq!(c.remaining(), 0);
+    }
+
+    #[test]
+    fn quick_reads_agree_with_tokens_and_refuse_what_they_do_not_know() {
+        let ints = [
+            0i64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            4_294_967_295,
+            -1,
+            -32,
+            -33,
+        ];
+        let more = [
+            -128i64,
+            -129,
+            -32_768,
+            -32_769,
+            -2_147_483_648,
+            i64::MAX,
+            i64::MIN,
+        ];
+        for v in ints.into_iter().chain(more) {
+            let bytes = rmp_serde::to_vec(&v).unwrap();
+            let quick = Cursor::new(&bytes).quick_int();
+            match Cursor::new(&bytes).token().unwrap() {
+                // 64-bit forms are left to `token`.
+                Token::Int(i) if bytes.len() == 9 => assert_eq!((quick, i), (None, v)),
+                Token::Int(i) => assert_eq!(quick, Some(i), "{v}"),
+                other => panic!("{v}: {other:?}"),
+            }
+            assert_eq!(Cursor::new(&bytes).quick_num(), quick.map(|i| i as f64));
+        }
+        for f in [1.5f64, -0.25, 1e300] {
+            let bytes = rmp_serde::to_vec(&f).unwrap();
+            let mut c = Cursor::new(&bytes);
+            assert_eq!((c.quick_num(), c.remaining()), (Some(f), 0));
+        }
+        for f in [1.5f32, -0.25, 3e38] {
+            let bytes = rmp_serde::to_vec(&f).unwrap();
+            assert_eq!(Cursor::new(&bytes).quick_num(), Some(f64::from(f)));
+        }
+        for v in [
+            rmp_serde::to_vec(&f64::NAN).unwrap(),
+            rmp_serde::to_vec(&f32::INFINITY).unwrap(),
+            rmp_serde::to_vec("1").unwrap(),
+            rmp_serde::to_vec(&()).unwrap(),
+            vec![0xcd, 0x01], // cut short
+            vec![0xcb, 0, 0, 0],
+            vec![],
+        ] {
+            let mut c = Cursor::new(&v);
+            assert_eq!((c.quick_num(), c.pos()), (None, 0), "{v:?}");
+        }
     }
 
     #[test]

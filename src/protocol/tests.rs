@@ -283,3 +283,110 @@ fn an_identify_event_names_the_visitor() {
         assert_eq!(stats(ev.clone()), None, "{ev}");
     }
 }
+
+/// A batch frame around raw `ev` bytes.
+fn frame_with_ev(ev: &[u8]) -> Bytes {
+    let mut f = Vec::new();
+    rmp::encode::write_map_len(&mut f, 4).unwrap();
+    rmp::encode::write_str(&mut f, "t").unwrap();
+    rmp::encode::write_str(&mut f, "batch").unwrap();
+    rmp::encode::write_str(&mut f, "seq").unwrap();
+    rmp::encode::write_uint(&mut f, 7).unwrap();
+    rmp::encode::write_str(&mut f, "t0").unwrap();
+    rmp::encode::write_sint(&mut f, NOW).unwrap();
+    rmp::encode::write_str(&mut f, "ev").unwrap();
+    f.extend_from_slice(ev);
+    Bytes::from(f)
+}
+
+/// A number of a row: an integer, a float, or some other JSON value.
+#[derive(Clone, Copy)]
+enum Val {
+    I(i64),
+    F(f64),
+    S(&'static str),
+}
+
+/// `rows` encoded compactly (what clients send) or with every integer in its 64-bit form,
+/// which the quick path leaves to the general walk.
+fn ev_bytes(rows: &[Vec<Val>], wide: bool) -> Vec<u8> {
+    let mut ev = Vec::new();
+    rmp::encode::write_array_len(&mut ev, rows.len() as u32).unwrap();
+    for r in rows {
+        rmp::encode::write_array_len(&mut ev, r.len() as u32).unwrap();
+        for v in r {
+            match *v {
+                Val::I(i) if wide => rmp::encode::write_i64(&mut ev, i).map(drop).unwrap(),
+                Val::I(i) => rmp::encode::write_sint(&mut ev, i).map(drop).unwrap(),
+                Val::F(f) => rmp::encode::write_f64(&mut ev, f).unwrap(),
+                Val::S(s) => rmp::encode::write_str(&mut ev, s).unwrap(),
+            }
+        }
+    }
+    ev
+}
+
+#[test]
+fn quick_rows_give_the_same_stats_and_errors_as_the_general_walk() {
+    use Val::*;
+    let good = vec![
+        vec![I(1), I(0), I(10), I(-20)],
+        vec![I(7), I(5), F(1.5), I(300)],
+        vec![I(3), I(9), I(0), I(70_000)],
+        vec![I(4), I(12), I(1280), F(720.25)],
+        vec![I(2), I(13), I(1), I(2), I(0), S("a"), S("b")],
+        vec![I(3), I(40_000), I(-5), I(1 << 31)],
+        vec![
+            I(1),
+            I(86_400_000),
+            I(i64::from(i32::MIN)),
+            I(u32::MAX.into()),
+        ],
+        vec![I(0), I(50), S("https://x.example/"), S("t")],
+        vec![I(4), I(60), I(1), I(2), I(3)], // an extra field: five long
+    ];
+    let decoded = |wide| {
+        let ev = ev_bytes(&good, wide);
+        let mut stats = match decode_msgpack(&frame_with_ev(&ev), &limits(), NOW) {
+            Ok(ClientFrame::Batch(b)) => b.stats,
+            other => panic!("{other:?}"),
+        };
+        for m in &mut stats.marks {
+            // Each span holds its whole row (the encodings differ in length, so set it aside).
+            let mut c = cursor::Cursor::new(&ev[m.span.0..m.span.1]);
+            c.skip_value(4, 100).unwrap();
+            assert_eq!(c.remaining(), 0);
+            m.span = (0, 0);
+        }
+        stats
+    };
+    let quick = decoded(false);
+    assert_eq!(quick, decoded(true));
+    assert_eq!(
+        (quick.events, quick.first_dt, quick.last_dt),
+        (9, 0, 86_400_000)
+    );
+    let kinds: Vec<u8> = quick.marks.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, vec![3, 4, 2, 3, 0, 4]);
+    assert_eq!((quick.marks[1].a, quick.marks[1].b), (1280.0, 720.25));
+
+    let bad = [
+        vec![I(1), I(-1), I(1), I(2)],
+        vec![I(1), I(86_400_001), I(1), I(2)],
+        vec![I(3), I(0), S("x"), I(2)],
+        vec![I(7), I(0), I(1), F(f64::NAN)],
+        vec![I(4), F(1.0), I(1), I(2)],
+    ];
+    for row in bad {
+        let err = |wide| {
+            decode_msgpack(
+                &frame_with_ev(&ev_bytes(std::slice::from_ref(&row), wide)),
+                &limits(),
+                NOW,
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(err(false), err(true));
+    }
+}
