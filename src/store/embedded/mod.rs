@@ -20,7 +20,8 @@
 //! - geofences, their events and presences, webhook deliveries: see `outbox.rs`.
 //!
 //! redb runs one write transaction at a time, and the log takes one group at a time, which is
-//! why the batcher hands them whole groups. Every call runs on the blocking pool.
+//! why the batcher hands them whole groups. Groups are written and synced on two threads of
+//! the store's own (`lanes.rs`); every other call runs on the blocking pool.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,6 +44,7 @@ use crate::outbox::{Delivery, DeliveryQuery, EventBatch};
 mod codec;
 mod commit;
 mod heat;
+mod lanes;
 mod log;
 mod outbox;
 mod purge;
@@ -80,6 +82,8 @@ const CHUNK_V2: u8 = 2;
 
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
+    /// The threads that write groups and sync the log.
+    lanes: lanes::Lanes,
     /// Stops the checkpoint thread (by being dropped), which is then joined.
     checkpoints: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
 }
@@ -161,6 +165,7 @@ impl EmbeddedStore {
         let every = std::time::Duration::from_millis(settings.checkpoint_ms.max(1));
         Ok(EmbeddedStore {
             checkpoints: Some(shared::checkpoints(inner.clone(), every)),
+            lanes: lanes::Lanes::start(&inner)?,
             inner,
         })
     }
@@ -227,14 +232,10 @@ impl Store for EmbeddedStore {
         events: Option<Arc<EventBatch>>,
     ) -> Result<(Vec<CommitOutcome>, super::Durable), StoreError> {
         let (out, end) = self
-            .with_inner(move |inner| commit_group(inner, &chunks, events.as_deref()))
+            .lanes
+            .write(move |inner| commit_group(inner, &chunks, events.as_deref()))
             .await?;
-        let inner = self.inner.clone();
-        let durable = async move {
-            tokio::task::spawn_blocking(move || inner.sync_to(end))
-                .await
-                .map_err(unavailable)?
-        };
+        let durable = self.lanes.sync(move |inner| inner.sync_to(end));
         Ok((out, Box::pin(durable)))
     }
 
