@@ -135,9 +135,10 @@ impl<'a> Cursor<'a> {
 
     /// The next `N` bytes, not consumed.
     pub fn peek<const N: usize>(&self) -> Option<[u8; N]> {
-        self.buf.get(self.pos..self.pos + N)?.try_into().ok()
+        self.at(0)
     }
 
+    /// The `N` bytes from `offset` bytes ahead, not consumed.
     fn at<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
         let from = self.pos + offset;
         self.buf.get(from..from + N)?.try_into().ok()
