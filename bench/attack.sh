@@ -31,9 +31,7 @@ id = "bench"
 write_key = "$KEY"
 origins = ["*"]
 TOML
-    RUST_LOG=warn "$BIN" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
-    server=$!
-    wait_port
+    serve_spoor "$BIN"
     python3 bench/attack.py --port "$PORT" --key "$KEY" --pid "$server" "$s"
     kill "$server"; wait "$server" 2>/dev/null || true
   done

@@ -40,9 +40,7 @@ cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$1/stat"; }
 one() { # label, extra toml
   rm -rf "$work/data"
   bench_config "$2"
-  RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
-  server=$!
-  wait_port
+  serve_spoor target/release/spoor
   if [ "$1" != plain ]; then
     python3 - "$PORT" <<'PY'
 import json, math, random, sys, urllib.error, urllib.request

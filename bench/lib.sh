@@ -33,3 +33,11 @@ wait_port() {
   cat "$work/server.log" >&2 2>/dev/null || true
   return 1
 }
+
+# Starts spoor binary $1 on $work/spoor.toml (logging to $work/server.log), sets $server to
+# its pid, and waits until it listens.
+serve_spoor() {
+  RUST_LOG=warn "$1" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
+  server=$!
+  wait_port
+}

@@ -19,9 +19,7 @@ server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . bench/lib.sh
 bench_config
-RUST_LOG=warn "$BIN" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
-server=$!
-wait_port
+serve_spoor "$BIN"
 perf record -F 999 -p "$server" -o "$work/perf.data" -- sleep 9 >/dev/null 2>&1 &
 recorder=$!
 "$BIN" bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --duration 10 "$@" | tail -n 1

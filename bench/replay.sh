@@ -15,9 +15,7 @@ work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . bench/lib.sh
 bench_config
-RUST_LOG=warn "$BIN" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
-server=$!
-wait_port
+serve_spoor "$BIN"
 "$BIN" bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --connections 1 \
   --batch-events 500 --interval-ms 0 --batches 2000 --duration 120 | tail -n 1 >&2
 auth=(-H "Authorization: Bearer rt_bench")

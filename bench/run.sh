@@ -29,9 +29,7 @@ start_server() {
   rm -rf "$work/data"
   bench_config "${SPOOR_BENCH_LIMITS:-}
 ${SPOOR_BENCH_TOML:-}"
-  RUST_LOG=warn "$BIN" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
-  server=$!
-  wait_port
+  serve_spoor "$BIN"
 }
 
 stop_server() { kill "$server"; wait "$server" 2>/dev/null || true; }

@@ -15,9 +15,7 @@ work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . bench/lib.sh
 bench_config
-RUST_LOG=warn target/release/spoor serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 &
-server=$!
-wait_port
+serve_spoor target/release/spoor
 if [ -z "${NO_WRK:-}" ]; then
   echo "== OsmAnd fixes, 64 connections, 10 s"
   KEY=$KEY wrk -t2 -c64 -d10s -s bench/osmand.lua "http://127.0.0.1:$PORT" | tail -n 1
