@@ -158,6 +158,9 @@ impl Batcher {
             None if self.config.group_commit => self.store.stage(chunks.clone(), None).await,
             None => ready(self.commit_one_by_one(&chunks).await),
         };
+        self.metrics
+            .commit_write_seconds
+            .observe(started.elapsed().as_secs_f64());
         Staged {
             guards,
             chunks,

@@ -6,16 +6,10 @@
 
 use redb::WriteTransaction;
 
+use super::pending::{Dirty, Pending};
 use super::redo::Moved;
 use super::*;
-use crate::heat::HeatDelta;
 use crate::outbox::EventBatch;
-
-/// A session touched by a commit group: its summary, and its index key before the group.
-pub(super) struct Touched {
-    summary: SessionSummary,
-    old_order: Option<u64>,
-}
 
 /// Where a chunk's bytes are: (segment, offset, length).
 pub(super) type Place = (u64, u64, u32);
@@ -33,10 +27,14 @@ pub(super) type LogEnd = (u64, u64);
 
 /// Appends `record` (built with 8 bytes of framing in front) to the log and applies it with
 /// `apply(txn, segment, record start)`, as one: if either fails, neither stays. The record is
-/// durable once `Inner::sync_to` the returned end has returned.
+/// durable once `Inner::sync_to` the returned end has returned. The record is written first,
+/// so a full disk fails a group before `apply` runs. If `apply` changes what is pending
+/// (`pending.rs`), a failure after it leaves that in doubt: the store stops writing until it
+/// is reopened, marked so before the log lock is let go (no checkpoint writes the doubt).
 pub(super) fn logged<T>(
     inner: &Inner,
     mut record: Vec<u8>,
+    changes_pending: bool,
     apply: impl FnOnce(&WriteTransaction, u64, u64) -> Result<T, StoreError>,
 ) -> Result<(T, LogEnd), StoreError> {
     log::frame(&mut record);
@@ -44,33 +42,48 @@ pub(super) fn logged<T>(
         .log
         .lock()
         .map_err(|_| unavailable("the log lock is poisoned"))?;
+    if inner.is_broken() {
+        // After a failed sync the kernel may have dropped pages, and after a failed group
+        // what is pending is in doubt: nothing more is written until the store is reopened.
+        return Err(unavailable(
+            "the store is being reopened after a failed write",
+        ));
+    }
     let (seg, start) = log.place(record.len() - log::FRAME as usize)?;
-    let db = inner.db()?;
+    // The record first: a full disk fails it here, before anything pending has changed.
+    log.append(&record)?;
     let applied = (|| {
-        let mut txn = db.begin_write().map_err(unavailable)?;
-        txn.set_durability(redb::Durability::None)
-            .map_err(unavailable)?;
+        let txn = begin_staged(&*inner.db()?)?;
         let out = apply(&txn, seg, start)?;
         set_applied(&txn, (seg, start + record.len() as u64))?;
-        Ok((txn, out))
+        txn.commit().map_err(unavailable)?;
+        Ok(out)
     })();
-    let (txn, out) = match applied {
-        Ok(t) => t,
+    let out = match applied {
+        Ok(out) => out,
         Err(e) => {
+            log.undo(start);
+            if changes_pending {
+                inner.lose_pending();
+            }
             drop(log);
             inner.check_failure();
             return Err(e);
         }
     };
-    log.append(&record)?;
-    if let Err(e) = txn.commit() {
-        log.undo(start);
-        drop(log);
-        inner.check_failure();
-        return Err(unavailable(e));
-    }
     inner.note_change();
     Ok((out, (seg, start + record.len() as u64)))
+}
+
+/// A write transaction that is not durable by itself. Every durable commit is a checkpoint's
+/// (`recover::checkpoint`): it syncs the log first and writes what is pending, and a durable
+/// commit anywhere else would make redb durable with groups applied that the log may not
+/// hold yet, and without their pending summaries.
+pub(super) fn begin_staged(db: &Database) -> Result<WriteTransaction, StoreError> {
+    let mut txn = db.begin_write().map_err(unavailable)?;
+    txn.set_durability(redb::Durability::None)
+        .map_err(unavailable)?;
+    Ok(txn)
 }
 
 /// Records that the log is applied up to (segment, offset), in the transaction that applies it.
@@ -92,37 +105,45 @@ pub(super) fn add_live(txn: &WriteTransaction, seg: u64, delta: i64) -> Result<(
     Ok(())
 }
 
-/// Writes a group; durable once the log is synced to the returned end.
+/// Writes a group; durable once the log is synced to the returned end. Its summaries and heat
+/// join what is pending (`pending.rs`).
 pub(super) fn commit_group(
     inner: &Inner,
     chunks: &[ChunkWrite],
     events: Option<&EventBatch>,
 ) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
     let (record, blobs) = redo::group_record(chunks, events)?;
-    logged(inner, record, |txn, seg, start| {
-        apply_group(txn, chunks, &placed(seg, start, &blobs), events)
+    logged(inner, record, true, |txn, seg, start| {
+        let mut pending = inner.pending()?;
+        let out = apply_group(
+            txn,
+            chunks,
+            &placed(seg, start, &blobs),
+            events,
+            &mut pending,
+        )?;
+        pending.spill_if_full(txn)?;
+        Ok(out)
     })
 }
 
-/// Applies a group whose chunk bytes are at `places`.
+/// Applies a group whose chunk bytes are at `places`; summaries and heat go to `pending`.
 pub(super) fn apply_group(
     txn: &WriteTransaction,
     chunks: &[ChunkWrite],
     places: &[Place],
     events: Option<&EventBatch>,
+    pending: &mut Pending,
 ) -> Result<Vec<CommitOutcome>, StoreError> {
     if let Some(events) = events {
         super::outbox::write_events(txn, events)?;
     }
     let mut live = 0i64;
     let mut stored = Vec::with_capacity(chunks.len());
-    let mut touched: HashMap<(&str, &str), Touched> = HashMap::new();
-    // The group's heat additions, per site: each record is then read and written once.
-    let mut heat: HashMap<&str, HeatDelta> = HashMap::new();
+    let mut touched: HashMap<(&str, &str), Dirty> = HashMap::new();
     {
         let mut chunk_t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
-        let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
-        let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
+        let sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
         let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
         let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
         let mut layout_t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
@@ -140,21 +161,23 @@ pub(super) fn apply_group(
             let t = match touched.entry((site, sid)) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let existing = sess_t.get((site, sid)).map_err(unavailable)?;
-                    let t = match existing {
-                        Some(v) => {
-                            let summary = decode_summary(v.value())?;
-                            Touched {
-                                old_order: Some(summary.order_key()),
-                                summary,
+                    let d = match pending.take(site, sid) {
+                        Some(d) => d,
+                        None => match sess_t.get((site, sid)).map_err(unavailable)? {
+                            Some(v) => {
+                                let summary = decode_summary(v.value())?;
+                                Dirty {
+                                    stored_order: Some(summary.order_key()),
+                                    summary,
+                                }
                             }
-                        }
-                        None => Touched {
-                            summary: SessionSummary::new(&c.meta),
-                            old_order: None,
+                            None => Dirty {
+                                summary: SessionSummary::new(&c.meta),
+                                stored_order: None,
+                            },
                         },
                     };
-                    e.insert(t)
+                    e.insert(d)
                 }
             };
             if is_new {
@@ -163,7 +186,7 @@ pub(super) fn apply_group(
                     save_layout(&mut layout_t, (site, page, *class), *t, row)?;
                 }
                 if !c.signals.heat.is_empty() {
-                    heat.entry(site).or_default().add(&c.signals.heat);
+                    pending.add_heat(site, &c.signals.heat);
                 }
                 for fix in &c.stats.fixes {
                     let did = c.meta.device_id();
@@ -182,36 +205,27 @@ pub(super) fn apply_group(
                     .map(|v| v.is_some())
                     .map_err(unavailable)
             })?;
-            let order = t.summary.order_key();
-            if t.old_order != Some(order) {
-                if let Some(old) = t.old_order {
-                    order_t.remove((old, *site, *sid)).map_err(unavailable)?;
-                }
-                order_t
-                    .insert((order, *site, *sid), ())
-                    .map_err(unavailable)?;
-            }
-            sess_t
-                .insert((*site, *sid), encode(&t.summary)?.as_slice())
-                .map_err(unavailable)?;
         }
 
         for d in devices.into_values() {
             save_latest(&mut dev_t, d)?;
         }
     }
-    add_heat(txn, &heat)?;
     if let Some(&(seg, _, _)) = places.first() {
         add_live(txn, seg, live)?;
     }
-    Ok(chunks
+    let out = chunks
         .iter()
         .zip(stored)
         .map(|(c, stored)| CommitOutcome {
             stored,
             acked: touched[&(&*c.meta.site, &*c.meta.sid)].summary.acked,
         })
-        .collect())
+        .collect();
+    for ((site, sid), d) in touched {
+        pending.put(site, sid, d);
+    }
+    Ok(out)
 }
 
 /// Stores a position unless one with its (site, device, fix time) is stored; `true` if new.
@@ -253,7 +267,7 @@ pub(super) fn commit_positions(
     events: Option<&EventBatch>,
 ) -> Result<Vec<bool>, StoreError> {
     let record = redo::positions_record(positions, events)?;
-    let (stored, end) = logged(inner, record, |txn, _, _| {
+    let (stored, end) = logged(inner, record, false, |txn, _, _| {
         apply_positions(txn, positions, events)
     })?;
     inner.sync_to(end)?;
@@ -291,7 +305,7 @@ pub(super) fn apply_positions(
 /// out of a segment that is mostly deleted. A chunk deleted, or moved, meanwhile stays as it is.
 pub(super) fn commit_moved(inner: &Inner, moved: &[Moved]) -> Result<usize, StoreError> {
     let (record, blobs) = redo::moved_record(moved)?;
-    let (n, end) = logged(inner, record, |txn, seg, start| {
+    let (n, end) = logged(inner, record, false, |txn, seg, start| {
         let keys: Vec<_> = moved
             .iter()
             .map(|m| (m.site.clone(), m.sid.clone(), m.seq, m.from))

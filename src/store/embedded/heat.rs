@@ -40,7 +40,7 @@ fn key<'a>(site: &'a str, k: &'a RecordKey, part: u64) -> HeatKey<'a> {
 /// when its parts have grown heavy enough, one merged base.
 pub(super) fn add_heat(
     txn: &redb::WriteTransaction,
-    deltas: &HashMap<&str, HeatDelta>,
+    deltas: &HashMap<String, HeatDelta>,
 ) -> Result<(), StoreError> {
     if deltas.values().all(HeatDelta::is_empty) {
         return Ok(());
@@ -201,7 +201,8 @@ fn purge_heat_in_rounds(db: &Database, cutoff: i64, scan: usize) -> Result<u64, 
             }
         }
         if !expired.is_empty() {
-            let txn = db.begin_write().map_err(unavailable)?;
+            // Not durable by itself: the checkpoint after retention makes it so.
+            let txn = super::commit::begin_staged(db)?;
             {
                 let mut t = txn.open_table(HEAT).map_err(unavailable)?;
                 for k in &expired {
@@ -237,11 +238,7 @@ pub(super) fn convert_old(db: &Database) -> Result<u64, StoreError> {
                 let delta = deltas.entry(site.to_owned()).or_default();
                 convert_points(url, v.value(), delta)?;
             }
-            let by_site: HashMap<&str, HeatDelta> = deltas
-                .iter()
-                .map(|(s, d)| (s.as_str(), d.clone()))
-                .collect();
-            add_heat(&txn, &by_site)?;
+            add_heat(&txn, &deltas)?;
             for (site, url, t, sid, seq) in &keys {
                 old.remove((site.as_str(), url.as_str(), *t, sid.as_str(), *seq))
                     .map_err(unavailable)?;

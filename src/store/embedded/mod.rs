@@ -4,7 +4,10 @@
 //! A commit group is written to the log and applied to redb in a transaction committed
 //! without an fsync; it is acked once an `fdatasync` of the log (which serves every group
 //! written before it) has followed. A checkpoint every second makes redb durable, and at open
-//! the records after the last checkpoint are applied again (`recover.rs`).
+//! the records after the last checkpoint are applied again (`recover.rs`). Session summaries
+//! and heat that groups change wait in memory for the checkpoint (`pending.rs`); the log
+//! holds the groups they came from. No other commit is durable: a write that must be (a
+//! deletion, a geofence) is followed by a checkpoint.
 //!
 //! Tables:
 //! - `chunk_index`: (site, sid, seq) → (segment, offset, length) of the chunk record (t0, rx,
@@ -47,6 +50,7 @@ mod heat;
 mod lanes;
 mod log;
 mod outbox;
+mod pending;
 mod purge;
 mod read;
 mod recover;
@@ -207,6 +211,20 @@ impl EmbeddedStore {
         self.with_inner(move |inner| f(&*inner.db()?)).await
     }
 
+    /// Runs `f`, whose writes are not durable by themselves (`commit::begin_staged`), then a
+    /// checkpoint, which makes them durable.
+    async fn durably<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.with_inner(move |inner| {
+            let out = f(&*inner.db()?)?;
+            recover::checkpoint(inner)?;
+            Ok(out)
+        })
+        .await
+    }
+
     async fn with_inner<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
@@ -253,6 +271,9 @@ impl Store for EmbeddedStore {
             // What a welcome says is acked must be durable: groups written but not yet synced
             // are synced first.
             inner.sync_written()?;
+            if let Some(s) = inner.pending()?.get(&site, &sid) {
+                return Ok(Some(s.clone()));
+            }
             let db = inner.db()?;
             let txn = db.begin_read().map_err(unavailable)?;
             let t = txn.open_table(SESSIONS).map_err(unavailable)?;
@@ -270,7 +291,11 @@ impl Store for EmbeddedStore {
         limit: usize,
     ) -> Result<SessionPage, StoreError> {
         let q = query.clone();
-        self.blocking(move |db| list(db, &q, limit)).await
+        self.with_inner(move |inner| {
+            inner.flush_for_read();
+            list(&*inner.db()?, &q, limit)
+        })
+        .await
     }
 
     async fn read_chunks(
@@ -358,16 +383,18 @@ impl Store for EmbeddedStore {
 
     async fn heat(&self, site: &str, query: &HeatQuery) -> Result<Fold, StoreError> {
         let (site, q) = (site.to_owned(), query.clone());
-        self.blocking(move |db| read_heat(db, &site, &q)).await
+        self.with_inner(move |inner| {
+            inner.flush_for_read();
+            read_heat(&*inner.db()?, &site, &q)
+        })
+        .await
     }
 
     async fn delete_session(&self, site: &str, sid: &str) -> Result<bool, StoreError> {
         let (site, sid) = (site.to_owned(), sid.to_owned());
         self.with_inner(move |inner| {
-            let txn = inner.db()?.begin_write().map_err(unavailable)?;
-            let found = delete_in(&txn, &site, &sid)?;
-            txn.commit().map_err(unavailable)?;
-            inner.note_change();
+            let found = inner.write_flushed(|txn| delete_in(txn, &site, &sid, u64::MAX))?;
+            recover::checkpoint(inner)?;
             Ok(found)
         })
         .await
@@ -375,8 +402,8 @@ impl Store for EmbeddedStore {
 
     async fn delete_device(&self, site: &str, did: &str) -> Result<bool, StoreError> {
         let (site, did) = (site.to_owned(), did.to_owned());
-        self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
+        self.durably(move |db| {
+            let txn = begin_staged(db)?;
             let found = {
                 let mut t = txn.open_table(DEVICES).map_err(unavailable)?;
                 let removed = t
@@ -400,13 +427,13 @@ impl Store for EmbeddedStore {
 
     async fn put_geofence(&self, fence: &Fence) -> Result<(), StoreError> {
         let fence = fence.clone();
-        self.blocking(move |db| outbox::put_geofence(db, &fence))
+        self.durably(move |db| outbox::put_geofence(db, &fence))
             .await
     }
 
     async fn delete_geofence(&self, site: &str, id: &str) -> Result<bool, StoreError> {
         let (site, id) = (site.to_owned(), id.to_owned());
-        self.blocking(move |db| outbox::delete_geofence(db, &site, &id))
+        self.durably(move |db| outbox::delete_geofence(db, &site, &id))
             .await
     }
 
@@ -439,7 +466,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn record_events(&self, batch: Arc<EventBatch>) -> Result<(), StoreError> {
-        self.blocking(move |db| outbox::record_events(db, &batch))
+        self.durably(move |db| outbox::record_events(db, &batch))
             .await
     }
 

@@ -65,7 +65,7 @@ pub(super) fn geofences(db: &Database, site: Option<&str>) -> Result<Vec<Fence>,
 
 pub(super) fn put_geofence(db: &Database, f: &Fence) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(f).map_err(corrupt)?;
-    let txn = db.begin_write().map_err(unavailable)?;
+    let txn = super::commit::begin_staged(db)?;
     txn.open_table(GEOFENCES)
         .map_err(unavailable)?
         .insert((f.site.as_str(), f.id.as_str()), bytes.as_slice())
@@ -74,7 +74,7 @@ pub(super) fn put_geofence(db: &Database, f: &Fence) -> Result<(), StoreError> {
 }
 
 pub(super) fn delete_geofence(db: &Database, site: &str, id: &str) -> Result<bool, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let txn = super::commit::begin_staged(db)?;
     let gone = txn
         .open_table(GEOFENCES)
         .map_err(unavailable)?
@@ -137,7 +137,7 @@ pub(super) fn fence_states(db: &Database) -> Result<Vec<DeviceFences>, StoreErro
 }
 
 pub(super) fn record_events(db: &Database, batch: &EventBatch) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let txn = super::commit::begin_staged(db)?;
     write_events(&txn, batch)?;
     txn.commit().map_err(unavailable)
 }
@@ -208,13 +208,11 @@ pub(super) fn due_deliveries(
     Ok(out)
 }
 
-/// Not fsynced: the next durable commit (the next group) makes it durable. A crash before
+/// Not fsynced: the next checkpoint (within a second) makes it durable. A crash before
 /// that sends those deliveries again, which at-least-once allows; an fsync per result would
 /// take the writer from ingest as often as receivers answer.
 pub(super) fn update_deliveries(db: &Database, done: &[Delivery]) -> Result<(), StoreError> {
-    let mut txn = db.begin_write().map_err(unavailable)?;
-    txn.set_durability(redb::Durability::None)
-        .map_err(unavailable)?;
+    let txn = super::commit::begin_staged(db)?;
     {
         let mut rows = txn.open_table(DELIVERIES).map_err(unavailable)?;
         let mut due = txn.open_table(DELIVERIES_DUE).map_err(unavailable)?;
@@ -294,7 +292,7 @@ pub(super) fn oldest_pending(db: &Database, webhook: &str) -> Result<Option<i64>
 /// Retention: geofence events older than `cutoff`, and finished deliveries created before
 /// it, one bounded round. Returns how many rows went.
 pub(super) fn purge_events(db: &Database, cutoff: i64) -> Result<u64, StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let txn = super::commit::begin_staged(db)?;
     let mut n = 0;
     {
         let mut events = txn.open_table(FENCE_EVENTS).map_err(unavailable)?;

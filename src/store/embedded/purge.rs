@@ -27,21 +27,25 @@ pub(super) fn drop_positions(
 /// Sessions removed per purge transaction, so retention never holds the writer for long.
 pub(super) const PURGE_BATCH: usize = 500;
 
-/// Removes one session inside a write transaction; `false` if it did not exist.
+/// Removes one session inside a write transaction (one that wrote out what is pending first,
+/// `Inner::write_flushed`) unless its last activity is at or after `before`; `false` if it
+/// did not exist or stays.
 pub(super) fn delete_in(
     txn: &redb::WriteTransaction,
     site: &str,
     sid: &str,
+    before: u64,
 ) -> Result<bool, StoreError> {
     let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
-    let Some(summary) = sess_t
-        .remove((site, sid))
-        .map_err(unavailable)?
-        .map(|v| decode_summary(v.value()))
-        .transpose()?
-    else {
-        return Ok(false);
+    let summary = match sess_t.get((site, sid)).map_err(unavailable)? {
+        Some(v) => decode_summary(v.value())?,
+        None => return Ok(false),
     };
+    if summary.order_key() >= before {
+        // Active again since retention listed it.
+        return Ok(false);
+    }
+    sess_t.remove((site, sid)).map_err(unavailable)?;
     let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
     order_t
         .remove((summary.order_key(), site, sid))
@@ -75,9 +79,12 @@ pub(super) async fn purge_before(s: &EmbeddedStore, cutoff: i64) -> Result<(u64,
     let cutoff_key = u64::try_from(cutoff).unwrap_or(0);
     let mut sessions = 0u64;
     loop {
-        // A bounded batch per transaction.
+        // A bounded batch per transaction, listed once what is pending is written out (a
+        // session's last activity in redb may be older than it is).
         let expired: Vec<(String, String)> = s
-            .blocking(move |db| {
+            .with_inner(move |inner| {
+                inner.flush_for_read();
+                let db = inner.db()?;
                 let txn = db.begin_read().map_err(unavailable)?;
                 let t = txn.open_table(BY_LAST).map_err(unavailable)?;
                 let mut out = Vec::new();
@@ -96,16 +103,17 @@ pub(super) async fn purge_before(s: &EmbeddedStore, cutoff: i64) -> Result<(u64,
         if expired.is_empty() {
             break;
         }
-        let n = expired.len();
-        s.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            for (site, sid) in &expired {
-                delete_in(&txn, site, sid)?;
-            }
-            txn.commit().map_err(unavailable)
-        })
-        .await?;
-        sessions += n as u64;
+        sessions += s
+            .with_inner(move |inner| {
+                inner.write_flushed(|txn| {
+                    let mut n = 0;
+                    for (site, sid) in &expired {
+                        n += u64::from(delete_in(txn, site, sid, cutoff_key)?);
+                    }
+                    Ok(n)
+                })
+            })
+            .await?;
     }
     let heat = s.blocking(move |db| purge_heat(db, cutoff)).await?;
     tracing::debug!(records = heat, "Retention removed heat records.");
@@ -117,7 +125,8 @@ pub(super) async fn purge_before(s: &EmbeddedStore, cutoff: i64) -> Result<(u64,
         let start = from.take();
         let (next, gone) = s
             .blocking(move |db| {
-                let txn = db.begin_write().map_err(unavailable)?;
+                // Not durable by itself: the checkpoint that ends retention makes it so.
+                let txn = super::commit::begin_staged(db)?;
                 let mut batch: Vec<(String, String, bool)> = Vec::new();
                 {
                     let t = txn.open_table(DEVICES).map_err(unavailable)?;
@@ -160,7 +169,7 @@ pub(super) async fn purge_before(s: &EmbeddedStore, cutoff: i64) -> Result<(u64,
     }
     let moved = s
         .with_inner(|inner| {
-            inner.note_change();
+            recover::checkpoint(inner)?;
             recover::compact_segments(inner)
         })
         .await?;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use redb::Database;
 
 use super::log::{self, Log};
+use super::pending::Pending;
 use super::{create, recover, unavailable};
 use crate::error::StoreError;
 
@@ -23,6 +24,8 @@ pub(super) struct Inner {
     /// `None` while it is reopened after an I/O error.
     db: RwLock<Option<Arc<Database>>>,
     pub(super) log: Mutex<Log>,
+    /// Summaries and heat that groups changed since the last checkpoint (`pending.rs`).
+    pending: Mutex<Pending>,
     /// The log's directory.
     pub(super) dir: PathBuf,
     /// The redb file and its cache, to reopen it.
@@ -54,6 +57,7 @@ impl Inner {
         Ok(Inner {
             db: RwLock::new(Some(Arc::new(db))),
             log: Mutex::new(log),
+            pending: Mutex::new(Pending::default()),
             dir,
             path: data.join("spoor.redb"),
             cache_bytes: settings.cache_bytes,
@@ -72,6 +76,62 @@ impl Inner {
             .ok()
             .and_then(|d| d.clone())
             .ok_or_else(|| unavailable("the store is being reopened after a write failed"))
+    }
+
+    pub(super) fn pending(&self) -> Result<std::sync::MutexGuard<'_, Pending>, StoreError> {
+        self.pending
+            .lock()
+            .map_err(|_| unavailable("the pending summaries' lock is poisoned"))
+    }
+
+    /// A group failed after it changed what is pending, which is now in doubt: redb is
+    /// reopened and the log applied again, as after a failed write. Called with the log
+    /// lock held, so no checkpoint makes the doubt durable first.
+    pub(super) fn lose_pending(&self) {
+        if !self.broken.swap(true, Ordering::AcqRel) {
+            tracing::error!("A group failed to commit; the store is reopened, and the log applied again, before it writes anything durable.");
+        }
+    }
+
+    /// Whether redb is to be reopened (a write failed).
+    pub(super) fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` in a write transaction (not durable by itself: the next checkpoint makes it
+    /// so) that first writes out what is pending: for every write to the sessions or heat
+    /// outside a group, so that it sees, and is not undone by, what groups left pending.
+    pub(super) fn write_flushed<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.is_broken() {
+            // What is pending may be in doubt, and redb keeps what it is given.
+            return Err(unavailable(
+                "the store is being reopened after a failed write",
+            ));
+        }
+        let db = self.db()?;
+        let txn = super::commit::begin_staged(&db)?;
+        let mut pending = self.pending()?;
+        pending.write_to(&txn)?;
+        let out = f(&txn)?;
+        txn.commit().map_err(unavailable)?;
+        pending.clear();
+        self.note_change();
+        Ok(out)
+    }
+
+    /// Before reading the sessions list or heat: writes out what is pending, so the read
+    /// sees every group written so far. If that fails (a full disk), the read goes on with
+    /// what redb has.
+    pub(super) fn flush_for_read(&self) {
+        if self.pending().is_ok_and(|p| p.is_empty()) {
+            return;
+        }
+        if let Err(e) = self.write_flushed(|_| Ok(())) {
+            tracing::debug!(error = %e, "Pending summaries could not be written before a read.");
+        }
     }
 
     /// Returns once the log is durable up to `at` (segment, offset): at once if an
@@ -171,6 +231,8 @@ impl Inner {
         drop(slot.take());
         let db = create(&self.path, self.cache_bytes)?;
         *log = recover::recover(&db, &self.dir, self.segment_bytes)?;
+        // Recovery wrote everything the log holds; what was pending is in it.
+        self.pending()?.clear();
         *slot = Some(Arc::new(db));
         self.broken.store(false, Ordering::Release);
         self.reopens.fetch_add(1, Ordering::Relaxed);
