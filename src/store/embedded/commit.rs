@@ -152,10 +152,17 @@ pub(super) fn apply_group(
         for (c, &place) in chunks.iter().zip(places) {
             let (site, sid) = (&*c.meta.site, &*c.meta.sid);
             let key = (site, sid, c.seq);
-            let is_new = chunk_t.get(key).map_err(unavailable)?.is_none();
-            if is_new {
-                chunk_t.insert(key, place).map_err(unavailable)?;
-                live += i64::from(place.2);
+            // One B-tree operation for a new batch; a resend (rare) puts the place back.
+            let old = chunk_t
+                .insert(key, place)
+                .map_err(unavailable)?
+                .map(|v| v.value());
+            let is_new = old.is_none();
+            match old {
+                None => live += i64::from(place.2),
+                Some(old) => {
+                    chunk_t.insert(key, old).map_err(unavailable)?;
+                }
             }
             stored.push(is_new);
             let t = match touched.entry((site, sid)) {
