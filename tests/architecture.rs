@@ -146,3 +146,37 @@ fn no_source_file_is_past_the_split_size() {
         .collect();
     assert!(long.is_empty(), "split these by role: {long:?}");
 }
+
+/// Where the embedded store may open a write transaction that can commit durably: everything
+/// else goes through `commit::begin_staged`, because a durable commit that is not a
+/// checkpoint's would make redb durable with groups whose log records are not synced, and
+/// without the summaries they left pending (`src/store/embedded/pending.rs`).
+const DURABLE_WRITERS: [(&str, usize); 5] = [
+    ("commit.rs", 1),  // begin_staged itself
+    ("recover.rs", 1), // the checkpoint's durable commit
+    ("mod.rs", 1),     // creating the tables at open, before the log
+    ("heat.rs", 1),    // converting an older store's heatmaps at open, before the log
+    ("shared.rs", 1),  // probing whether redb refuses writes (never committed)
+];
+
+#[test]
+fn the_embedded_store_commits_durably_only_in_checkpoints() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/embedded");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Unit tests may do as they like.
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        let found = code.matches("begin_write()").count();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let allowed = DURABLE_WRITERS
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map_or(0, |(_, n)| *n);
+        assert_eq!(
+            found, allowed,
+            "{name} opens {found} write transactions with begin_write() where {allowed} may: use commit::begin_staged and a checkpoint"
+        );
+    }
+}
