@@ -67,6 +67,11 @@ pub struct BenchArgs {
     /// a 2.5 km circle around 52.5 N 13.4 E, about 15 m a batch (for geofence benchmarks).
     #[arg(long)]
     pub gps: bool,
+    /// Start each session's interval when it connects, so that sessions that connect
+    /// together send together (pulses). By default session i of N sends at a fixed phase,
+    /// i/N of the interval, like independent visitors.
+    #[arg(long)]
+    pub aligned: bool,
 }
 
 /// Payloads with a GPS fix: the points of the circle the sessions drive.
@@ -237,7 +242,11 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             connecting.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            session(i, &url, &args, &payloads, &connecting, load_end).await
+            let at = Start {
+                phase: phase(started, i, &args),
+                load_end,
+            };
+            session(i, &url, &args, &payloads, &connecting, at).await
         }));
     }
     let mut report = Report {
@@ -272,6 +281,33 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
+/// When a session sends: its phase (where its ticks fall), and when the load ends.
+struct Start {
+    phase: Option<Instant>,
+    load_end: Instant,
+}
+
+/// Where session `i`'s ticks fall: `i/N` of the interval after the run's start, so that N
+/// sessions with one interval send evenly spread over it (`None`: when it connects).
+fn phase(started: Instant, i: usize, args: &BenchArgs) -> Option<Instant> {
+    if args.aligned || args.interval_ms == 0 {
+        return None;
+    }
+    let step = Duration::from_millis(args.interval_ms).as_nanos() / args.connections.max(1) as u128;
+    Some(started + Duration::from_nanos((step * i as u128) as u64))
+}
+
+/// The session's first tick: the first instant of its phase from `now` on.
+fn first_tick(phase: Option<Instant>, interval: Duration, now: Instant) -> Instant {
+    let Some(at) = phase else { return now };
+    if at >= now {
+        return at;
+    }
+    let behind = (now - at).as_nanos();
+    let periods = behind.div_ceil(interval.as_nanos().max(1));
+    at + Duration::from_nanos((periods * interval.as_nanos()) as u64)
+}
+
 fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -284,8 +320,9 @@ async fn session(
     args: &BenchArgs,
     payloads: &Payloads,
     connecting: &Semaphore,
-    load_end: Instant,
+    at: Start,
 ) -> ConnResult {
+    let load_end = at.load_end;
     let mut res = ConnResult::default();
     let ws = {
         let _permit = connecting.acquire().await;
@@ -323,7 +360,9 @@ async fn session(
     }
     let mut next_seq = (acked + 1) as u64;
     let mut inflight: VecDeque<(u64, Instant, u64)> = VecDeque::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(args.interval_ms.max(1)));
+    let every = Duration::from_millis(args.interval_ms.max(1));
+    let first = first_tick(at.phase, every, Instant::now());
+    let mut tick = tokio::time::interval_at(first.into(), every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let t0_base = crate::clock::now_ms();
     let started = Instant::now();
@@ -415,5 +454,26 @@ where
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_send_evenly_spread_over_the_interval() {
+        let t = Instant::now();
+        let every = Duration::from_millis(100);
+        // A session that connected before its phase waits for it.
+        assert_eq!(first_tick(Some(t + every / 4), every, t), t + every / 4);
+        // One that connected after it keeps the phase: the next tick of it, not "now".
+        let late = t + Duration::from_millis(230);
+        assert_eq!(
+            first_tick(Some(t + Duration::from_millis(20)), every, late),
+            t + Duration::from_millis(320)
+        );
+        // Without a phase (aligned, or as fast as acks allow) it sends when it connects.
+        assert_eq!(first_tick(None, every, late), late);
     }
 }
