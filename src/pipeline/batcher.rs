@@ -103,7 +103,9 @@ impl Batcher {
     }
 
     async fn gather(&mut self, first: Submission, draining: bool) -> Vec<Submission> {
-        let deadline = tokio::time::Instant::now() + self.config.linger();
+        // One timer for the whole group, registered only if the group has to wait.
+        let linger = tokio::time::sleep_until(tokio::time::Instant::now() + self.config.linger());
+        tokio::pin!(linger);
         let mut bytes = first.chunk.ev.len();
         let mut group = vec![first];
         while group.len() < self.config.max_group_batches {
@@ -114,9 +116,13 @@ impl Batcher {
                 Err(flume::TryRecvError::Empty) => {
                     // flume's receive future is cancel-safe for bounded channels: a batch
                     // stays queued if the timer wins.
-                    match tokio::time::timeout_at(deadline, self.rx.recv_async()).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(_)) | Err(_) => break,
+                    tokio::select! {
+                        biased;
+                        r = self.rx.recv_async() => match r {
+                            Ok(s) => s,
+                            Err(_) => break,
+                        },
+                        _ = &mut linger => break,
                     }
                 }
             };
