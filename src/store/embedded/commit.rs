@@ -140,7 +140,8 @@ pub(super) fn apply_group(
     }
     let mut live = 0i64;
     let mut stored = Vec::with_capacity(chunks.len());
-    let mut touched: HashMap<(&str, &str), Dirty> = HashMap::new();
+    // Each session's summary, with the seqs of its batches in this group.
+    let mut touched: HashMap<(&str, &str), (Dirty, Vec<u64>)> = HashMap::new();
     {
         let mut chunk_t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
         let sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
@@ -165,7 +166,7 @@ pub(super) fn apply_group(
                 }
             }
             stored.push(is_new);
-            let t = match touched.entry((site, sid)) {
+            let (t, seqs) = match touched.entry((site, sid)) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let d = match pending.take(site, sid) {
@@ -184,9 +185,10 @@ pub(super) fn apply_group(
                             },
                         },
                     };
-                    e.insert(d)
+                    e.insert((d, Vec::new()))
                 }
             };
+            seqs.push(c.seq);
             if is_new {
                 t.summary.apply(c);
                 for (page, class, t, row) in &c.signals.layouts {
@@ -205,8 +207,9 @@ pub(super) fn apply_group(
             }
         }
 
-        for ((site, sid), t) in touched.iter_mut() {
-            t.summary.acked = advance_acked(t.summary.acked, |seq| {
+        for ((site, sid), (t, seqs)) in touched.iter_mut() {
+            let (acked, batches) = (t.summary.acked, t.summary.batches);
+            t.summary.acked = advance_acked_by(acked, batches, seqs, |seq| {
                 chunk_t
                     .get((*site, *sid, seq))
                     .map(|v| v.is_some())
@@ -226,10 +229,10 @@ pub(super) fn apply_group(
         .zip(stored)
         .map(|(c, stored)| CommitOutcome {
             stored,
-            acked: touched[&(&*c.meta.site, &*c.meta.sid)].summary.acked,
+            acked: touched[&(&*c.meta.site, &*c.meta.sid)].0.summary.acked,
         })
         .collect();
-    for ((site, sid), d) in touched {
+    for ((site, sid), (d, _)) in touched {
         pending.put(site, sid, d);
     }
     Ok(out)

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::summary::{advance_acked, SessionSummary};
+use super::summary::{advance_acked_by, SessionSummary};
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
 };
