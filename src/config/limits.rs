@@ -159,8 +159,8 @@ pub struct PipelineConfig {
     /// group has a fixed cost (a redb transaction, a log write, an `fdatasync`, the hand-offs
     /// between threads), so at a moderate load a longer wait means fewer, larger groups: 2 ms
     /// costs about a fifth less CPU per event than 500 µs for about 1 ms more median ack.
-    /// Under full load batches queue during each commit and the wait hardly matters (see
-    /// docs/benchmarks.md).
+    /// A group of 64 batches or more does not wait, so under a full load this adds nothing
+    /// (see docs/benchmarks.md).
     pub linger_us: u64,
     /// `false` writes every client batch in its own transaction: only for benchmarks that
     /// show what group commit buys.
