@@ -11,7 +11,11 @@
 #   bare           tokio-tungstenite acking by count: no decoding, no storing (the ceiling)
 #   spoor-base     another spoor binary, $SPOOR_BASE (say, the last release), for before/after
 #
-#   bench/compare.sh                      # all scenarios, all peers, one round
+# Scenarios: max (100 sessions as fast as acks allow), half, steady (500 sessions × 20 events
+# every 100 ms, spread evenly over the interval), pulsed (the same, in the pulses of sessions
+# that connected together: `spoor bench --aligned`), curve (100 to 10,000 sessions).
+#
+#   bench/compare.sh                      # max half steady curve, all peers, one round
 #   ROUNDS=3 DURATION=10 bench/compare.sh max
 #   PEERS="spoor bare" bench/compare.sh curve
 #   SPOOR_BASE=/tmp/spoor-old PEERS="spoor spoor-base node-ws bare" bench/compare.sh "max steady"
@@ -80,6 +84,7 @@ for s in $scenarios; do
         max) run max "$peer" --connections 100 --batch-events 50 --interval-ms 0 ;;
         half) run half "$peer" --connections 100 --batch-events 50 --interval-ms 3 ;;
         steady) run steady "$peer" --connections 500 --batch-events 20 --interval-ms 100 ;;
+        pulsed) run pulsed "$peer" --connections 500 --batch-events 20 --interval-ms 100 --aligned ;;
         curve)
           for n in 100 1000 5000 10000; do
             run "curve-$n" "$peer" --connections "$n" --batch-events 20 --interval-ms 1000

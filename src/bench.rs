@@ -3,7 +3,10 @@
 //!
 //! N sessions each send a batch of E realistic events (mostly mouse moves, some clicks,
 //! scrolls and page views) every I ms, or, with `--interval-ms 0`, as fast as acks come back
-//! with up to 16 batches in flight. Batches are pre-encoded once and only their header
+//! with up to 16 batches in flight. Session i sends at i/N of the interval, so N sessions
+//! are N independent visitors spread evenly over it; `--aligned` starts each session's
+//! interval when it connects instead, and sessions that connected together then send in
+//! pulses. Batches are pre-encoded once and only their header
 //! (seq, t0) is written per send, so the generator spends its CPU on sockets, not encoding.
 //! The last line printed is one JSON object (see [`Report`]).
 
