@@ -241,7 +241,7 @@ impl Metrics {
         );
         registry.register(
             "checkpoint_seconds",
-            "Duration of the embedded store's last checkpoint (redb made durable)",
+            "Duration of the embedded store's last durable commit (a checkpoint's), during which no group is written",
             self.checkpoint_seconds.clone(),
         );
         registry.register(

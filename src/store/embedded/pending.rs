@@ -87,6 +87,44 @@ impl Pending {
         }
     }
 
+    /// Sessions pending.
+    pub fn sessions_len(&self) -> usize {
+        self.sessions_len
+    }
+
+    /// Takes up to `n` pending sessions out, into a `Pending` of their own (heat stays).
+    pub fn split_off(&mut self, n: usize) -> Pending {
+        let mut part = Pending::default();
+        for (site, sessions) in &mut self.sessions {
+            let want = n - part.sessions_len;
+            if want == 0 {
+                break;
+            }
+            let sids: Vec<String> = sessions.keys().take(want).cloned().collect();
+            for sid in sids {
+                if let Some(d) = sessions.remove(&sid) {
+                    self.sessions_len -= 1;
+                    part.put(site, &sid, d);
+                }
+            }
+        }
+        self.sessions.retain(|_, s| !s.is_empty());
+        part
+    }
+
+    /// Puts back what [`Pending::split_off`] took (writing it failed). Nothing of it can have
+    /// changed meanwhile: the caller held the lock throughout.
+    pub fn merge(&mut self, part: Pending) {
+        for (site, sessions) in part.sessions {
+            for (sid, d) in sessions {
+                self.put(&site, &sid, d);
+            }
+        }
+        for (site, delta) in part.heat {
+            self.add_heat(&site, &delta);
+        }
+    }
+
     fn full(&self) -> bool {
         self.sessions_len > MAX_PENDING
             || self.heat.values().map(|d| d.0.len()).sum::<usize>() > MAX_PENDING
@@ -192,6 +230,92 @@ mod tests {
             .unwrap();
         assert_eq!(page.sessions.len(), 1);
         assert_eq!(page.sessions[0].batches, 8);
+    }
+
+    /// Batch `seq` of session `sid` of shop.
+    fn batch(sid: &str, seq: u64) -> crate::store::ChunkWrite {
+        let mut c = chunk(seq);
+        let mut meta = (*c.meta).clone();
+        meta.sid = sid.into();
+        c.meta = Arc::new(meta);
+        c
+    }
+
+    #[tokio::test]
+    async fn summaries_written_out_in_slices_are_read_and_survive_a_crash() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+        let settings = crate::config::EmbeddedConfig {
+            checkpoint_ms: 3_600_000,
+            ..Default::default()
+        };
+        let store = super::super::EmbeddedStore::open_with(&live, &settings).unwrap();
+        let sids: Vec<String> = (0..10).map(|i| format!("s_{i}")).collect();
+        for seq in 0..3 {
+            let group = sids.iter().map(|s| batch(s, seq)).collect();
+            store.commit(Arc::new(group)).await.unwrap();
+        }
+        // Four written out, then a batch more for one of them and for one still pending.
+        assert!(store.inner.write_out_some(4).unwrap());
+        assert_eq!(store.inner.pending().unwrap().sessions_len(), 6);
+        let more = vec![batch("s_0", 3), batch("s_9", 3)];
+        store.commit(Arc::new(more)).await.unwrap();
+        let expect = |sid: &str| if sid == "s_0" || sid == "s_9" { 4 } else { 3 };
+        for sid in &sids {
+            let s = store.session("shop", sid).await.unwrap().unwrap();
+            assert_eq!(
+                (s.batches, s.acked),
+                (expect(sid), expect(sid) as i64 - 1),
+                "{sid}"
+            );
+        }
+        // A crash now loses the written-out slice (not durable): the log brings it back.
+        crash_copy(&live, &copy);
+        let recovered = super::super::EmbeddedStore::open(&copy).unwrap();
+        let page = recovered
+            .list_sessions(&crate::store::SessionQuery::default(), 20)
+            .await
+            .unwrap();
+        assert_eq!(page.sessions.len(), 10);
+        for s in &page.sessions {
+            assert_eq!(s.batches, expect(&s.sid), "{}", s.sid);
+        }
+        drop(recovered);
+        // The checkpoint writes the rest out in slices and leaves nothing pending.
+        super::super::recover::checkpoint(&store.inner).unwrap();
+        assert!(store.inner.pending().unwrap().is_empty());
+        assert!(!store.inner.write_out_some(4).unwrap());
+        let page = store
+            .list_sessions(&crate::store::SessionQuery::default(), 20)
+            .await
+            .unwrap();
+        let total: u64 = page.sessions.iter().map(|s| s.batches).sum();
+        assert_eq!(total, 32);
+    }
+
+    #[test]
+    fn split_off_takes_at_most_n_sessions_and_merge_puts_them_back() {
+        let mut p = Pending::default();
+        let c = crate::store::fixtures::chunk(0);
+        for (site, n) in [("shop", 5), ("blog", 4)] {
+            for i in 0..n {
+                let summary = SessionSummary::new(&c.meta);
+                let d = Dirty {
+                    summary,
+                    stored_order: None,
+                };
+                p.put(site, &format!("s{i}"), d);
+            }
+        }
+        let part = p.split_off(7);
+        assert_eq!((part.sessions_len(), p.sessions_len()), (7, 2));
+        let rest = p.split_off(7);
+        assert_eq!((rest.sessions_len(), p.sessions_len()), (2, 0));
+        assert!(p.is_empty());
+        p.merge(part);
+        p.merge(rest);
+        assert_eq!(p.sessions_len(), 9);
+        assert!(p.get("shop", "s4").is_some() && p.get("blog", "s3").is_some());
     }
 
     #[test]

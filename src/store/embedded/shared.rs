@@ -122,6 +122,39 @@ impl Inner {
         Ok(out)
     }
 
+    /// Writes up to `n` pending summaries in a transaction of their own (not durable by
+    /// itself: the checkpoint that called it makes it so), so that the checkpoint's durable
+    /// commit, which stops every group while it runs, has little left to write. Groups go on
+    /// between two calls. `false` when nothing was pending. Takes the locks in a group's
+    /// order, the log's first: a group that fails marks what is pending as in doubt before it
+    /// lets go of the log.
+    pub(super) fn write_out_some(&self, n: usize) -> Result<bool, StoreError> {
+        let _log = self
+            .log
+            .lock()
+            .map_err(|_| unavailable("the log lock is poisoned"))?;
+        if self.is_broken() {
+            return Err(unavailable(
+                "the store is being reopened after a failed write",
+            ));
+        }
+        let db = self.db()?;
+        let txn = super::commit::begin_staged(&db)?;
+        let mut pending = self.pending()?;
+        let part = pending.split_off(n);
+        if part.sessions_len() == 0 {
+            return Ok(false);
+        }
+        let written = part
+            .write_to(&txn)
+            .and_then(|()| txn.commit().map_err(unavailable));
+        if let Err(e) = written {
+            pending.merge(part);
+            return Err(e);
+        }
+        Ok(true)
+    }
+
     /// Before reading the sessions list or heat: writes out what is pending, so the read
     /// sees every group written so far. If that fails (a full disk), the read goes on with
     /// what redb has.
