@@ -10,7 +10,9 @@
 //! Nothing is lost in a crash: the log holds every group, and recovery applies the records
 //! after the last checkpoint again. What keeps that true:
 //! - every durable redb commit writes what is pending in its own transaction (`checkpoint`),
-//!   so redb is never durable with the log applied past summaries it lacks;
+//!   so redb is never durable with the log applied past summaries it lacks; the checkpoint
+//!   writes most of it just before, in slices ([`Inner::write_out_some`]), so that its
+//!   durable commit, which stops every group, has little left;
 //! - every other transaction that writes these tables (deletion, retention) writes what is
 //!   pending first, in the same transaction ([`Inner::write_flushed`]);
 //! - a group that fails after it changed what is pending leaves it in doubt, so the store is
@@ -20,6 +22,7 @@
 //!
 //! [`Inner::write_flushed`]: super::shared::Inner::write_flushed
 //! [`Inner::lose_pending`]: super::shared::Inner::lose_pending
+//! [`Inner::write_out_some`]: super::shared::Inner::write_out_some
 
 use std::collections::HashMap;
 
