@@ -38,17 +38,7 @@ pub(super) fn logged<T>(
     apply: impl FnOnce(&WriteTransaction, u64, u64) -> Result<T, StoreError>,
 ) -> Result<(T, LogEnd), StoreError> {
     log::frame(&mut record);
-    let mut log = inner
-        .log
-        .lock()
-        .map_err(|_| unavailable("the log lock is poisoned"))?;
-    if inner.is_broken() {
-        // After a failed sync the kernel may have dropped pages, and after a failed group
-        // what is pending is in doubt: nothing more is written until the store is reopened.
-        return Err(unavailable(
-            "the store is being reopened after a failed write",
-        ));
-    }
+    let mut log = inner.log_for_write()?;
     let (seg, start) = log.place(record.len() - log::FRAME as usize)?;
     // The record first: a full disk fails it here, before anything pending has changed.
     log.append(&record)?;

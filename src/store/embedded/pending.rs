@@ -197,15 +197,20 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn summaries_left_pending_survive_a_crash_after_other_durable_writes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+    /// A store whose checkpoints run only when a test (or a write) asks.
+    fn without_timed_checkpoints(dir: &Path) -> super::super::EmbeddedStore {
         let settings = crate::config::EmbeddedConfig {
             checkpoint_ms: 3_600_000,
             ..Default::default()
         };
-        let store = super::super::EmbeddedStore::open_with(&live, &settings).unwrap();
+        super::super::EmbeddedStore::open_with(dir, &settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn summaries_left_pending_survive_a_crash_after_other_durable_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+        let store = without_timed_checkpoints(&live);
         for seq in 0..5 {
             store.commit(Arc::new(vec![chunk(seq)])).await.unwrap();
         }
@@ -248,11 +253,7 @@ mod tests {
     async fn summaries_written_out_in_slices_are_read_and_survive_a_crash() {
         let tmp = tempfile::tempdir().unwrap();
         let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
-        let settings = crate::config::EmbeddedConfig {
-            checkpoint_ms: 3_600_000,
-            ..Default::default()
-        };
-        let store = super::super::EmbeddedStore::open_with(&live, &settings).unwrap();
+        let store = without_timed_checkpoints(&live);
         let sids: Vec<String> = (0..10).map(|i| format!("s_{i}")).collect();
         for seq in 0..3 {
             let group = sids.iter().map(|s| batch(s, seq)).collect();

@@ -184,16 +184,9 @@ pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
     let current = {
         // No group may be applied between the sync and the durable commit: redb must never
         // be durable with an index entry whose bytes are not.
-        let log = inner
-            .log
-            .lock()
-            .map_err(|_| unavailable("the log lock is poisoned"))?;
-        if inner.is_broken() {
-            // What is pending may be in doubt: the reopening applies the log instead.
-            return Err(unavailable(
-                "the store is being reopened after a failed write",
-            ));
-        }
+        // What is pending may be in doubt after a failed write: the reopening applies the
+        // log instead.
+        let log = inner.log_for_write()?;
         log.sync()?;
         let mut pending = inner.pending()?;
         durable(&*inner.db()?, &pending)?;

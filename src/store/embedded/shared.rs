@@ -98,6 +98,20 @@ impl Inner {
         self.broken.load(Ordering::Acquire)
     }
 
+    /// The log, locked for a write, unless the store waits to be reopened: after a failed
+    /// sync the kernel may have dropped pages, and after a failed group what is pending is in
+    /// doubt, so nothing more is written until the reopening applies the log again.
+    pub(super) fn log_for_write(&self) -> Result<std::sync::MutexGuard<'_, Log>, StoreError> {
+        let log = self
+            .log
+            .lock()
+            .map_err(|_| unavailable("the log lock is poisoned"))?;
+        if self.is_broken() {
+            return Err(reopening());
+        }
+        Ok(log)
+    }
+
     /// Runs `f` in a write transaction (not durable by itself: the next checkpoint makes it
     /// so) that first writes out what is pending: for every write to the sessions or heat
     /// outside a group, so that it sees, and is not undone by, what groups left pending.
@@ -107,9 +121,7 @@ impl Inner {
     ) -> Result<T, StoreError> {
         if self.is_broken() {
             // What is pending may be in doubt, and redb keeps what it is given.
-            return Err(unavailable(
-                "the store is being reopened after a failed write",
-            ));
+            return Err(reopening());
         }
         let db = self.db()?;
         let txn = super::commit::begin_staged(&db)?;
@@ -129,15 +141,7 @@ impl Inner {
     /// order, the log's first: a group that fails marks what is pending as in doubt before it
     /// lets go of the log.
     pub(super) fn write_out_some(&self, n: usize) -> Result<bool, StoreError> {
-        let _log = self
-            .log
-            .lock()
-            .map_err(|_| unavailable("the log lock is poisoned"))?;
-        if self.is_broken() {
-            return Err(unavailable(
-                "the store is being reopened after a failed write",
-            ));
-        }
+        let _log = self.log_for_write()?;
         let db = self.db()?;
         let txn = super::commit::begin_staged(&db)?;
         let mut pending = self.pending()?;
@@ -318,6 +322,11 @@ impl Drop for Inner {
             tracing::warn!(error = %e, "The last checkpoint failed; the next start applies the log again.");
         }
     }
+}
+
+/// Why a write is refused while the store waits to be reopened.
+fn reopening() -> StoreError {
+    unavailable("the store is being reopened after a failed write")
 }
 
 /// Starts the checkpoint thread; it stops when the sender is dropped.
