@@ -103,7 +103,7 @@ pub(super) async fn purge_before(s: &EmbeddedStore, cutoff: i64) -> Result<(u64,
         if expired.is_empty() {
             break;
         }
-        sessions += s
+        let deleted = s
             .with_inner(move |inner| {
                 inner.write_flushed(|txn| {
                     let mut n = 0;
@@ -114,6 +114,11 @@ pub(super) async fn purge_before(s: &EmbeddedStore, cutoff: i64) -> Result<(u64,
                 })
             })
             .await?;
+        if deleted == 0 {
+            // Nothing listed could go: listing again would give the same.
+            break;
+        }
+        sessions += deleted;
     }
     let heat = s.blocking(move |db| purge_heat(db, cutoff)).await?;
     tracing::debug!(records = heat, "Retention removed heat records.");

@@ -119,10 +119,10 @@ impl Inner {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        if self.is_broken() {
-            // What is pending may be in doubt, and redb keeps what it is given.
-            return Err(reopening());
-        }
+        // Refused while what is pending may be in doubt (redb keeps what it is given); the
+        // log lock, taken in a group's order, closes the window between a group's failure
+        // and its marking the doubt.
+        let _log = self.log_for_write()?;
         let db = self.db()?;
         let txn = super::commit::begin_staged(&db)?;
         let mut pending = self.pending()?;
