@@ -95,137 +95,272 @@ pub(super) fn add_live(txn: &WriteTransaction, seg: u64, delta: i64) -> Result<(
     Ok(())
 }
 
-/// Writes a group; durable once the log is synced to the returned end. Its summaries and heat
-/// join what is pending (`pending.rs`).
+/// What a group reads from redb: the summaries of sessions that are not pending, and (after
+/// a batch arrived out of order) whether a chunk is indexed. A read transaction, begun when
+/// first needed, so that a group needs no write transaction to read, and one begun after
+/// the group's own writes would see nothing of them anyway: they are pending.
+pub(super) struct Look<'a> {
+    db: &'a Database,
+    tables: Option<LookTables>,
+}
+
+type LookTables = (
+    redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
+    redb::ReadOnlyTable<(&'static str, &'static str, u64), (u64, u64, u32)>,
+);
+
+impl<'a> Look<'a> {
+    pub fn new(db: &'a Database) -> Look<'a> {
+        Look { db, tables: None }
+    }
+
+    fn tables(&mut self) -> Result<&LookTables, StoreError> {
+        if self.tables.is_none() {
+            let txn = self.db.begin_read().map_err(unavailable)?;
+            let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+            let index = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+            self.tables = Some((sessions, index));
+        }
+        Ok(self.tables.as_ref().expect("opened above"))
+    }
+
+    fn summary(&mut self, site: &str, sid: &str) -> Result<Option<SessionSummary>, StoreError> {
+        match self.tables()?.0.get((site, sid)).map_err(unavailable)? {
+            Some(v) => Ok(Some(decode_summary(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn has_chunk(&mut self, site: &str, sid: &str, seq: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .tables()?
+            .1
+            .get((site, sid, seq))
+            .map_err(unavailable)?
+            .is_some())
+    }
+}
+
+/// Whether a group writes to redb beyond what waits for the checkpoint: geofence events,
+/// page layouts, positions. Most do not, and then need no write transaction.
+pub(super) fn needs_txn(chunks: &[ChunkWrite], events: Option<&EventBatch>) -> bool {
+    events.is_some()
+        || chunks
+            .iter()
+            .any(|c| !c.signals.layouts.is_empty() || !c.stats.fixes.is_empty())
+}
+
+/// Writes a group; durable once the log is synced to the returned end. Its index entries,
+/// summaries and heat join what is pending (`pending.rs`); a group with nothing else to write
+/// (most) opens no redb write transaction, and so goes on while a checkpoint commits.
 pub(super) fn commit_group(
     inner: &Inner,
     chunks: &[ChunkWrite],
     events: Option<&EventBatch>,
 ) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
-    let (record, blobs) = redo::group_record(chunks, events)?;
-    logged(inner, record, true, |txn, seg, start| {
+    let (mut record, blobs) = redo::group_record(chunks, events)?;
+    if needs_txn(chunks, events) || inner.pending()?.full() {
+        return logged(inner, record, true, |txn, seg, start| {
+            let db = inner.db()?;
+            let mut pending = inner.pending()?;
+            let places = placed(seg, start, &blobs);
+            let out = apply_group(
+                Some(txn),
+                &mut Look::new(&db),
+                chunks,
+                &places,
+                events,
+                &mut pending,
+            )?;
+            pending.spill_if_full(txn)?;
+            Ok(out)
+        });
+    }
+    log::frame(&mut record);
+    let mut log = inner.log_for_write()?;
+    let (seg, start) = log.place(record.len() - log::FRAME as usize)?;
+    // The record first: a full disk fails it here, before anything pending has changed.
+    log.append(&record)?;
+    let applied = (|| {
+        let db = inner.db()?;
         let mut pending = inner.pending()?;
-        let out = apply_group(
-            txn,
+        let places = placed(seg, start, &blobs);
+        apply_group(
+            None,
+            &mut Look::new(&db),
             chunks,
-            &placed(seg, start, &blobs),
+            &places,
             events,
             &mut pending,
-        )?;
-        pending.spill_if_full(txn)?;
-        Ok(out)
-    })
+        )
+    })();
+    match applied {
+        Ok(out) => {
+            inner.note_change();
+            Ok((out, (seg, start + record.len() as u64)))
+        }
+        Err(e) => {
+            log.undo(start);
+            inner.lose_pending();
+            drop(log);
+            inner.check_failure();
+            Err(e)
+        }
+    }
 }
 
-/// Applies a group whose chunk bytes are at `places`; summaries and heat go to `pending`.
+/// A session a group touches: its summary (with the chunks it adds), what was acked before
+/// the group, and the seqs of the group's batches of it.
+struct Touched {
+    dirty: Dirty,
+    acked_before: i64,
+    /// Exactly `0..=acked_before` was stored before the group.
+    contiguous: bool,
+    seqs: Vec<u64>,
+}
+
+/// Applies a group whose chunk bytes are at `places`: index entries, summaries and heat go
+/// to `pending`; geofence events, layouts and positions to `txn`, which a group that has any
+/// of them (`needs_txn`) must be given.
 pub(super) fn apply_group(
-    txn: &WriteTransaction,
+    txn: Option<&WriteTransaction>,
+    look: &mut Look,
     chunks: &[ChunkWrite],
     places: &[Place],
     events: Option<&EventBatch>,
     pending: &mut Pending,
 ) -> Result<Vec<CommitOutcome>, StoreError> {
-    if let Some(events) = events {
-        super::outbox::write_events(txn, events)?;
+    if txn.is_none() && needs_txn(chunks, events) {
+        return Err(unavailable(
+            "a group with events, layouts or fixes needs a write transaction",
+        ));
     }
     let mut live = 0i64;
     let mut stored = Vec::with_capacity(chunks.len());
-    // Each session's summary, with the seqs of its batches in this group.
-    let mut touched: HashMap<(&str, &str), (Dirty, Vec<u64>)> = HashMap::new();
-    {
-        let mut chunk_t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
-        let sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
-        let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
-        let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
-        let mut layout_t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
-        let mut devices: HashMap<(&str, &str), Position> = HashMap::new();
-
-        for (c, &place) in chunks.iter().zip(places) {
-            let (site, sid) = (&*c.meta.site, &*c.meta.sid);
-            let key = (site, sid, c.seq);
-            // One B-tree operation for a new batch; a resend (rare) puts the place back.
-            let old = chunk_t
-                .insert(key, place)
-                .map_err(unavailable)?
-                .map(|v| v.value());
-            let is_new = old.is_none();
-            match old {
-                None => live += i64::from(place.2),
-                Some(old) => {
-                    chunk_t.insert(key, old).map_err(unavailable)?;
-                }
+    let mut touched: HashMap<(&str, &str), Touched> = HashMap::new();
+    for (c, &place) in chunks.iter().zip(places) {
+        let (site, sid) = (&*c.meta.site, &*c.meta.sid);
+        let t = match touched.entry((site, sid)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let dirty = match pending.take(site, sid) {
+                    Some(d) => d,
+                    None => match look.summary(site, sid)? {
+                        Some(summary) => Dirty::stored(summary),
+                        None => Dirty::new(SessionSummary::new(&c.meta)),
+                    },
+                };
+                let acked_before = dirty.summary.acked;
+                let contiguous =
+                    i64::try_from(dirty.summary.batches).is_ok_and(|b| b == acked_before + 1);
+                e.insert(Touched {
+                    dirty,
+                    acked_before,
+                    contiguous,
+                    seqs: Vec::new(),
+                })
             }
-            stored.push(is_new);
-            let (t, seqs) = match touched.entry((site, sid)) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let d = match pending.take(site, sid) {
-                        Some(d) => d,
-                        None => match sess_t.get((site, sid)).map_err(unavailable)? {
-                            Some(v) => {
-                                let summary = decode_summary(v.value())?;
-                                Dirty {
-                                    stored_order: Some(summary.order_key()),
-                                    summary,
-                                }
-                            }
-                            None => Dirty {
-                                summary: SessionSummary::new(&c.meta),
-                                stored_order: None,
-                            },
-                        },
-                    };
-                    e.insert((d, Vec::new()))
-                }
-            };
-            seqs.push(c.seq);
-            if is_new {
-                t.summary.apply(c);
-                for (page, class, t, row) in &c.signals.layouts {
-                    save_layout(&mut layout_t, (site, page, *class), *t, row)?;
-                }
-                if !c.signals.heat.is_empty() {
-                    pending.add_heat(site, &c.signals.heat);
-                }
-                for fix in &c.stats.fixes {
-                    let did = c.meta.device_id();
-                    let d = Position::from_fix(site, did, fix, "snippet");
-                    put_position(&mut pos_t, &d)?;
-                    let prev = devices.remove(&(site, did));
-                    devices.insert((site, did), d.newer(prev));
-                }
+        };
+        // A resend is found without a lookup while the session's batches came in order:
+        // everything up to `acked` is stored, and nothing beyond it but this group's.
+        let is_new = if t.seqs.contains(&c.seq) || c.seq as i64 <= t.acked_before {
+            false
+        } else if t.contiguous {
+            true
+        } else {
+            !indexed(&t.dirty, pending, look, site, sid, c.seq)?
+        };
+        t.seqs.push(c.seq);
+        stored.push(is_new);
+        if is_new {
+            let chunks = &mut t.dirty.chunks;
+            let at = chunks.partition_point(|e| e.0 < c.seq);
+            chunks.insert(at, (c.seq, place));
+            live += i64::from(place.2);
+            t.dirty.summary.apply(c);
+            if !c.signals.heat.is_empty() {
+                pending.add_heat(site, &c.signals.heat);
             }
-        }
-
-        for ((site, sid), (t, seqs)) in touched.iter_mut() {
-            let (acked, batches) = (t.summary.acked, t.summary.batches);
-            t.summary.acked = advance_acked_by(acked, batches, seqs, |seq| {
-                chunk_t
-                    .get((*site, *sid, seq))
-                    .map(|v| v.is_some())
-                    .map_err(unavailable)
-            })?;
-        }
-
-        for d in devices.into_values() {
-            save_latest(&mut dev_t, d)?;
         }
     }
+    for (&(site, sid), t) in touched.iter_mut() {
+        let (acked, batches) = (t.dirty.summary.acked, t.dirty.summary.batches);
+        let dirty = &t.dirty;
+        let acked = advance_acked_by(acked, batches, &mut t.seqs, |seq| {
+            indexed(dirty, pending, look, site, sid, seq)
+        })?;
+        t.dirty.summary.acked = acked;
+    }
+    if let Some(txn) = txn {
+        write_extras(txn, chunks, &stored, events)?;
+    }
     if let Some(&(seg, _, _)) = places.first() {
-        add_live(txn, seg, live)?;
+        pending.add_live(seg, live);
     }
     let out = chunks
         .iter()
         .zip(stored)
         .map(|(c, stored)| CommitOutcome {
             stored,
-            acked: touched[&(&*c.meta.site, &*c.meta.sid)].0.summary.acked,
+            acked: touched[&(&*c.meta.site, &*c.meta.sid)].dirty.summary.acked,
         })
         .collect();
-    for ((site, sid), (d, _)) in touched {
-        pending.put(site, sid, d);
+    for ((site, sid), t) in touched {
+        pending.put(site, sid, t.dirty);
     }
     Ok(out)
+}
+
+/// Whether chunk `seq` of a session is indexed: among the group's session's pending chunks,
+/// in flight, or in redb.
+fn indexed(
+    dirty: &Dirty,
+    pending: &Pending,
+    look: &mut Look,
+    site: &str,
+    sid: &str,
+    seq: u64,
+) -> Result<bool, StoreError> {
+    if dirty.chunks.binary_search_by_key(&seq, |e| e.0).is_ok()
+        || pending.chunk(site, sid, seq).is_some()
+    {
+        return Ok(true);
+    }
+    look.has_chunk(site, sid, seq)
+}
+
+/// What a group writes to redb at once: its geofence events, and the layouts and positions
+/// of its new batches.
+fn write_extras(
+    txn: &WriteTransaction,
+    chunks: &[ChunkWrite],
+    stored: &[bool],
+    events: Option<&EventBatch>,
+) -> Result<(), StoreError> {
+    if let Some(events) = events {
+        super::outbox::write_events(txn, events)?;
+    }
+    let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
+    let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
+    let mut layout_t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
+    let mut devices: HashMap<(&str, &str), Position> = HashMap::new();
+    for (c, _) in chunks.iter().zip(stored).filter(|(_, &new)| new) {
+        let site = &*c.meta.site;
+        for (page, class, t, row) in &c.signals.layouts {
+            save_layout(&mut layout_t, (site, page, *class), *t, row)?;
+        }
+        for fix in &c.stats.fixes {
+            let did = c.meta.device_id();
+            let d = Position::from_fix(site, did, fix, "snippet");
+            put_position(&mut pos_t, &d)?;
+            let prev = devices.remove(&(site, did));
+            devices.insert((site, did), d.newer(prev));
+        }
+    }
+    for d in devices.into_values() {
+        save_latest(&mut dev_t, d)?;
+    }
+    Ok(())
 }
 
 /// Stores a position unless one with its (site, device, fix time) is stored; `true` if new.

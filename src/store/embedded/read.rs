@@ -145,6 +145,9 @@ fn index_range(
     from_seq: u64,
     limit: usize,
 ) -> Result<Vec<(u64, commit::Place)>, StoreError> {
+    // What waits for a checkpoint first, then redb: a checkpoint that lands meanwhile moves
+    // entries from the one to the other, never out of both.
+    let pending = inner.pending()?.chunks_from(site, sid, from_seq, limit);
     let txn = inner.db()?.begin_read().map_err(unavailable)?;
     let t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
     let range = t
@@ -154,6 +157,12 @@ fn index_range(
     for entry in range.take(limit) {
         let (k, v) = entry.map_err(unavailable)?;
         out.push((k.value().2, v.value()));
+    }
+    if !pending.is_empty() {
+        out.extend(pending);
+        out.sort_by_key(|e| e.0);
+        out.dedup_by_key(|e| e.0);
+        out.truncate(limit);
     }
     Ok(out)
 }

@@ -25,9 +25,14 @@ fn applied(db: &Database) -> Result<Option<(u64, u64)>, StoreError> {
 /// A durable commit that writes what is pending: everything committed before it, with the
 /// log position it reached, is on disk when this returns. The caller clears `pending`.
 fn durable(db: &Database, pending: &Pending) -> Result<(), StoreError> {
-    let txn = db.begin_write().map_err(unavailable)?;
+    let txn = durable_writer(db)?;
     pending.write_to(&txn)?;
     txn.commit().map_err(unavailable)
+}
+
+/// The only write transaction that commits durably: a checkpoint's, or recovery's.
+fn durable_writer(db: &Database) -> Result<redb::WriteTransaction, StoreError> {
+    db.begin_write().map_err(unavailable)
 }
 
 /// Applies one record found in the log at (segment, payload offset).
@@ -46,7 +51,8 @@ fn apply_record(
             events,
         } => {
             apply_group(
-                &txn,
+                Some(&txn),
+                &mut super::commit::Look::new(db),
                 &chunks,
                 &placed(seg, 0, &blobs),
                 events.as_ref(),
@@ -58,6 +64,9 @@ fn apply_record(
             apply_positions(&txn, &positions, events.as_ref())?;
         }
         Parsed::Moved { moved, blobs } => {
+            // As when it was written: compaction wrote what was pending out first.
+            pending.write_to(&txn)?;
+            pending.clear();
             apply_moved(&txn, &moved, &placed(seg, 0, &blobs))?;
         }
     }
@@ -165,34 +174,65 @@ pub(super) fn convert_chunks(inner: &Inner) -> Result<u64, StoreError> {
     Ok(moved)
 }
 
-/// Pending summaries written per transaction before a checkpoint's durable commit.
-const WRITE_OUT_SLICE: usize = 64;
+/// A checkpoint under way: redb's writer, what it writes, and the log position that reached.
+pub(super) struct TakeOff {
+    txn: redb::WriteTransaction,
+    flight: Arc<Pending>,
+    end: (u64, u64),
+}
 
-/// Makes everything committed so far durable, then removes closed segments that hold no
-/// live chunk. Returns how many were removed.
-pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
-    inner.take_change();
-    // Most pending summaries first, a slice at a time with groups going on in between: the
-    // durable commit below stops every group, and writing 500 summaries took half of it.
-    let slices = inner.pending()?.sessions_len().div_ceil(WRITE_OUT_SLICE);
-    for _ in 0..slices {
-        if !inner.write_out_some(WRITE_OUT_SLICE)? {
-            break;
-        }
+/// The checkpoint's first step, under the log lock for a moment: the log is synced, redb's
+/// writer taken, and what is pending moved into the flight (`pending.rs`). Groups go on
+/// into a new pending meanwhile.
+pub(super) fn take_off(inner: &Inner) -> Result<TakeOff, StoreError> {
+    // What is pending may be in doubt after a failed write: the reopening applies the log
+    // instead.
+    let log = inner.log_for_write()?;
+    // No group may be applied between the sync and the flight: redb must never be durable
+    // with an index entry whose bytes are not.
+    log.sync()?;
+    // Taken before the log is let go: a group that writes to redb as well queues behind this
+    // commit, and so lands after the position it records.
+    let txn = durable_writer(&*inner.db()?)?;
+    let flight = inner
+        .pending()?
+        .begin_flight()
+        .ok_or_else(|| unavailable("a checkpoint is already under way"))?;
+    Ok(TakeOff {
+        txn,
+        flight,
+        end: log.end(),
+    })
+}
+
+/// The checkpoint's second step: the flight and the log position it reached in one durable
+/// commit, after which nothing reads through the flight any more.
+pub(super) fn land(inner: &Inner, t: TakeOff) -> Result<(), StoreError> {
+    let landed = t
+        .flight
+        .write_to(&t.txn)
+        .and_then(|()| set_applied(&t.txn, t.end))
+        .and_then(|()| t.txn.commit().map_err(unavailable));
+    if let Err(e) = landed {
+        // Groups have read through the flight: the log is applied again instead (after a
+        // full disk, say, which `check_failure` names).
+        inner.check_failure();
+        inner.lose_pending();
+        return Err(e);
     }
+    inner.pending()?.end_flight();
+    Ok(())
+}
+
+/// Makes everything committed so far durable (`take_off`, then `land`), then removes closed
+/// segments that hold no live chunk. Returns how many were removed.
+pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
+    let _one = inner.one_checkpoint()?;
+    inner.take_change();
+    let t = take_off(inner)?;
+    let current = t.end.0;
     let started = std::time::Instant::now();
-    let current = {
-        // No group may be applied between the sync and the durable commit: redb must never
-        // be durable with an index entry whose bytes are not.
-        // What is pending may be in doubt after a failed write: the reopening applies the
-        // log instead.
-        let log = inner.log_for_write()?;
-        log.sync()?;
-        let mut pending = inner.pending()?;
-        durable(&*inner.db()?, &pending)?;
-        pending.clear();
-        log.id()
-    };
+    land(inner, t)?;
     inner.checkpoint_us.store(
         started.elapsed().as_micros() as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -237,6 +277,8 @@ fn closed_segments(inner: &Inner, current: u64) -> Result<Vec<(u64, u64, u64)>, 
 /// checkpoint removes them. Returns the chunks moved.
 pub(super) fn compact_segments(inner: &Inner) -> Result<u64, StoreError> {
     let mut moved = 0u64;
+    // The index entries and live bytes groups left pending are redb's to compare with.
+    inner.write_flushed(|_| Ok(()))?;
     let current = inner.current();
     for (id, live, size) in closed_segments(inner, current)? {
         if live == 0 || live as f64 >= size as f64 * COMPACT_BELOW {

@@ -24,8 +24,12 @@ pub(super) struct Inner {
     /// `None` while it is reopened after an I/O error.
     db: RwLock<Option<Arc<Database>>>,
     pub(super) log: Mutex<Log>,
-    /// Summaries and heat that groups changed since the last checkpoint (`pending.rs`).
+    /// Index entries, summaries and heat that groups changed since the last checkpoint, and
+    /// what the running checkpoint writes (`pending.rs`).
     pending: Mutex<Pending>,
+    /// Held by a checkpoint from start to end, and by every write of what is pending outside
+    /// one, so that each finds no flight under way.
+    checkpointing: Mutex<()>,
     /// The log's directory.
     pub(super) dir: PathBuf,
     /// The redb file and its cache, to reopen it.
@@ -58,6 +62,7 @@ impl Inner {
             db: RwLock::new(Some(Arc::new(db))),
             log: Mutex::new(log),
             pending: Mutex::new(Pending::default()),
+            checkpointing: Mutex::new(()),
             dir,
             path: data.join("spoor.redb"),
             cache_bytes: settings.cache_bytes,
@@ -84,12 +89,20 @@ impl Inner {
             .map_err(|_| unavailable("the pending summaries' lock is poisoned"))
     }
 
-    /// A group failed after it changed what is pending, which is now in doubt: redb is
-    /// reopened and the log applied again, as after a failed write. Called with the log
-    /// lock held, so no checkpoint makes the doubt durable first.
+    /// Waits for a running checkpoint to end, and keeps the next from starting.
+    pub(super) fn one_checkpoint(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+        self.checkpointing
+            .lock()
+            .map_err(|_| unavailable("the checkpoint lock is poisoned"))
+    }
+
+    /// A group failed after it changed what is pending, or a checkpoint failed to land what
+    /// groups had read through: it is now in doubt, so redb is reopened and the log applied
+    /// again, as after a failed write. A group calls it with the log lock held, so no
+    /// checkpoint makes the doubt durable first.
     pub(super) fn lose_pending(&self) {
         if !self.broken.swap(true, Ordering::AcqRel) {
-            tracing::error!("A group failed to commit; the store is reopened, and the log applied again, before it writes anything durable.");
+            tracing::error!("A write failed after groups changed what waits for the checkpoint; the store is reopened, and the log applied again, before it writes anything durable.");
         }
     }
 
@@ -119,6 +132,8 @@ impl Inner {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // No flight under way: what is pending is all that redb lacks.
+        let _one = self.one_checkpoint()?;
         // Refused while what is pending may be in doubt (redb keeps what it is given); the
         // log lock, taken in a group's order, closes the window between a group's failure
         // and its marking the doubt.
@@ -132,31 +147,6 @@ impl Inner {
         pending.clear();
         self.note_change();
         Ok(out)
-    }
-
-    /// Writes up to `n` pending summaries in a transaction of their own (not durable by
-    /// itself: the checkpoint that called it makes it so), so that the checkpoint's durable
-    /// commit, which stops every group while it runs, has little left to write. Groups go on
-    /// between two calls. `false` when nothing was pending. Takes the locks in a group's
-    /// order, the log's first: a group that fails marks what is pending as in doubt before it
-    /// lets go of the log.
-    pub(super) fn write_out_some(&self, n: usize) -> Result<bool, StoreError> {
-        let _log = self.log_for_write()?;
-        let db = self.db()?;
-        let txn = super::commit::begin_staged(&db)?;
-        let mut pending = self.pending()?;
-        let part = pending.split_off(n);
-        if part.sessions_len() == 0 {
-            return Ok(false);
-        }
-        let written = part
-            .write_to(&txn)
-            .and_then(|()| txn.commit().map_err(unavailable));
-        if let Err(e) = written {
-            pending.merge(part);
-            return Err(e);
-        }
-        Ok(true)
     }
 
     /// Before reading the sessions list or heat: writes out what is pending, so the read
@@ -255,6 +245,7 @@ impl Inner {
 
     /// Reopens redb and applies the log again, as after a crash.
     fn reopen(&self) -> Result<(), StoreError> {
+        let _one = self.one_checkpoint()?;
         let mut log = self
             .log
             .lock()
@@ -268,8 +259,8 @@ impl Inner {
         drop(slot.take());
         let db = create(&self.path, self.cache_bytes)?;
         *log = recover::recover(&db, &self.dir, self.segment_bytes)?;
-        // Recovery wrote everything the log holds; what was pending is in it.
-        self.pending()?.clear();
+        // Recovery wrote everything the log holds; what was pending, or in flight, is in it.
+        self.pending()?.reset();
         *slot = Some(Arc::new(db));
         self.broken.store(false, Ordering::Release);
         self.reopens.fetch_add(1, Ordering::Relaxed);
