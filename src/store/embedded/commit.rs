@@ -185,6 +185,9 @@ pub(super) fn commit_group(
         let db = inner.db()?;
         let mut pending = inner.pending()?;
         let places = placed(seg, start, &blobs);
+        if pending.wants_checkpoint() {
+            inner.hurry();
+        }
         apply_group(
             None,
             &mut Look::new(&db),

@@ -88,14 +88,14 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
     /// The threads that write groups and sync the log.
     lanes: lanes::Lanes,
-    /// Stops the checkpoint thread (by being dropped), which is then joined.
-    checkpoints: Option<(std::sync::mpsc::SyncSender<()>, std::thread::JoinHandle<()>)>,
+    /// The checkpoint thread, stopped and joined when the store is dropped.
+    checkpoints: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
-        if let Some((stop, thread)) = self.checkpoints.take() {
-            drop(stop);
+        if let Some(thread) = self.checkpoints.take() {
+            self.inner.stop_checkpoints();
             let _ = thread.join();
         }
     }

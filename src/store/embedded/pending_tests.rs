@@ -260,3 +260,26 @@ fn take_and_put_keep_the_counts() {
     p.clear();
     assert!(p.is_empty() && p.get("blog", "s1").is_none());
 }
+
+#[tokio::test]
+async fn much_pending_hurries_the_checkpoint_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Timed checkpoints an hour apart: only the hurry can run one.
+    let store = without_timed_checkpoints(tmp.path());
+    let per_group = 1_000;
+    let groups = (HURRY_CHUNKS / per_group + 2) as u64;
+    for g in 0..groups {
+        let group = (0..per_group as u64)
+            .map(|i| batch("s_busy", g * per_group as u64 + i))
+            .collect();
+        commit_now(&store, group).await;
+    }
+    let mut waited = 0;
+    while store.inner.pending().unwrap().chunks_len > HURRY_CHUNKS {
+        assert!(waited < 300, "no checkpoint ran");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let s = store.session("shop", "s_busy").await.unwrap().unwrap();
+    assert_eq!(s.batches, groups * per_group as u64);
+}

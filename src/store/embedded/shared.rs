@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ pub(super) struct Inner {
     segment_bytes: u64,
     /// Something was written since the last checkpoint.
     changed: AtomicBool,
+    /// Wakes the checkpoint thread before its time: too much is pending, or it is to stop.
+    wake: OnceLock<SyncSender<()>>,
+    stopping: AtomicBool,
     /// redb failed to write and refuses writes until it is reopened.
     broken: AtomicBool,
     /// How far the log is known durable; held while syncing, so that one `fdatasync` serves
@@ -68,6 +71,8 @@ impl Inner {
             cache_bytes: settings.cache_bytes,
             segment_bytes,
             changed: AtomicBool::new(false),
+            wake: OnceLock::new(),
+            stopping: AtomicBool::new(false),
             broken: AtomicBool::new(false),
             synced: Mutex::new((0, 0)),
             checkpoint_us: Default::default(),
@@ -224,6 +229,19 @@ impl Inner {
         self.changed.store(true, Ordering::Release);
     }
 
+    /// Asks for a checkpoint now rather than at its time (much is pending).
+    pub(super) fn hurry(&self) {
+        if let Some(wake) = self.wake.get() {
+            let _ = wake.try_send(());
+        }
+    }
+
+    /// Stops the checkpoint thread (the store is closing).
+    pub(super) fn stop_checkpoints(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.hurry();
+    }
+
     /// Takes the "changed" mark (a checkpoint is starting).
     pub(super) fn take_change(&self) -> bool {
         self.changed.swap(false, Ordering::AcqRel)
@@ -320,16 +338,21 @@ fn reopening() -> StoreError {
     unavailable("the store is being reopened after a failed write")
 }
 
-/// Starts the checkpoint thread; it stops when the sender is dropped.
-pub(super) fn checkpoints(inner: Arc<Inner>, every: Duration) -> (SyncSender<()>, JoinHandle<()>) {
-    let (stop, stopped) = sync_channel::<()>(1);
-    let thread = std::thread::Builder::new()
+/// Starts the checkpoint thread: a beat every `every`, or sooner when hurried; it stops
+/// once [`Inner::stop_checkpoints`] is called.
+pub(super) fn checkpoints(inner: Arc<Inner>, every: Duration) -> JoinHandle<()> {
+    let (wake, woken) = sync_channel::<()>(1);
+    let _ = inner.wake.set(wake);
+    std::thread::Builder::new()
         .name("spoor-checkpoint".into())
-        .spawn(move || {
-            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                inner.tick();
+        .spawn(move || loop {
+            if let Err(RecvTimeoutError::Disconnected) = woken.recv_timeout(every) {
+                break;
             }
+            if inner.stopping.load(Ordering::Acquire) {
+                break;
+            }
+            inner.tick();
         })
-        .expect("spawning the checkpoint thread");
-    (stop, thread)
+        .expect("spawning the checkpoint thread")
 }
