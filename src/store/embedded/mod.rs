@@ -1,13 +1,15 @@
 //! The embedded store: a write-ahead log of segment files (`log.rs`) that holds every
 //! chunk's bytes, and one redb file that indexes them and keeps everything derived.
 //!
-//! A commit group is written to the log and applied to redb in a transaction committed
-//! without an fsync; it is acked once an `fdatasync` of the log (which serves every group
-//! written before it) has followed. A checkpoint every second makes redb durable, and at open
-//! the records after the last checkpoint are applied again (`recover.rs`). Session summaries
-//! and heat that groups change wait in memory for the checkpoint (`pending.rs`); the log
-//! holds the groups they came from. No other commit is durable: a write that must be (a
-//! deletion, a geofence) is followed by a checkpoint.
+//! A commit group is written to the log, and what it changes waits in memory for the next
+//! checkpoint (`pending.rs`): its chunks' index entries, session summaries, live bytes and
+//! heat. Only a group with geofence events, page layouts or positions also writes to redb,
+//! in a transaction committed without an fsync. A group is acked once an `fdatasync` of the
+//! log (which serves every group written before it) has followed. A checkpoint, every second
+//! or sooner when much is pending, writes what is pending to redb in its durable commit while
+//! groups go on, and at open the records after the last checkpoint are applied again
+//! (`recover.rs`). No other commit is durable: a write that must be (a deletion, a geofence)
+//! is followed by a checkpoint.
 //!
 //! Tables:
 //! - `chunk_index`: (site, sid, seq) → (segment, offset, length) of the chunk record (t0, rx,
@@ -22,8 +24,8 @@
 //! - `heat`, `page_layouts`: heatmaps, see `heat.rs`;
 //! - geofences, their events and presences, webhook deliveries: see `outbox.rs`.
 //!
-//! redb runs one write transaction at a time, and the log takes one group at a time, which is
-//! why the batcher hands them whole groups. Groups are written and synced on two threads of
+//! The log takes one group at a time, and redb runs one write transaction at a time (most
+//! groups need none), which is why the batcher hands them whole groups. Groups are written and synced on two threads of
 //! the store's own (`lanes.rs`); every other call runs on the blocking pool.
 
 use std::collections::HashMap;
