@@ -1,8 +1,10 @@
-//! Writes: a group of chunks with their sessions, list index, heat records, layouts,
-//! positions and the events they started; tracker positions likewise; chunks moved into the
-//! log. Each is appended to the log (`log.rs`) and applied to redb in one transaction that is
-//! committed without an fsync: the log's `fdatasync` is what makes the group durable, and the
-//! same `apply_*` functions run again for the records a crash left unapplied (`recover.rs`).
+//! Writes: a group of chunks with their index entries, sessions, list index, heat records,
+//! layouts, positions and the events they started; tracker positions likewise; chunks moved
+//! into the log. Each is appended to the log (`log.rs`), then applied: what waits for the
+//! checkpoint goes to `pending.rs`, the rest to redb in one transaction committed without an
+//! fsync (a group needs one only for positions and events). The log's `fdatasync` is what
+//! makes the group durable, and the same `apply_*` functions run again for the records a
+//! crash left unapplied (`recover.rs`).
 
 use redb::WriteTransaction;
 
@@ -141,13 +143,10 @@ impl<'a> Look<'a> {
     }
 }
 
-/// Whether a group writes to redb beyond what waits for the checkpoint: geofence events,
-/// page layouts, positions. Most do not, and then need no write transaction.
+/// Whether a group writes to redb beyond what waits for the checkpoint: geofence events and
+/// positions. Most do not, and then need no write transaction.
 pub(super) fn needs_txn(chunks: &[ChunkWrite], events: Option<&EventBatch>) -> bool {
-    events.is_some()
-        || chunks
-            .iter()
-            .any(|c| !c.signals.layouts.is_empty() || !c.stats.fixes.is_empty())
+    events.is_some() || chunks.iter().any(|c| !c.stats.fixes.is_empty())
 }
 
 /// Writes a group; durable once the log is synced to the returned end. Its index entries,
@@ -222,9 +221,9 @@ struct Touched {
     seqs: Vec<u64>,
 }
 
-/// Applies a group whose chunk bytes are at `places`: index entries, summaries and heat go
-/// to `pending`; geofence events, layouts and positions to `txn`, which a group that has any
-/// of them (`needs_txn`) must be given.
+/// Applies a group whose chunk bytes are at `places`: index entries, summaries, heat and
+/// layouts go to `pending`; geofence events and positions to `txn`, which a group that has
+/// any of them (`needs_txn`) must be given.
 pub(super) fn apply_group(
     txn: Option<&WriteTransaction>,
     look: &mut Look,
@@ -235,7 +234,7 @@ pub(super) fn apply_group(
 ) -> Result<Vec<CommitOutcome>, StoreError> {
     if txn.is_none() && needs_txn(chunks, events) {
         return Err(unavailable(
-            "a group with events, layouts or fixes needs a write transaction",
+            "a group with events or fixes needs a write transaction",
         ));
     }
     let mut live = 0i64;
@@ -283,6 +282,9 @@ pub(super) fn apply_group(
             t.dirty.summary.apply(c);
             if !c.signals.heat.is_empty() {
                 pending.add_heat(site, &c.signals.heat);
+            }
+            for (page, class, at, row) in &c.signals.layouts {
+                pending.add_layout(site, page, *class, *at, row);
             }
         }
     }
@@ -332,8 +334,8 @@ fn indexed(
     look.has_chunk(site, sid, seq)
 }
 
-/// What a group writes to redb at once: its geofence events, and the layouts and positions
-/// of its new batches.
+/// What a group writes to redb at once: its geofence events, and the positions of its new
+/// batches.
 fn write_extras(
     txn: &WriteTransaction,
     chunks: &[ChunkWrite],
@@ -345,13 +347,9 @@ fn write_extras(
     }
     let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
     let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
-    let mut layout_t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
     let mut devices: HashMap<(&str, &str), Position> = HashMap::new();
     for (c, _) in chunks.iter().zip(stored).filter(|(_, &new)| new) {
         let site = &*c.meta.site;
-        for (page, class, t, row) in &c.signals.layouts {
-            save_layout(&mut layout_t, (site, page, *class), *t, row)?;
-        }
         for fix in &c.stats.fixes {
             let did = c.meta.device_id();
             let d = Position::from_fix(site, did, fix, "snippet");

@@ -2,8 +2,8 @@
 //! chunk's bytes, and one redb file that indexes them and keeps everything derived.
 //!
 //! A commit group is written to the log, and what it changes waits in memory for the next
-//! checkpoint (`pending.rs`): its chunks' index entries, session summaries, live bytes and
-//! heat. Only a group with geofence events, page layouts or positions also writes to redb,
+//! checkpoint (`pending.rs`): its chunks' index entries, session summaries, live bytes,
+//! heat and page layouts. Only a group with geofence events or positions also writes to redb,
 //! in a transaction committed without an fsync. A group is acked once an `fdatasync` of the
 //! log (which serves every group written before it) has followed. A checkpoint, every second
 //! or sooner when much is pending, writes what is pending to redb in its durable commit while
@@ -379,8 +379,11 @@ impl Store for EmbeddedStore {
         class: Class,
     ) -> Result<Option<(i64, Bytes)>, StoreError> {
         let (site, page) = (site.to_owned(), page.to_owned());
-        self.blocking(move |db| read_layout(db, &site, &page, class))
-            .await
+        self.with_inner(move |inner| {
+            inner.flush_for_read();
+            read_layout(&*inner.db()?, &site, &page, class)
+        })
+        .await
     }
 
     async fn heat(&self, site: &str, query: &HeatQuery) -> Result<Fold, StoreError> {

@@ -1,6 +1,6 @@
 //! What commit groups changed that redb gets only at the next checkpoint: the index entries
 //! of their chunks, session summaries (with their place in the newest-first list), the live
-//! bytes of segments, and heat additions.
+//! bytes of segments, heat additions and page layouts.
 //!
 //! A busy session sends a batch every few hundred milliseconds, and each group used to read
 //! its summary from redb, decode it, apply the batch, encode it and write it back, move its
@@ -35,10 +35,10 @@ use std::sync::Arc;
 use redb::WriteTransaction;
 
 use super::commit::{add_live, Place};
-use super::heat::add_heat;
-use super::{encode, unavailable, BY_LAST, CHUNK_INDEX, SESSIONS};
+use super::heat::{add_heat, save_layout};
+use super::{encode, unavailable, BY_LAST, CHUNK_INDEX, PAGE_LAYOUTS, SESSIONS};
 use crate::error::StoreError;
-use crate::heat::HeatDelta;
+use crate::heat::{Class, HeatDelta};
 use crate::store::summary::SessionSummary;
 
 /// Sessions, heat record keys or chunk index entries pending at most: a group that finds
@@ -50,6 +50,9 @@ const MAX_PENDING_CHUNKS: usize = 262_144;
 /// most this machine ingests, about five checkpoints a second instead of one.
 const HURRY_SESSIONS: usize = 2_048;
 const HURRY_CHUNKS: usize = 16_384;
+/// Bytes of page layouts pending at most, and at which a group hurries the checkpoint on.
+const MAX_LAYOUT_BYTES: usize = 16 << 20;
+const HURRY_LAYOUT_BYTES: usize = 4 << 20;
 
 /// A session's summary that redb does not have yet.
 pub(super) struct Dirty {
@@ -89,6 +92,9 @@ pub(super) struct Pending {
     /// Segment → bytes of live chunks added (or taken away).
     live: HashMap<u64, i64>,
     heat: HashMap<String, HeatDelta>,
+    /// (site, page, class) → the newest layout a group brought: (time, row).
+    layouts: HashMap<(String, String, Class), (i64, bytes::Bytes)>,
+    layout_bytes: usize,
     /// What the running checkpoint writes in its durable commit, read through until it lands.
     flight: Option<Arc<Pending>>,
 }
@@ -99,6 +105,7 @@ impl Pending {
         self.sessions_len == 0
             && self.heat.is_empty()
             && self.live.is_empty()
+            && self.layouts.is_empty()
             && self.flight.is_none()
     }
 
@@ -183,15 +190,41 @@ impl Pending {
         }
     }
 
+    /// Keeps a page's layout unless a newer one is pending (redb keeps the newer, too).
+    pub fn add_layout(
+        &mut self,
+        site: &str,
+        page: &str,
+        class: Class,
+        at: i64,
+        row: &bytes::Bytes,
+    ) {
+        let key = (site.to_owned(), page.to_owned(), class);
+        match self.layouts.get_mut(&key) {
+            Some(old) if old.0 > at => {}
+            Some(old) => {
+                self.layout_bytes = self.layout_bytes - old.1.len() + row.len();
+                *old = (at, row.clone());
+            }
+            None => {
+                self.layout_bytes += row.len();
+                self.layouts.insert(key, (at, row.clone()));
+            }
+        }
+    }
+
     /// Enough is pending that the checkpoint should run now rather than at its time.
     pub fn wants_checkpoint(&self) -> bool {
-        self.sessions_len > HURRY_SESSIONS || self.chunks_len > HURRY_CHUNKS
+        self.sessions_len > HURRY_SESSIONS
+            || self.chunks_len > HURRY_CHUNKS
+            || self.layout_bytes > HURRY_LAYOUT_BYTES
     }
 
     /// Too much is pending: the next group writes it out (`spill_if_full`).
     pub fn full(&self) -> bool {
         self.sessions_len > MAX_PENDING
             || self.chunks_len > MAX_PENDING_CHUNKS
+            || self.layout_bytes > MAX_LAYOUT_BYTES
             || self.heat.values().map(|d| d.0.len()).sum::<usize>() > MAX_PENDING
     }
 
@@ -227,6 +260,12 @@ impl Pending {
         }
         for (&seg, &delta) in &self.live {
             add_live(txn, seg, delta)?;
+        }
+        if !self.layouts.is_empty() {
+            let mut t = txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
+            for ((site, page, class), (at, row)) in &self.layouts {
+                save_layout(&mut t, (site, page, *class), *at, row)?;
+            }
         }
         add_heat(txn, &self.heat)
     }

@@ -283,3 +283,43 @@ async fn much_pending_hurries_the_checkpoint_on() {
     let s = store.session("shop", "s_busy").await.unwrap().unwrap();
     assert_eq!(s.batches, groups * per_group as u64);
 }
+
+#[tokio::test]
+async fn layouts_wait_with_the_rest_and_the_newest_is_kept() {
+    use crate::heat::Class;
+    let tmp = tempfile::tempdir().unwrap();
+    let (live, copy) = (tmp.path().join("live"), tmp.path().join("copy"));
+    let store = without_timed_checkpoints(&live);
+    let with_layout = |seq: u64, at: i64, row: &'static [u8]| {
+        let mut c = batch("s_l", seq);
+        c.signals.layouts = vec![(
+            "/p".into(),
+            Class::Desktop,
+            at,
+            bytes::Bytes::from_static(row),
+        )];
+        c
+    };
+    commit_now(&store, vec![with_layout(0, 500, b"newer")]).await;
+    // A group with a layout goes on while a checkpoint holds redb's writer.
+    let flight = take_off(&store.inner).unwrap();
+    commit_now(&store, vec![with_layout(1, 700, b"newest")]).await;
+    commit_now(&store, vec![with_layout(2, 300, b"older")]).await;
+    crash_copy(&live, &copy);
+    land(&store.inner, flight).unwrap();
+    for store in [&store, &EmbeddedStore::open(&copy).unwrap()] {
+        let (at, row) = store
+            .page_layout("shop", "/p", Class::Desktop)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((at, &row[..]), (700, &b"newest"[..]));
+    }
+    commit_now(&store, vec![with_layout(3, 600, b"late")]).await;
+    let (at, _) = store
+        .page_layout("shop", "/p", Class::Desktop)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at, 700, "an older layout does not replace a newer one");
+}
