@@ -35,22 +35,51 @@ pub(super) type LogEnd = (u64, u64);
 /// is reopened, marked so before the log lock is let go (no checkpoint writes the doubt).
 pub(super) fn logged<T>(
     inner: &Inner,
-    mut record: Vec<u8>,
+    record: Vec<u8>,
     changes_pending: bool,
     apply: impl FnOnce(&WriteTransaction, u64, u64) -> Result<T, StoreError>,
+) -> Result<(T, LogEnd), StoreError> {
+    logged_as(
+        inner,
+        record,
+        changes_pending,
+        true,
+        |txn, seg, start| match txn {
+            Some(txn) => apply(txn, seg, start),
+            None => Err(unavailable(
+                "a write transaction was asked for and not given",
+            )),
+        },
+    )
+}
+
+/// [`logged`], with a redb write transaction only if `with_txn`: a group whose changes all
+/// wait for the checkpoint (`pending.rs`) needs none, and then neither waits for redb's
+/// writer nor records how far the log is applied (the checkpoint does).
+fn logged_as<T>(
+    inner: &Inner,
+    mut record: Vec<u8>,
+    changes_pending: bool,
+    with_txn: bool,
+    apply: impl FnOnce(Option<&WriteTransaction>, u64, u64) -> Result<T, StoreError>,
 ) -> Result<(T, LogEnd), StoreError> {
     log::frame(&mut record);
     let mut log = inner.log_for_write()?;
     let (seg, start) = log.place(record.len() - log::FRAME as usize)?;
     // The record first: a full disk fails it here, before anything pending has changed.
     log.append(&record)?;
-    let applied = (|| {
-        let txn = begin_staged(&*inner.db()?)?;
-        let out = apply(&txn, seg, start)?;
-        set_applied(&txn, (seg, start + record.len() as u64))?;
-        txn.commit().map_err(unavailable)?;
-        Ok(out)
-    })();
+    let end = (seg, start + record.len() as u64);
+    let applied = if with_txn {
+        (|| {
+            let txn = begin_staged(&*inner.db()?)?;
+            let out = apply(Some(&txn), seg, start)?;
+            set_applied(&txn, end)?;
+            txn.commit().map_err(unavailable)?;
+            Ok(out)
+        })()
+    } else {
+        apply(None, seg, start)
+    };
     let out = match applied {
         Ok(out) => out,
         Err(e) => {
@@ -64,7 +93,7 @@ pub(super) fn logged<T>(
         }
     };
     inner.note_change();
-    Ok((out, (seg, start + record.len() as u64)))
+    Ok((out, end))
 }
 
 /// A write transaction that is not durable by itself. Every durable commit is a checkpoint's
@@ -157,58 +186,28 @@ pub(super) fn commit_group(
     chunks: &[ChunkWrite],
     events: Option<&EventBatch>,
 ) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
-    let (mut record, blobs) = redo::group_record(chunks, events)?;
-    if needs_txn(chunks, events) || inner.pending()?.full() {
-        return logged(inner, record, true, |txn, seg, start| {
-            let db = inner.db()?;
-            let mut pending = inner.pending()?;
-            let places = placed(seg, start, &blobs);
-            let out = apply_group(
-                Some(txn),
-                &mut Look::new(&db),
-                chunks,
-                &places,
-                events,
-                &mut pending,
-            )?;
-            pending.spill_if_full(txn)?;
-            Ok(out)
-        });
-    }
-    log::frame(&mut record);
-    let mut log = inner.log_for_write()?;
-    let (seg, start) = log.place(record.len() - log::FRAME as usize)?;
-    // The record first: a full disk fails it here, before anything pending has changed.
-    log.append(&record)?;
-    let applied = (|| {
+    let (record, blobs) = redo::group_record(chunks, events)?;
+    let with_txn = needs_txn(chunks, events) || inner.pending()?.full();
+    logged_as(inner, record, true, with_txn, |txn, seg, start| {
         let db = inner.db()?;
         let mut pending = inner.pending()?;
-        let places = placed(seg, start, &blobs);
         if pending.wants_checkpoint() {
             inner.hurry();
         }
-        apply_group(
-            None,
+        let places = placed(seg, start, &blobs);
+        let out = apply_group(
+            txn,
             &mut Look::new(&db),
             chunks,
             &places,
             events,
             &mut pending,
-        )
-    })();
-    match applied {
-        Ok(out) => {
-            inner.note_change();
-            Ok((out, (seg, start + record.len() as u64)))
+        )?;
+        if let Some(txn) = txn {
+            pending.spill_if_full(txn)?;
         }
-        Err(e) => {
-            log.undo(start);
-            inner.lose_pending();
-            drop(log);
-            inner.check_failure();
-            Err(e)
-        }
-    }
+        Ok(out)
+    })
 }
 
 /// A session a group touches: its summary (with the chunks it adds), what was acked before
