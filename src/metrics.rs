@@ -59,6 +59,7 @@ pub struct Metrics {
     pub log_bytes: Gauge,
     pub checkpoint_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub store_reopens: Gauge,
+    pub checkpoints: Gauge,
     /// Client batches waiting for the batcher (set when scraped).
     pub pipeline_queued: Gauge,
     /// Bytes accepted and not yet durable (set when scraped).
@@ -123,6 +124,7 @@ impl Metrics {
             log_bytes: Gauge::default(),
             checkpoint_seconds: Gauge::default(),
             store_reopens: Gauge::default(),
+            checkpoints: Gauge::default(),
             pipeline_queued: Gauge::default(),
             pipeline_inflight_bytes: Gauge::default(),
             registry: Registry::default(),
@@ -241,8 +243,13 @@ impl Metrics {
         );
         registry.register(
             "checkpoint_seconds",
-            "Duration of the embedded store's last durable commit (a checkpoint's), during which no group is written",
+            "Duration of the embedded store's last durable commit (a checkpoint's); groups go on while it runs",
             self.checkpoint_seconds.clone(),
+        );
+        registry.register(
+            "checkpoints",
+            "Checkpoints of the embedded store landed since start: one a second, more when much waits for them",
+            self.checkpoints.clone(),
         );
         registry.register(
             "store_reopens",

@@ -95,6 +95,8 @@ async fn a_store_written_before_the_log_moves_into_it_and_replays_the_same() {
     assert_eq!(server.metric("spoor_log_segments").await, segments as f64);
     assert!(server.metric("spoor_log_bytes").await > 10_000.0);
     assert_eq!(server.metric("spoor_store_reopens").await, 0.0);
+    // Converting the old store ended in a checkpoint.
+    assert!(server.metric("spoor_checkpoints").await >= 1.0);
 
     // A session of the old store goes on where it was: seq 30 continues 0..=29.
     let sid = "bench000000_000059a0";

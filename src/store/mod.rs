@@ -35,8 +35,10 @@ pub use summary::SessionSummary;
 pub struct LogStats {
     pub segments: u64,
     pub bytes: u64,
-    /// The last checkpoint's duration.
+    /// The last checkpoint's durable commit (groups go on while it runs).
     pub checkpoint_s: f64,
+    /// Checkpoints landed since start: one a second, more when much waits for them.
+    pub checkpoints: u64,
     /// Reopenings after a failed write, since start.
     pub reopens: u64,
 }

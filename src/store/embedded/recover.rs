@@ -237,6 +237,9 @@ pub(super) fn checkpoint(inner: &Inner) -> Result<usize, StoreError> {
         started.elapsed().as_micros() as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
+    inner
+        .checkpoints
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut removed = 0;
     for (id, live, _) in closed_segments(inner, current)? {
         if live == 0 {

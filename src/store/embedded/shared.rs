@@ -48,6 +48,7 @@ pub(super) struct Inner {
     synced: Mutex<(u64, u64)>,
     /// The last checkpoint's duration (µs) and the reopenings, for `/metrics`.
     pub(super) checkpoint_us: std::sync::atomic::AtomicU64,
+    pub(super) checkpoints: std::sync::atomic::AtomicU64,
     reopens: std::sync::atomic::AtomicU64,
 }
 
@@ -76,6 +77,7 @@ impl Inner {
             broken: AtomicBool::new(false),
             synced: Mutex::new((0, 0)),
             checkpoint_us: Default::default(),
+            checkpoints: Default::default(),
             reopens: Default::default(),
         })
     }
@@ -215,6 +217,7 @@ impl Inner {
             segments: sizes.len() as u64,
             bytes: sizes.iter().map(|s| s.1).sum(),
             checkpoint_s: self.checkpoint_us.load(Ordering::Relaxed) as f64 / 1e6,
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
             reopens: self.reopens.load(Ordering::Relaxed),
         }
     }
