@@ -156,8 +156,8 @@ pub struct PipelineConfig {
     /// Most event bytes in one store transaction.
     pub max_group_bytes: usize,
     /// How long a group waits for more batches after its first one arrived, in µs. Each
-    /// group has a fixed cost (a redb transaction, a log write, an `fdatasync`, the hand-offs
-    /// between threads), so at a moderate load a longer wait means fewer, larger groups: 2 ms
+    /// group has a fixed cost (a log write, an `fdatasync`, the hand-offs between threads),
+    /// so at a moderate load a longer wait means fewer, larger groups: 2 ms
     /// costs about a quarter less CPU per event than 500 µs for about 1 ms more median ack.
     /// A group of 64 batches or more does not wait, so under a full load this adds nothing
     /// (see docs/benchmarks.md).

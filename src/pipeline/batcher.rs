@@ -28,9 +28,9 @@ use crate::webhook::{Outbound, Pending};
 /// clients reconnect and resend.
 const FAILURE_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A group this large does not linger once the queue is empty: its fixed cost (a redb
-/// transaction, a log write and sync, the hand-offs: about 0.5 ms of CPU here) is already
-/// spread thin, and under a full load the linger would only add to every ack.
+/// A group this large does not linger once the queue is empty: its fixed cost (a log write
+/// and sync, the hand-offs between threads) is already spread thin, and under a full load
+/// the linger would only add to every ack.
 const LINGER_BELOW_BATCHES: usize = 64;
 
 pub struct Batcher {

@@ -162,11 +162,16 @@ pub fn advance_acked_by<E>(
             acked += 1;
         }
     }
-    if u64::try_from(acked + 1).is_ok_and(|n| n == batches) {
-        // Exactly 0..=acked is stored: nothing beyond it.
+    if stored_up_to_acked(acked, batches) {
         return Ok(acked);
     }
     advance_acked(acked, stored)
+}
+
+/// Whether a session with `batches` stored batches and the contiguous mark `acked` has
+/// exactly `0..=acked` stored, and nothing beyond it (no batch arrived out of order).
+pub fn stored_up_to_acked(acked: i64, batches: u64) -> bool {
+    u64::try_from(acked + 1).is_ok_and(|n| n == batches)
 }
 
 #[cfg(test)]

@@ -252,8 +252,7 @@ pub(super) fn apply_group(
                     },
                 };
                 let acked_before = dirty.summary.acked;
-                let contiguous =
-                    i64::try_from(dirty.summary.batches).is_ok_and(|b| b == acked_before + 1);
+                let contiguous = stored_up_to_acked(acked_before, dirty.summary.batches);
                 e.insert(Touched {
                     dirty,
                     acked_before,

@@ -25,8 +25,9 @@
 //! - geofences, their events and presences, webhook deliveries: see `outbox.rs`.
 //!
 //! The log takes one group at a time, and redb runs one write transaction at a time (most
-//! groups need none), which is why the batcher hands them whole groups. Groups are written and synced on two threads of
-//! the store's own (`lanes.rs`); every other call runs on the blocking pool.
+//! groups need none), which is why the batcher hands them whole groups. Groups are written
+//! and synced on two threads of the store's own (`lanes.rs`); every other call runs on the
+//! blocking pool.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,7 +37,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::summary::{advance_acked_by, SessionSummary};
+use super::summary::{advance_acked_by, stored_up_to_acked, SessionSummary};
 use super::{
     ChunkWrite, CommitOutcome, SessionCursor, SessionPage, SessionQuery, Store, StoredChunk,
 };

@@ -156,8 +156,8 @@ impl Inner {
         Ok(out)
     }
 
-    /// Before reading the sessions list or heat: writes out what is pending, so the read
-    /// sees every group written so far. If that fails (a full disk), the read goes on with
+    /// Before reading the sessions list, heat or a page layout: writes out what is pending,
+    /// so the read sees every group written so far. If that fails (a full disk), the read goes on with
     /// what redb has.
     pub(super) fn flush_for_read(&self) {
         if self.pending().is_ok_and(|p| p.is_empty()) {
