@@ -232,30 +232,50 @@ impl Pending {
     /// caller, once `txn` has committed, calls [`Pending::clear`].
     pub fn write_to(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
         if self.sessions_len > 0 {
-            let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
-            let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
+            // In key order, one table at a time: each B-tree leaf is then visited once, in
+            // order, rather than once per session in the map's random order.
+            let mut sessions: Vec<(&str, &str, &Dirty)> = Vec::with_capacity(self.sessions_len);
+            for (site, by_sid) in &self.sessions {
+                sessions.extend(
+                    by_sid
+                        .iter()
+                        .map(|(sid, d)| (site.as_str(), sid.as_str(), d)),
+                );
+            }
+            sessions.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             let mut chunk_t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
-            for (site, sessions) in &self.sessions {
-                for (sid, d) in sessions {
-                    let key = (site.as_str(), sid.as_str());
-                    let order = d.summary.order_key();
-                    if d.stored_order != Some(order) {
-                        if let Some(old) = d.stored_order {
-                            order_t.remove((old, key.0, key.1)).map_err(unavailable)?;
-                        }
-                        order_t
-                            .insert((order, key.0, key.1), ())
-                            .map_err(unavailable)?;
-                    }
-                    sess_t
-                        .insert(key, encode(&d.summary)?.as_slice())
+            for &(site, sid, d) in &sessions {
+                for &(seq, place) in &d.chunks {
+                    chunk_t
+                        .insert((site, sid, seq), place)
                         .map_err(unavailable)?;
-                    for &(seq, place) in &d.chunks {
-                        chunk_t
-                            .insert((key.0, key.1, seq), place)
-                            .map_err(unavailable)?;
-                    }
                 }
+            }
+            drop(chunk_t);
+            let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;
+            for &(site, sid, d) in &sessions {
+                sess_t
+                    .insert((site, sid), encode(&d.summary)?.as_slice())
+                    .map_err(unavailable)?;
+            }
+            drop(sess_t);
+            let mut moves: Vec<(Option<u64>, u64, &str, &str)> = sessions
+                .iter()
+                .map(|&(site, sid, d)| (d.stored_order, d.summary.order_key(), site, sid))
+                .filter(|m| m.0 != Some(m.1))
+                .collect();
+            moves.sort_unstable_by(|a, b| (a.0, a.2, a.3).cmp(&(b.0, b.2, b.3)));
+            let mut order_t = txn.open_table(BY_LAST).map_err(unavailable)?;
+            for &(old, _, site, sid) in &moves {
+                if let Some(old) = old {
+                    order_t.remove((old, site, sid)).map_err(unavailable)?;
+                }
+            }
+            moves.sort_unstable_by(|a, b| (a.1, a.2, a.3).cmp(&(b.1, b.2, b.3)));
+            for &(_, order, site, sid) in &moves {
+                order_t
+                    .insert((order, site, sid), ())
+                    .map_err(unavailable)?;
             }
         }
         for (&seg, &delta) in &self.live {
