@@ -100,6 +100,12 @@ pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<L
                     records += 1;
                 }
                 Err(End::Clean) => break,
+                Err(End::Unwritten(pos)) => {
+                    // The zeros written ahead of the records (see `log.rs`), as a segment
+                    // that was being appended to when the process stopped has them.
+                    cut_at(&path, pos)?;
+                    break;
+                }
                 Err(End::Torn(pos)) if i + 1 == ids.len() => {
                     tracing::warn!(
                         segment = id,
@@ -107,11 +113,7 @@ pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<L
                         "The log ends in a partial record (a write cut short by a crash, never \
                          acknowledged); it is cut off."
                     );
-                    std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .and_then(|f| f.set_len(pos).and_then(|()| f.sync_all()))
-                        .map_err(|e| unavailable(format!("cutting {}: {e}", path.display())))?;
+                    cut_at(&path, pos)?;
                     break;
                 }
                 Err(End::Torn(pos)) => {
@@ -131,6 +133,15 @@ pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<L
     }
     durable(db, &pending)?;
     Log::begin(dir, ids.last().map_or(1, |l| l + 1), segment_bytes)
+}
+
+/// Cuts a segment off at `pos`, durably.
+fn cut_at(path: &std::path::Path, pos: u64) -> Result<(), StoreError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(pos).and_then(|()| f.sync_all()))
+        .map_err(|e| unavailable(format!("cutting {}: {e}", path.display())))
 }
 
 /// Moves the chunks of a store written before the log (table `chunks`) into it, a bounded
@@ -428,5 +439,39 @@ mod tests {
         assert!(store.delete_session("shop", "s_kept").await.unwrap());
         assert_eq!(log_bytes(&dir).0, 1);
         assert_eq!(checkpoint(&store.inner).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_zeros_written_ahead_of_the_log_are_cut_off_at_the_next_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = EmbeddedConfig {
+            checkpoint_ms: 3_600_000,
+            ..EmbeddedConfig::default()
+        };
+        let store = EmbeddedStore::open_with(tmp.path(), &settings).unwrap();
+        for seq in 0..40 {
+            store
+                .commit(Arc::new(vec![of("s_kept", seq)]))
+                .await
+                .unwrap();
+        }
+        let (id, end) = store.inner.log.lock().unwrap().end();
+        // What a crash now leaves: the segment with zeros after its last record.
+        let crashed = tmp.path().join("crashed");
+        std::fs::create_dir_all(log::dir_of(&crashed)).unwrap();
+        std::fs::copy(tmp.path().join("spoor.redb"), crashed.join("spoor.redb")).unwrap();
+        let seg = log::segment_path(&log::dir_of(&crashed), id);
+        std::fs::copy(log::segment_path(&log::dir_of(tmp.path()), id), &seg).unwrap();
+        assert!(std::fs::metadata(&seg).unwrap().len() > end, "zeros ahead");
+        drop(store);
+
+        let store = EmbeddedStore::open_with(&crashed, &settings).unwrap();
+        kept_intact(&store).await;
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            end,
+            "cut at the records' end"
+        );
+        assert_eq!(store.inner.current(), id + 1);
     }
 }
