@@ -1,7 +1,12 @@
-//! A store written before the write-ahead log (commit fd5b920, chunks in redb's `chunks`
-//! table; `tests/fixtures/store-fd5b920`, made by that version's binary with `spoor bench`
-//! and three OsmAnd fixes) opens with today's: its chunks move into the log once, every
-//! session replays byte for byte as that version served it, and sessions go on.
+//! Stores written by older versions open with today's, every session replays byte for byte
+//! as that version served it, and sessions go on:
+//! - `tests/fixtures/store-fd5b920`: written before the write-ahead log (chunks in redb's
+//!   `chunks` table), by that version's binary with `spoor bench` and three OsmAnd fixes. Its
+//!   chunks move into the log once.
+//! - `tests/fixtures/store-db3e47f`: written with one `chunk_index` entry per chunk, by that
+//!   version's binary with `spoor bench` (3 sessions of 40 batches, a checkpoint, then 2 of
+//!   12), and copied as a crash would leave it: the last group only in the log. Its index
+//!   becomes runs, and the log's last group is applied again.
 
 mod common;
 
@@ -118,6 +123,76 @@ async fn a_store_written_before_the_log_moves_into_it_and_replays_the_same() {
     let mut expected = expected;
     expected["sessions"][sid]["batches"] = json!(31);
     expected["sessions"][sid]["events"] = json!(601);
+    let (status, body) = server
+        .get(&format!(
+            "/api/sessions/{sid}/events?site=bench&format=msgpack"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    expected["sessions"][sid]["msgpack_sha256"] = json!(hex(&sha2::Sha256::digest(&body)));
+    check(&server, &expected).await;
+    server.stop().await;
+}
+
+/// A fixture's files, unpacked into a fresh data directory.
+fn unpack(name: &str) -> (tempfile::TempDir, Value) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap().path();
+        let file = f.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(plain) = file.strip_suffix(".gz") else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&std::fs::read(&f).unwrap()[..])
+            .read_to_end(&mut bytes)
+            .unwrap();
+        let to = if plain.ends_with(".seg") {
+            tmp.path().join("log").join(plain)
+        } else {
+            tmp.path().join(plain)
+        };
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let expected = serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap());
+    (tmp, expected.unwrap())
+}
+
+#[tokio::test]
+async fn a_store_with_a_chunk_index_opens_with_runs_and_replays_the_same() {
+    let (tmp, expected) = unpack("store-db3e47f");
+    let server = start(tmp.path()).await;
+    check(&server, &expected).await;
+    assert_eq!(server.metric("spoor_store_reopens").await, 0.0);
+
+    // A session of the old store goes on where it was: seq 40 continues 0..=39.
+    let sid = "bench000000_00000e15";
+    let mut ws = server.connect(BENCH_KEY).await;
+    assert_eq!(open(&mut ws, sid).await, 39);
+    // A resend of a batch the old store indexed is found there, and not stored again.
+    ws.send(pack(&batch(7, json!([[1, 0, 5, 5]]))))
+        .await
+        .unwrap();
+    assert_eq!(await_ack(&mut ws, 7).await, 39);
+    ws.send(pack(&batch(40, json!([[1, 0, 5, 5]]))))
+        .await
+        .unwrap();
+    assert_eq!(await_ack(&mut ws, 40).await, 40);
+    drop(ws);
+    assert!(server.stop().await.is_none());
+
+    // Opened again: the same answers, and the new batch kept.
+    let server = start(tmp.path()).await;
+    let events = server.events("bench", sid).await;
+    assert_eq!(events.len(), 41);
+    assert_eq!(events[40]["seq"], 40);
+    let mut expected = expected;
+    expected["sessions"][sid]["batches"] = json!(41);
+    expected["sessions"][sid]["events"] = json!(801);
     let (status, body) = server
         .get(&format!(
             "/api/sessions/{sid}/events?site=bench&format=msgpack"

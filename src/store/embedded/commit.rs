@@ -137,7 +137,7 @@ pub(super) struct Look<'a> {
 
 type LookTables = (
     redb::ReadOnlyTable<(&'static str, &'static str), &'static [u8]>,
-    redb::ReadOnlyTable<(&'static str, &'static str, u64), (u64, u64, u32)>,
+    redb::ReadOnlyTable<runs::RunKey, &'static [u8]>,
 );
 
 impl<'a> Look<'a> {
@@ -149,7 +149,7 @@ impl<'a> Look<'a> {
         if self.tables.is_none() {
             let txn = self.db.begin_read().map_err(unavailable)?;
             let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
-            let index = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+            let index = txn.open_table(runs::CHUNK_RUNS).map_err(unavailable)?;
             self.tables = Some((sessions, index));
         }
         Ok(self.tables.as_ref().expect("opened above"))
@@ -163,12 +163,7 @@ impl<'a> Look<'a> {
     }
 
     fn has_chunk(&mut self, site: &str, sid: &str, seq: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .tables()?
-            .1
-            .get((site, sid, seq))
-            .map_err(unavailable)?
-            .is_some())
+        Ok(runs::lookup(&self.tables()?.1, site, sid, seq)?.is_some())
     }
 }
 
@@ -459,11 +454,14 @@ pub(super) fn apply_moved(
     let mut n = 0;
     let mut live: HashMap<u64, i64> = HashMap::new();
     {
-        let mut idx = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+        let mut idx = txn.open_table(runs::CHUNK_RUNS).map_err(unavailable)?;
         let mut old = txn.open_table(CHUNKS).map_err(unavailable)?;
+        // The new places, by session, then written into its runs at once.
+        let mut taken: std::collections::BTreeMap<(&str, &str), Vec<(u64, Place)>> =
+            std::collections::BTreeMap::new();
         for ((site, sid, seq, from), &place) in moved.iter().zip(places) {
             let key = (site.as_str(), sid.as_str(), *seq);
-            let now = idx.get(key).map_err(unavailable)?.map(|v| v.value());
+            let now = runs::lookup(&idx, key.0, key.1, key.2)?;
             let take = match (from, now) {
                 (None, None) => old.remove(key).map_err(unavailable)?.is_some(),
                 (Some((s, o)), Some((ns, no, len))) if (*s, *o) == (ns, no) => {
@@ -473,10 +471,15 @@ pub(super) fn apply_moved(
                 _ => false,
             };
             if take {
-                idx.insert(key, place).map_err(unavailable)?;
+                taken.entry((key.0, key.1)).or_default().push((*seq, place));
                 *live.entry(place.0).or_default() += i64::from(place.2);
                 n += 1;
             }
+        }
+        for ((site, sid), mut list) in taken {
+            list.sort_by_key(|e| e.0);
+            list.dedup_by_key(|e| e.0);
+            runs::upsert(&mut idx, site, sid, &list)?;
         }
     }
     for (seg, delta) in live {

@@ -58,6 +58,7 @@ mod purge;
 mod read;
 mod recover;
 mod redo;
+mod runs;
 mod shared;
 
 use codec::*;
@@ -68,8 +69,6 @@ use read::*;
 use shared::Inner;
 
 const CHUNKS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("chunks");
-const CHUNK_INDEX: TableDefinition<(&str, &str, u64), (u64, u64, u32)> =
-    TableDefinition::new("chunk_index");
 const SEGMENTS: TableDefinition<u64, u64> = TableDefinition::new("log_segments");
 const LOG_STATE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("log_state");
 const SESSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("sessions");
@@ -144,7 +143,7 @@ impl EmbeddedStore {
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(CHUNKS).map_err(unavailable)?;
-            txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+            txn.open_table(runs::CHUNK_RUNS).map_err(unavailable)?;
             txn.open_table(SEGMENTS).map_err(unavailable)?;
             txn.open_table(LOG_STATE).map_err(unavailable)?;
             txn.open_table(SESSIONS).map_err(unavailable)?;
@@ -155,11 +154,16 @@ impl EmbeddedStore {
             txn.open_table(PAGE_LAYOUTS).map_err(unavailable)?;
             outbox::create_tables(&txn)?;
         }
-        let old = txn
+        let tables: Vec<String> = txn
             .list_tables()
             .map_err(unavailable)?
-            .any(|t| redb::TableHandle::name(&t) == "page_clicks");
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        let old = tables.iter().any(|t| t == "page_clicks");
         txn.commit().map_err(unavailable)?;
+        if tables.iter().any(|t| t == "chunk_index") {
+            runs::convert_index(&db)?;
+        }
         if old {
             let n = convert_old(&db)?;
             tracing::info!(

@@ -36,7 +36,8 @@ use redb::WriteTransaction;
 
 use super::commit::{add_live, Place};
 use super::heat::{add_heat, save_layout};
-use super::{encode, unavailable, BY_LAST, CHUNK_INDEX, PAGE_LAYOUTS, SESSIONS};
+use super::runs::{self, CHUNK_RUNS};
+use super::{encode, unavailable, BY_LAST, PAGE_LAYOUTS, SESSIONS};
 use crate::error::StoreError;
 use crate::heat::{Class, HeatDelta};
 use crate::store::summary::SessionSummary;
@@ -243,13 +244,9 @@ impl Pending {
                 );
             }
             sessions.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-            let mut chunk_t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+            let mut chunk_t = txn.open_table(CHUNK_RUNS).map_err(unavailable)?;
             for &(site, sid, d) in &sessions {
-                for &(seq, place) in &d.chunks {
-                    chunk_t
-                        .insert((site, sid, seq), place)
-                        .map_err(unavailable)?;
-                }
+                runs::upsert(&mut chunk_t, site, sid, &d.chunks)?;
             }
             drop(chunk_t);
             let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;

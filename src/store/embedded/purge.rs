@@ -52,15 +52,10 @@ pub(super) fn delete_in(
         .map_err(unavailable)?;
     // The session's chunks leave the index; their segments count them as gone.
     let mut live: HashMap<u64, u64> = HashMap::new();
-    let mut idx = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
-    idx.retain_in(
-        (site, sid, 0)..=(site, sid, u64::MAX),
-        |_, (seg, _, len)| {
-            *live.entry(seg).or_default() += u64::from(len);
-            false
-        },
-    )
-    .map_err(unavailable)?;
+    let mut idx = txn.open_table(runs::CHUNK_RUNS).map_err(unavailable)?;
+    runs::remove_session(&mut idx, site, sid, |(seg, _, len)| {
+        *live.entry(seg).or_default() += u64::from(len);
+    })?;
     drop(idx);
     for (seg, gone) in live {
         commit::add_live(txn, seg, -(gone as i64))?;

@@ -149,15 +149,8 @@ fn index_range(
     // entries from the one to the other, never out of both.
     let pending = inner.pending()?.chunks_from(site, sid, from_seq, limit);
     let txn = inner.db()?.begin_read().map_err(unavailable)?;
-    let t = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
-    let range = t
-        .range((site, sid, from_seq)..=(site, sid, u64::MAX))
-        .map_err(unavailable)?;
-    let mut out = Vec::with_capacity(limit.min(1024));
-    for entry in range.take(limit) {
-        let (k, v) = entry.map_err(unavailable)?;
-        out.push((k.value().2, v.value()));
-    }
+    let t = txn.open_table(runs::CHUNK_RUNS).map_err(unavailable)?;
+    let mut out = runs::from_seq(&t, site, sid, from_seq, limit)?;
     if !pending.is_empty() {
         out.extend(pending);
         out.sort_by_key(|e| e.0);

@@ -316,12 +316,9 @@ pub(super) fn compact_segments(inner: &Inner) -> Result<u64, StoreError> {
                 Parsed::Positions { .. } => continue,
             };
             let txn = inner.db()?.begin_read().map_err(unavailable)?;
-            let idx = txn.open_table(CHUNK_INDEX).map_err(unavailable)?;
+            let idx = txn.open_table(runs::CHUNK_RUNS).map_err(unavailable)?;
             for ((site, sid, seq), (blob_at, len)) in keys.into_iter().zip(blobs) {
-                let here = idx
-                    .get((site.as_str(), sid.as_str(), seq))
-                    .map_err(unavailable)?
-                    .is_some_and(|v| v.value() == (id, blob_at, len));
+                let here = runs::lookup(&idx, &site, &sid, seq)? == Some((id, blob_at, len));
                 if !here {
                     continue;
                 }
