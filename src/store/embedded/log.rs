@@ -3,7 +3,7 @@
 //!
 //! A group's chunk bytes are written here once, sequentially, and stay here (made durable by
 //! `Inner::sync_to`, which one `fdatasync` serves for every group written before it): redb keeps only
-//! a small index entry per chunk (segment, offset, length) and is committed without an fsync;
+//! small index entries (segment, offset, length), in runs (`runs.rs`), and the summaries;
 //! a checkpoint makes it durable now and then (`recover.rs`), and after a crash the records
 //! after the last checkpoint are applied again from the log.
 //!

@@ -12,8 +12,9 @@
 //! is followed by a checkpoint.
 //!
 //! Tables:
-//! - `chunk_index`: (site, sid, seq) → (segment, offset, length) of the chunk record (t0, rx,
-//!   rage rows and the batch's `ev` bytes as the client sent them) in the log;
+//! - `chunk_runs`: (site, sid, last seq) → runs of (seq, segment, offset, length) of the chunk
+//!   records (t0, rx, rage rows and the batch's `ev` bytes as the client sent them) in the
+//!   log (`runs.rs`; an older store's `chunk_index`, one entry per chunk, is converted);
 //! - `log_segments`: segment → bytes of live chunks in it; `log_state`: how far the log is
 //!   applied;
 //! - `chunks`: the chunk records of a store written before the log, moved into it at open;

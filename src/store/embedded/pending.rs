@@ -4,7 +4,7 @@
 //!
 //! A busy session sends a batch every few hundred milliseconds, and each group used to read
 //! its summary from redb, decode it, apply the batch, encode it and write it back, move its
-//! entry in `sessions_by_last`, and insert its chunks into `chunk_index`, all in a redb write
+//! entry in `sessions_by_last`, and insert its chunks into the chunk index, all in a redb write
 //! transaction of its own. Here a group finds the summary in memory and adds its index
 //! entries to it, and redb is written once per session per checkpoint. A group that changes
 //! nothing else (most) opens no write transaction at all, so it does not wait while a
