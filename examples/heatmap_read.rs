@@ -46,14 +46,19 @@ fn chunk(rng: &mut Rng, n: usize, t0: i64, spots: &[(f64, f64, String)]) -> Chun
         hello: hello.clone(),
         ua: None,
     });
+    // The rows, then the marks' texts (which marks point at in `ev`).
+    let mut ev = rmp_serde::to_vec(&vec![(1, t0)]).unwrap_or_default();
+    let mut text = |s: &str| {
+        ev.extend_from_slice(s.as_bytes());
+        Some((ev.len() - s.len(), ev.len()))
+    };
     let mut marks = vec![Mark {
         row: 0,
         dt: 0,
         kind: PAGE as u8,
         a: 0.0,
         b: 0.0,
-        url: Some(PAGE_URL.into()),
-        selector: None,
+        text: text(PAGE_URL),
         span: (0, 0),
     }];
     let scroll = rng.unit() * 3000.0;
@@ -63,8 +68,7 @@ fn chunk(rng: &mut Rng, n: usize, t0: i64, spots: &[(f64, f64, String)]) -> Chun
         kind: SCROLL as u8,
         a: 0.0,
         b: scroll,
-        url: None,
-        selector: None,
+        text: None,
         span: (0, 0),
     });
     for i in 0..n {
@@ -81,8 +85,7 @@ fn chunk(rng: &mut Rng, n: usize, t0: i64, spots: &[(f64, f64, String)]) -> Chun
             kind: CLICK as u8,
             a: x,
             b: y - scroll,
-            url: None,
-            selector: sel.map(Into::into),
+            text: sel.and_then(&mut text),
             span: (0, 0),
         });
     }
@@ -93,7 +96,7 @@ fn chunk(rng: &mut Rng, n: usize, t0: i64, spots: &[(f64, f64, String)]) -> Chun
         marks,
         ..ChunkStats::default()
     };
-    let ev = Bytes::from(rmp_serde::to_vec(&vec![(1, t0)]).unwrap_or_default());
+    let ev = Bytes::from(ev);
     let signals = SignalWalker::new(&hello, Arc::new(UrlRules::default())).observe(t0, &stats, &ev);
     ChunkWrite {
         meta,

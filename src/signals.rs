@@ -161,7 +161,7 @@ impl SignalWalker {
             }
             match kind {
                 PAGE => {
-                    if let Some(u) = &m.url {
+                    if let Some(u) = m.text(ev) {
                         self.page = self.rules.page_key(u).into();
                         if out.pages.last().map(String::as_str) != Some(&*self.page) {
                             out.pages.push(self.page.to_string());
@@ -202,7 +202,7 @@ impl SignalWalker {
                     if !self.page.is_empty() {
                         let class = self.class();
                         out.heat.click(&self.page, class, t, doc, rage);
-                        if let Some(sel) = m.selector.as_deref().filter(|s| !s.is_empty()) {
+                        if let Some(sel) = m.text(ev).filter(|s| !s.is_empty()) {
                             let at = ElementRef {
                                 page: self.page.clone(),
                                 class,
@@ -242,6 +242,25 @@ mod tests {
     use super::*;
     use crate::protocol::events::Mark;
 
+    thread_local! {
+        /// The chunk bytes the marks' texts lie in (a test's own: one thread per test).
+        static EV: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Puts a mark's text into the test's `ev`.
+    fn text(s: &str) -> (usize, usize) {
+        EV.with(|ev| {
+            let mut ev = ev.borrow_mut();
+            ev.extend_from_slice(s.as_bytes());
+            (ev.len() - s.len(), ev.len())
+        })
+    }
+
+    /// The test's `ev`, holding its marks' texts.
+    fn ev() -> Bytes {
+        EV.with(|ev| Bytes::from(ev.borrow().clone()))
+    }
+
     fn mark(row: u32, dt: i64, kind: i64, a: f64, b: f64, url: Option<&str>) -> Mark {
         Mark {
             row,
@@ -249,15 +268,14 @@ mod tests {
             kind: kind as u8,
             a,
             b,
-            url: url.map(Into::into),
-            selector: None,
+            text: url.map(text),
             span: (0, 0),
         }
     }
 
     fn click_on(row: u32, dt: i64, x: f64, y: f64, selector: &str) -> Mark {
         Mark {
-            selector: Some(selector.into()),
+            text: Some(text(selector)),
             ..mark(row, dt, CLICK, x, y, None)
         }
     }
@@ -292,7 +310,7 @@ mod tests {
                 mark(2, 400, CLICK, 110.0, 102.0, None),
                 mark(3, 500, CLICK, 102.0, 101.0, None),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         assert_eq!(s.rage_rows, vec![2, 3]);
         assert_eq!(s.rage_bursts, 1);
@@ -315,7 +333,7 @@ mod tests {
                 mark(1, 600, CLICK, 100.0, 100.0, None),
                 mark(2, 1200, CLICK, 100.0, 100.0, None),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         assert_eq!(slow.rage_bursts, 0, "three clicks over 1.2 s");
         let mut t = walker();
@@ -326,7 +344,7 @@ mod tests {
                 mark(1, 100, CLICK, 200.0, 100.0, None),
                 mark(2, 200, CLICK, 300.0, 100.0, None),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         assert_eq!(scattered.rage_bursts, 0);
     }
@@ -341,7 +359,7 @@ mod tests {
                 mark(1, 300, SCROLL, 0.0, 100.0, None),
                 mark(2, 2000, CLICK, 500.0, 10.0, None), // nothing follows within 1 s
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         assert_eq!(a.dead_clicks, 0, "undecided until something later arrives");
         let b = t.observe(
@@ -350,7 +368,7 @@ mod tests {
                 mark(0, 0, CLICK, 200.0, 10.0, None),
                 mark(1, 100, INPUT, 0.0, 0.0, None),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         assert_eq!(
             b.dead_clicks, 1,
@@ -364,7 +382,7 @@ mod tests {
         let a = t.observe(
             0,
             &stats(vec![mark(0, 900, CLICK, 50.0, 50.0, None)]),
-            &Bytes::new(),
+            &ev(),
         );
         let b = t.observe(
             1000,
@@ -373,7 +391,7 @@ mod tests {
                 mark(1, 100, CLICK, 51.0, 49.0, None),
                 mark(2, 200, CLICK, 50.0, 51.0, None),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         assert_eq!(a.rage_bursts + b.rage_bursts, 1);
         assert_eq!(b.rage_rows, vec![1, 2]);
@@ -407,7 +425,7 @@ mod tests {
                 mark(4, 8, RESIZE, 600.0, 600.0, None),
                 mark(5, 9, CLICK, 30.0, 40.0, None),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         assert_eq!(s.pages, vec!["https://x/a", "https://x/b"]);
         let cells = cells_of(&s.heat);
@@ -442,12 +460,12 @@ mod tests {
                 mark(2, 200, SCROLL, 0.0, 0.0, None),
                 mark(3, 300, SCROLL, 0.0, 1000.0, None),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         let more = t.observe(
             1000,
             &stats(vec![mark(0, 0, SCROLL, 0.0, 2200.0, None)]),
-            &Bytes::new(),
+            &ev(),
         );
         let mut total = s.heat.clone();
         total.add(&more.heat);
@@ -477,14 +495,14 @@ mod tests {
                 click_on(2, 200, 102.0, 100.0, "#buy"),
                 click_on(3, 3000, 500.0, 10.0, "a.more"),
             ]),
-            &Bytes::new(),
+            &ev(),
         );
         // Something arrives 2 s after the last click: it was dead, and so were the
         // first three (a second passed after them with nothing but clicks).
         let b = t.observe(
             5000,
             &stats(vec![mark(0, 0, SCROLL, 0.0, 10.0, None)]),
-            &Bytes::new(),
+            &ev(),
         );
         let mut total = a.heat.clone();
         total.add(&b.heat);

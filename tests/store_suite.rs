@@ -473,18 +473,26 @@ fn walked(
     let layout = rmp_serde::to_vec(&(10, 0, vw, 3000.0, Vec::<Vec<i64>>::new())).unwrap();
     let mut ev = layout.clone();
     ev.extend_from_slice(&c.ev);
+    // The marks' texts (URLs of page rows, selectors of clicks) lie in `ev` too.
+    let mut texts = Vec::new();
+    for &(kind, _, _, _, text) in rows {
+        texts.push(text.filter(|_| kind == PAGE || kind == CLICK).map(|t| {
+            ev.extend_from_slice(t.as_bytes());
+            (ev.len() - t.len(), ev.len())
+        }));
+    }
     c.ev = Bytes::from(ev);
     c.stats.marks = rows
         .iter()
+        .zip(texts)
         .enumerate()
-        .map(|(i, &(kind, dt, a, b, text))| Mark {
+        .map(|(i, (&(kind, dt, a, b, _), text))| Mark {
             row: i as u32,
             dt,
             kind: kind as u8,
             a,
             b,
-            url: text.filter(|_| kind == PAGE).map(Into::into),
-            selector: text.filter(|_| kind == CLICK).map(Into::into),
+            text,
             span: if kind == LAYOUT {
                 (0, layout.len())
             } else {

@@ -164,12 +164,19 @@ pub struct Mark {
     /// x and y (click), scrollX and scrollY (scroll), vw and vh (resize).
     pub a: f64,
     pub b: f64,
-    /// The URL of a page row.
-    pub url: Option<Box<str>>,
-    /// The selector of a click row.
-    pub selector: Option<Box<str>>,
+    /// Where the URL of a page row, or the selector of a click row, lies in `ev` (bytes):
+    /// read with [`Mark::text`], never copied.
+    pub text: Option<(usize, usize)>,
     /// Where the whole row lies in `ev` (bytes), for rows kept as they are (layouts).
     pub span: (usize, usize),
+}
+
+impl Mark {
+    /// The URL of a page row, or the selector of a click row, in the chunk's `ev`.
+    pub fn text<'a>(&self, ev: &'a [u8]) -> Option<&'a str> {
+        let (a, b) = self.text?;
+        std::str::from_utf8(ev.get(a..b)?).ok()
+    }
 }
 
 fn bad(row: usize, field: &str, reason: impl Into<String>) -> IngestError {
@@ -316,8 +323,7 @@ fn validate_row(
         kind: kind as u8,
         a: 0.0,
         b: 0.0,
-        url: None,
-        selector: None,
+        text: None,
         span: (0, 0),
     };
     let mut identify = false;
@@ -341,9 +347,9 @@ fn validate_row(
                 {
                     stats.pages.push(url.to_owned());
                 }
-                mark.url = Some(url.into());
+                mark.text = Some((c.pos() - url.len(), c.pos()));
             }
-            (CLICK, 3, Token::Str(sel)) => mark.selector = Some(sel.into()),
+            (CLICK, 3, Token::Str(sel)) => mark.text = Some((c.pos() - sel.len(), c.pos())),
             (CUSTOM, 0, Token::Str(name)) => identify = name == "identify",
             (DOM, 0, Token::Str(data)) => stats.dom_bytes += data.len() as u64,
             (CUSTOM, 1, Token::Map(_)) if identify && stats.identify.is_none() => {
@@ -411,8 +417,7 @@ fn quick_row(c: &mut Cursor<'_>, row: usize, stats: &mut ChunkStats) -> bool {
             kind: kind as u8,
             a,
             b,
-            url: None,
-            selector: None,
+            text: None,
             span: (start, c.pos()),
         });
     }

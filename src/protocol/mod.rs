@@ -267,6 +267,7 @@ fn decode_frame(
             // Row spans were taken in the frame; make them relative to `ev`.
             for m in &mut stats.marks {
                 m.span = (m.span.0 - start, m.span.1 - start);
+                m.text = m.text.map(|(a, b)| (a - start, b - start));
             }
             Ok(ClientFrame::Batch(Batch {
                 seq: seq as u64,

@@ -351,17 +351,23 @@ fn quick_rows_give_the_same_stats_and_errors_as_the_general_walk() {
             Ok(ClientFrame::Batch(b)) => b.stats,
             other => panic!("{other:?}"),
         };
+        let mut texts = Vec::new();
         for m in &mut stats.marks {
             // Each span holds its whole row (the encodings differ in length, so set it aside).
             let mut c = cursor::Cursor::new(&ev[m.span.0..m.span.1]);
             c.skip_value(4, 100).unwrap();
             assert_eq!(c.remaining(), 0);
             m.span = (0, 0);
+            // And the text (a selector or URL) lies in `ev` too.
+            texts.push(m.text(&ev).map(str::to_owned));
+            m.text = None;
         }
-        stats
+        (stats, texts)
     };
-    let quick = decoded(false);
-    assert_eq!(quick, decoded(true));
+    let (quick, texts) = decoded(false);
+    assert_eq!((&quick, &texts), (&decoded(true).0, &decoded(true).1));
+    let page = Some("https://x.example/".to_owned());
+    assert_eq!(texts, vec![None, None, Some("a".into()), None, page, None]);
     assert_eq!(
         (quick.events, quick.first_dt, quick.last_dt),
         (9, 0, 86_400_000)
