@@ -10,7 +10,7 @@
 //! and those ranges are disjoint. So the one run that may hold seq `n` is the first whose
 //! key is at least `n`, and a session's entries from `n` on are its runs from that one on, in
 //! order. A batch that comes out of order (its seq inside a run already written) is merged
-//! into the runs it overlaps ([`upsert`]).
+//! into that run ([`upsert`]).
 //!
 //! A store written before runs (one `chunk_index` entry per chunk) has its entries moved into
 //! runs at open, in bounded transactions ([`convert_index`]).
@@ -129,42 +129,49 @@ pub(super) fn from_seq(
 }
 
 /// Adds entries (ascending by seq) to a session's runs; an entry for a seq already indexed
-/// replaces it. Runs the new entries overlap are merged with them.
+/// replaces it. Entries that fall inside a run are merged into that run alone, and those in
+/// a gap between runs make runs of their own, so a late batch rewrites one run, however long
+/// the session.
 pub(super) fn upsert(
     t: &mut Table<RunKey, &'static [u8]>,
     site: &str,
     sid: &str,
     new: &[(u64, Place)],
 ) -> Result<(), StoreError> {
-    let (Some(first), Some(last)) = (new.first(), new.last()) else {
-        return Ok(());
-    };
-    let mut old: Vec<(u64, Vec<(u64, Place)>)> = Vec::new();
-    for run in t
-        .range((site, sid, first.0)..=(site, sid, u64::MAX))
-        .map_err(unavailable)?
-    {
-        let (k, v) = run.map_err(unavailable)?;
-        let bytes = v.value();
-        if entries(bytes)? > 0 && entry_at(bytes, 0).0 > last.0 {
-            break;
+    let mut rest = new;
+    while let Some(&(seq, _)) = rest.first() {
+        // The first run that ends at `seq` or later: `seq` is inside it, or in the gap
+        // before it.
+        let next = match t
+            .range((site, sid, seq)..=(site, sid, u64::MAX))
+            .map_err(unavailable)?
+            .next()
+        {
+            Some(run) => {
+                let (k, v) = run.map_err(unavailable)?;
+                Some((k.value().2, decode(v.value())?))
+            }
+            None => None,
+        };
+        let (written, merged) = match next {
+            Some((last, old)) if old.first().is_none_or(|f| f.0 <= seq) => {
+                let n = rest.partition_point(|e| e.0 <= last);
+                t.remove((site, sid, last)).map_err(unavailable)?;
+                (n, merge(old.into_iter(), &rest[..n]))
+            }
+            Some((_, old)) => {
+                let first = old.first().map_or(u64::MAX, |f| f.0);
+                let n = rest.partition_point(|e| e.0 < first);
+                (n, rest[..n].to_vec())
+            }
+            None => (rest.len(), rest.to_vec()),
+        };
+        for run in merged.chunks(MAX_RUN) {
+            let key = run[run.len() - 1].0;
+            t.insert((site, sid, key), encode(run).as_slice())
+                .map_err(unavailable)?;
         }
-        old.push((k.value().2, decode(bytes)?));
-    }
-    let merged;
-    let all: &[(u64, Place)] = if old.is_empty() {
-        new
-    } else {
-        for (key, _) in &old {
-            t.remove((site, sid, *key)).map_err(unavailable)?;
-        }
-        merged = merge(old.into_iter().flat_map(|r| r.1), new);
-        &merged
-    };
-    for run in all.chunks(MAX_RUN) {
-        let key = run[run.len() - 1].0;
-        t.insert((site, sid, key), encode(run).as_slice())
-            .map_err(unavailable)?;
+        rest = &rest[written..];
     }
     Ok(())
 }

@@ -89,6 +89,34 @@ fn entries_in_order_make_one_run_per_upsert_split_at_the_bound() {
 }
 
 #[test]
+fn a_late_entry_rewrites_only_the_run_it_falls_in() {
+    let (_tmp, db) = db();
+    for first in [0u64, 10, 20] {
+        let list: Vec<_> = (first..first + 10).map(|s| (s, place(s, 1))).collect();
+        put(&db, "shop", "a", &list);
+    }
+    // 15 again (moved, say), 25 never written before, and two new ones past the end.
+    put(
+        &db,
+        "shop",
+        "a",
+        &[(15, place(15, 2)), (35, place(35, 2)), (36, place(36, 2))],
+    );
+    let runs = runs_of(&db, "shop", "a");
+    let keys: Vec<u64> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(keys, vec![9, 19, 29, 36], "no run merged with another");
+    assert_eq!(runs[1].1[5], (15, place(15, 2)));
+    assert_eq!(runs[1].1.len(), 10);
+    // A seq in the gap before a run makes a run of its own.
+    let mut gap: Vec<_> = (0..10).map(|s| (s, place(s, 1))).collect();
+    put(&db, "shop", "b", &gap.split_off(5)[3..]); // 8, 9
+    put(&db, "shop", "b", &[(2, place(2, 3)), (9, place(9, 3))]);
+    let runs = runs_of(&db, "shop", "b");
+    assert_eq!(runs.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 9]);
+    assert_eq!(runs[1].1, vec![(8, place(8, 1)), (9, place(9, 3))]);
+}
+
+#[test]
 fn any_order_of_upserts_reads_back_as_the_model() {
     let (_tmp, db) = db();
     let mut model: BTreeMap<u64, Place> = BTreeMap::new();
