@@ -4,9 +4,9 @@
 //! The blocking pool could run both, but it hands each call to whichever of its threads is
 //! idle, and under a full load it grew to about a hundred threads that each did a little of
 //! the work (counted per thread during `spoor bench`), every call paying the pool's hand-off
-//! and a cold cache. Here two threads do all of it. They hold the store only weakly, so a
-//! dropped store closes its database even while a `Durable` future still waits: its sync
-//! then fails, as it would have to.
+//! and a cold cache. Here two threads do all of it. They hold the store only weakly, and run
+//! nothing once it is closing, so a dropped store closes its database even while a
+//! `Durable` future still waits: its sync then fails, as it would have to.
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -59,7 +59,7 @@ fn lane(name: &str, inner: Weak<Inner>) -> Result<flume::Sender<Job>, StoreError
         .spawn(move || {
             // Ends once every sender is gone: the store and the futures it handed out.
             for job in rx.iter() {
-                let inner = inner.upgrade();
+                let inner = inner.upgrade().filter(|i| !i.is_stopping());
                 job(inner.as_deref());
             }
         })

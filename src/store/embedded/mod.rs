@@ -97,10 +97,7 @@ pub struct EmbeddedStore {
 
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
-        if let Some(thread) = self.checkpoints.take() {
-            self.inner.stop_checkpoints();
-            let _ = thread.join();
-        }
+        shared::close(&self.inner, self.checkpoints.take());
     }
 }
 

@@ -239,6 +239,11 @@ impl Inner {
         }
     }
 
+    /// The store is closing: lanes run no more jobs.
+    pub(super) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     /// Stops the checkpoint thread (the store is closing).
     pub(super) fn stop_checkpoints(&self) {
         self.stopping.store(true, Ordering::Release);
@@ -339,6 +344,24 @@ impl Drop for Inner {
 /// Why a write is refused while the store waits to be reopened.
 fn reopening() -> StoreError {
     unavailable("the store is being reopened after a failed write")
+}
+
+/// Closes the store: stops the checkpoint thread, then waits (10 s at most) until a lane job
+/// or blocking call that still holds `inner` is done, so that the caller's reference is the
+/// last and the database is closed when it goes, not a moment later on another thread (a
+/// server started again on the same directory would find it in use).
+pub(super) fn close(inner: &Arc<Inner>, checkpoints: Option<JoinHandle<()>>) {
+    inner.stop_checkpoints();
+    if let Some(thread) = checkpoints {
+        let _ = thread.join();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Arc::strong_count(inner) > 1 && std::time::Instant::now() < deadline {
+        // Closing blocks anyway (it joins the checkpoint thread, and the last checkpoint
+        // follows); a lane job or blocking call takes milliseconds.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// Starts the checkpoint thread: a beat every `every`, or sooner when hurried; it stops
