@@ -80,16 +80,7 @@ async fn check(server: &TestServer, expected: &Value) {
 
 #[tokio::test]
 async fn a_store_written_before_the_log_moves_into_it_and_replays_the_same() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-fd5b920");
-    let expected: Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("expected.json")).unwrap()).unwrap();
-    let gz = std::fs::read(fixture.join("spoor.redb.gz")).unwrap();
-    let mut redb = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_end(&mut redb)
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("spoor.redb"), redb).unwrap();
+    let (tmp, expected) = unpack("store-fd5b920");
     assert!(!tmp.path().join("log").exists());
 
     let server = start(tmp.path()).await;
@@ -104,25 +95,52 @@ async fn a_store_written_before_the_log_moves_into_it_and_replays_the_same() {
     assert!(server.metric("spoor_checkpoints").await >= 1.0);
 
     // A session of the old store goes on where it was: seq 30 continues 0..=29.
-    let sid = "bench000000_000059a0";
+    goes_on(
+        tmp.path(),
+        server,
+        expected,
+        "bench000000_000059a0",
+        30,
+        None,
+    )
+    .await;
+}
+
+/// A session of an old store goes on where it was, with batch `next` (after a resend of batch
+/// `resend`, which is found stored); opened again, the store answers as before, with the new
+/// batch kept.
+async fn goes_on(
+    dir: &Path,
+    server: TestServer,
+    mut expected: Value,
+    sid: &str,
+    next: u64,
+    resend: Option<u64>,
+) {
+    let acked = next as i64 - 1;
     let mut ws = server.connect(BENCH_KEY).await;
-    assert_eq!(open(&mut ws, sid).await, 29);
-    ws.send(pack(&batch(30, json!([[1, 0, 5, 5]]))))
+    assert_eq!(open(&mut ws, sid).await, acked);
+    if let Some(old) = resend {
+        ws.send(pack(&batch(old, json!([[1, 0, 5, 5]]))))
+            .await
+            .unwrap();
+        assert_eq!(await_ack(&mut ws, old as i64).await, acked);
+    }
+    ws.send(pack(&batch(next, json!([[1, 0, 5, 5]]))))
         .await
         .unwrap();
-    assert_eq!(await_ack(&mut ws, 30).await, 30);
+    assert_eq!(await_ack(&mut ws, next as i64).await, next as i64);
     drop(ws);
-    let tmp_dir = server.stop().await;
-    assert!(tmp_dir.is_none());
+    assert!(server.stop().await.is_none());
 
-    // Opened again: nothing left to move, the same answers, and the new batch kept.
-    let server = start(tmp.path()).await;
+    let server = start(dir).await;
     let events = server.events("bench", sid).await;
-    assert_eq!(events.len(), 31);
-    assert_eq!(events[30]["seq"], 30);
-    let mut expected = expected;
-    expected["sessions"][sid]["batches"] = json!(31);
-    expected["sessions"][sid]["events"] = json!(601);
+    assert_eq!(events.len() as u64, next + 1);
+    assert_eq!(events[next as usize]["seq"], next);
+    let was = &expected["sessions"][sid];
+    let events = was["events"].as_u64().unwrap() + 1;
+    expected["sessions"][sid]["batches"] = json!(next + 1);
+    expected["sessions"][sid]["events"] = json!(events);
     let (status, body) = server
         .get(&format!(
             "/api/sessions/{sid}/events?site=bench&format=msgpack"
@@ -169,37 +187,15 @@ async fn a_store_with_a_chunk_index_opens_with_runs_and_replays_the_same() {
     check(&server, &expected).await;
     assert_eq!(server.metric("spoor_store_reopens").await, 0.0);
 
-    // A session of the old store goes on where it was: seq 40 continues 0..=39.
-    let sid = "bench000000_00000e15";
-    let mut ws = server.connect(BENCH_KEY).await;
-    assert_eq!(open(&mut ws, sid).await, 39);
-    // A resend of a batch the old store indexed is found there, and not stored again.
-    ws.send(pack(&batch(7, json!([[1, 0, 5, 5]]))))
-        .await
-        .unwrap();
-    assert_eq!(await_ack(&mut ws, 7).await, 39);
-    ws.send(pack(&batch(40, json!([[1, 0, 5, 5]]))))
-        .await
-        .unwrap();
-    assert_eq!(await_ack(&mut ws, 40).await, 40);
-    drop(ws);
-    assert!(server.stop().await.is_none());
-
-    // Opened again: the same answers, and the new batch kept.
-    let server = start(tmp.path()).await;
-    let events = server.events("bench", sid).await;
-    assert_eq!(events.len(), 41);
-    assert_eq!(events[40]["seq"], 40);
-    let mut expected = expected;
-    expected["sessions"][sid]["batches"] = json!(41);
-    expected["sessions"][sid]["events"] = json!(801);
-    let (status, body) = server
-        .get(&format!(
-            "/api/sessions/{sid}/events?site=bench&format=msgpack"
-        ))
-        .await;
-    assert_eq!(status, 200);
-    expected["sessions"][sid]["msgpack_sha256"] = json!(hex(&sha2::Sha256::digest(&body)));
-    check(&server, &expected).await;
-    server.stop().await;
+    // A session of the old store goes on where it was: seq 40 continues 0..=39, and a
+    // resend of a batch the old store indexed is found there, not stored again.
+    goes_on(
+        tmp.path(),
+        server,
+        expected,
+        "bench000000_00000e15",
+        40,
+        Some(7),
+    )
+    .await;
 }
