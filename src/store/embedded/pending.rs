@@ -40,7 +40,7 @@ use super::runs::{self, CHUNK_RUNS};
 use super::{encode, unavailable, BY_LAST, PAGE_LAYOUTS, SESSIONS};
 use crate::error::StoreError;
 use crate::heat::{Class, HeatDelta};
-use crate::store::summary::SessionSummary;
+use crate::store::summary::{stored_up_to_acked, SessionSummary};
 
 /// Sessions, heat record keys or chunk index entries pending at most: a group that finds
 /// more writes them out in a transaction of its own (and waits for a checkpoint landing).
@@ -62,13 +62,19 @@ pub(super) struct Dirty {
     pub stored_order: Option<u64>,
     /// Index entries (seq, place) of its chunks that redb does not have yet.
     pub chunks: Vec<(u64, Place)>,
+    /// redb indexes no chunk of the session from this seq on (`None`: not known), so new
+    /// entries from here on are written without a look at its runs.
+    pub indexed_below: Option<u64>,
 }
 
 impl Dirty {
     /// A summary as redb has it (or will, once the flight it is in has landed).
     pub fn stored(summary: SessionSummary) -> Dirty {
+        // Batches that came in order: redb has 0..=acked and nothing beyond.
+        let in_order = stored_up_to_acked(summary.acked, summary.batches);
         Dirty {
             stored_order: Some(summary.order_key()),
+            indexed_below: in_order.then(|| (summary.acked + 1) as u64),
             summary,
             chunks: Vec::new(),
         }
@@ -80,6 +86,7 @@ impl Dirty {
             summary,
             stored_order: None,
             chunks: Vec::new(),
+            indexed_below: Some(0),
         }
     }
 }
@@ -246,7 +253,12 @@ impl Pending {
             sessions.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
             let mut chunk_t = txn.open_table(CHUNK_RUNS).map_err(unavailable)?;
             for &(site, sid, d) in &sessions {
-                runs::upsert(&mut chunk_t, site, sid, &d.chunks)?;
+                match (d.indexed_below, d.chunks.first()) {
+                    (Some(below), Some(first)) if first.0 >= below => {
+                        runs::insert(&mut chunk_t, site, sid, &d.chunks)?
+                    }
+                    _ => runs::upsert(&mut chunk_t, site, sid, &d.chunks)?,
+                }
             }
             drop(chunk_t);
             let mut sess_t = txn.open_table(SESSIONS).map_err(unavailable)?;

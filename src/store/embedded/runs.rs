@@ -166,12 +166,24 @@ pub(super) fn upsert(
             }
             None => (rest.len(), rest.to_vec()),
         };
-        for run in merged.chunks(MAX_RUN) {
-            let key = run[run.len() - 1].0;
-            t.insert((site, sid, key), encode(run).as_slice())
-                .map_err(unavailable)?;
-        }
+        insert(t, site, sid, &merged)?;
         rest = &rest[written..];
+    }
+    Ok(())
+}
+
+/// Writes entries (ascending by seq) as runs of their own: for entries past every run of
+/// the session, where [`upsert`] would find no run to merge with.
+pub(super) fn insert(
+    t: &mut Table<RunKey, &'static [u8]>,
+    site: &str,
+    sid: &str,
+    entries: &[(u64, Place)],
+) -> Result<(), StoreError> {
+    for run in entries.chunks(MAX_RUN) {
+        let key = run[run.len() - 1].0;
+        t.insert((site, sid, key), encode(run).as_slice())
+            .map_err(unavailable)?;
     }
     Ok(())
 }
