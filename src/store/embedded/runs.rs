@@ -140,8 +140,8 @@ pub(super) fn upsert(
 ) -> Result<(), StoreError> {
     let mut rest = new;
     while let Some(&(seq, _)) = rest.first() {
-        // The first run that ends at `seq` or later: `seq` is inside it, or in the gap
-        // before it.
+        // The first run that ends at `seq` or later: `seq` is inside it (decoded, to merge
+        // with), or in the gap before it (its first seq is all that counts).
         let next = match t
             .range((site, sid, seq)..=(site, sid, u64::MAX))
             .map_err(unavailable)?
@@ -149,27 +149,44 @@ pub(super) fn upsert(
         {
             Some(run) => {
                 let (k, v) = run.map_err(unavailable)?;
-                Some((k.value().2, decode(v.value())?))
+                let bytes = v.value();
+                match entries(bytes)? {
+                    n if n > 0 && entry_at(bytes, 0).0 > seq => Next::Before(entry_at(bytes, 0).0),
+                    _ => Next::Inside(k.value().2, decode(bytes)?),
+                }
             }
-            None => None,
+            None => Next::Beyond,
         };
-        let (written, merged) = match next {
-            Some((last, old)) if old.first().is_none_or(|f| f.0 <= seq) => {
+        let written = match next {
+            Next::Inside(last, old) => {
                 let n = rest.partition_point(|e| e.0 <= last);
                 t.remove((site, sid, last)).map_err(unavailable)?;
-                (n, merge(old.into_iter(), &rest[..n]))
+                insert(t, site, sid, &merge(old.into_iter(), &rest[..n]))?;
+                n
             }
-            Some((_, old)) => {
-                let first = old.first().map_or(u64::MAX, |f| f.0);
+            Next::Before(first) => {
                 let n = rest.partition_point(|e| e.0 < first);
-                (n, rest[..n].to_vec())
+                insert(t, site, sid, &rest[..n])?;
+                n
             }
-            None => (rest.len(), rest.to_vec()),
+            Next::Beyond => {
+                insert(t, site, sid, rest)?;
+                rest.len()
+            }
         };
-        insert(t, site, sid, &merged)?;
         rest = &rest[written..];
     }
     Ok(())
+}
+
+/// Where the next entries to add lie among a session's runs.
+enum Next {
+    /// Inside the run keyed by this last seq (its entries given).
+    Inside(u64, Vec<(u64, Place)>),
+    /// In the gap before the run starting at this seq.
+    Before(u64),
+    /// Past every run.
+    Beyond,
 }
 
 /// Writes entries (ascending by seq) as runs of their own: for entries past every run of
