@@ -166,13 +166,8 @@ async fn a_resend_is_stored_once_whatever_the_order_and_the_checkpoints_between(
     let store = without_timed_checkpoints(tmp.path());
     // A small deterministic generator: batches of 3 sessions out of order, resent, with
     // checkpoints (and flights left open across groups) between.
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng = crate::bench::Rng(0x2545_f491_4f6c_dd1d);
+    let mut next = move |n: u64| rng.below(n);
     let sids = ["a", "b", "c"];
     let mut seen: std::collections::HashSet<(usize, u64)> = Default::default();
     let mut flight = None;

@@ -120,13 +120,8 @@ fn a_late_entry_rewrites_only_the_run_it_falls_in() {
 fn any_order_of_upserts_reads_back_as_the_model() {
     let (_tmp, db) = db();
     let mut model: BTreeMap<u64, Place> = BTreeMap::new();
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let mut rand = move |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut rng = crate::bench::Rng(0x2545_f491_4f6c_dd1d);
+    let mut rand = move |n: u64| rng.below(n);
     for gen in 0..300 {
         // A few seqs near a moving front, some far behind it (late or resent batches), and
         // now and then a long stretch.
