@@ -293,6 +293,10 @@ async fn drive(
         limits.max_client_pings_per_second,
         limits.max_client_pings_per_second.saturating_mul(10),
     );
+    // Registered once: every socket shares the token, so a future made per loop would take
+    // its locks (contended by every worker) twice per batch.
+    let shutdown = app.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             // Acks before new input: they free the client's buffer, and a failed commit
@@ -308,7 +312,7 @@ async fn drive(
                     sent = a;
                 }
             }
-            _ = app.shutdown.cancelled() => {
+            _ = &mut shutdown => {
                 return Box::pin(goodbye(app, conn, &state, session.submitted(), sent)).await;
             }
             _ = &mut idle => return Err(IngestError::IdleTimeout.into()),
