@@ -9,6 +9,8 @@
 #   spoor-1by1     spoor with group commit off (one durable transaction per batch)
 #   node-ws        a Node `ws` server that decodes each batch and acks at once, storing nothing
 #   bare           tokio-tungstenite acking by count: no decoding, no storing (the ceiling)
+#   bare-durable   bare, plus a log: each group's bytes appended with one write and one
+#                  fdatasync before its acks, grouped as spoor groups (the floor of durability)
 #   spoor-base     another spoor binary, $SPOOR_BASE (say, the last release), for before/after
 #
 # Scenarios: max (100 sessions as fast as acks allow), half, steady (500 sessions × 20 events
@@ -29,7 +31,7 @@ PORT=18080
 KEY=wk_bench_key_0001
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-cargo build --release --quiet --bin spoor --example bare_ack
+cargo build --release --quiet --bin spoor --example bare_ack --example bare_durable
 (cd bench/peers/node-ws && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 . bench/lib.sh
 
@@ -48,6 +50,7 @@ start() { # peer
     spoor-base) RUST_LOG=warn "${SPOOR_BASE:?set SPOOR_BASE to a spoor binary}" serve --config "$work/spoor.toml" >"$work/server.log" 2>&1 & ;;
     node-ws) node bench/peers/node-ws/server.mjs "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
     bare) target/release/examples/bare_ack "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
+    bare-durable) target/release/examples/bare_durable "127.0.0.1:$PORT" "$work/data" >"$work/server.log" 2>&1 & ;;
   esac
   server=$!
   wait_port
@@ -101,11 +104,11 @@ groups = {}
 for r in rows:
     groups.setdefault((r["scenario"], r["peer"]), []).append(r)
 med = lambda xs: statistics.median(xs)
-print(f"{'scenario':<12} {'peer':<11} {'events/s':>11} {'CPU s/M ev':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'peak RSS MB':>11} {'errors':>6}")
+print(f"{'scenario':<12} {'peer':<13} {'events/s':>11} {'CPU s/M ev':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'peak RSS MB':>11} {'errors':>6}")
 for (s, p), rs in groups.items():
     ev = med([r["events_per_s"] for r in rs])
     cpu = med([r["cpu_s"] / r["acked_events"] * 1e6 if r["acked_events"] else float("nan") for r in rs])
-    print(f"{s:<12} {p:<11} {ev:>11,.0f} {cpu:>10.3f} {med([r['ack_p50_ms'] for r in rs]):>8.1f} "
+    print(f"{s:<12} {p:<13} {ev:>11,.0f} {cpu:>10.3f} {med([r['ack_p50_ms'] for r in rs]):>8.1f} "
           f"{med([r['ack_p99_ms'] for r in rs]):>8.1f} {med([r['ack_p999_ms'] for r in rs]):>9.1f} "
           f"{med([r['peak_kb'] for r in rs]) / 1024:>11.1f} {sum(r['errors'] for r in rs):>6}")
 PY

@@ -1,0 +1,175 @@
+//! Benchmark peer (c): the floor of a durable server. `bare_ack`, plus what no durable server
+//! can skip: every batch's bytes are appended to a log file, with one write and one
+//! `fdatasync` per group, and a batch is acked only after the sync that covers it. Groups
+//! form as spoor's do: a writer thread takes the first waiting batch, lingers for more (2 ms
+//! by default, spoor's default), writes and syncs them, then wakes their sockets. The file is
+//! written with zeros a mebibyte ahead of the records, as spoor's log is, so a sync flushes
+//! data only. No decoding, no validation, no index, no checkpoint: what this costs per
+//! event, spoor cannot cost less.
+//!
+//! `cargo run --release --example bare_durable -- 127.0.0.1:18090 /tmp/dir [linger_us]`
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Zeros written ahead of the records at a time.
+const PREPARE: u64 = 1 << 20;
+/// Most batches in one group.
+const MAX_GROUP: usize = 2048;
+
+fn frame(fields: &[(&str, Result<i64, &str>)]) -> Message {
+    let mut out = Vec::new();
+    let _ = rmp::encode::write_map_len(&mut out, fields.len() as u32);
+    for (k, v) in fields {
+        let _ = rmp::encode::write_str(&mut out, k);
+        match v {
+            Ok(i) => {
+                let _ = rmp::encode::write_sint(&mut out, *i);
+            }
+            Err(s) => {
+                let _ = rmp::encode::write_str(&mut out, s);
+            }
+        }
+    }
+    Message::Binary(out.into())
+}
+
+/// A socket's acks: the highest batch durable, and a wake-up.
+#[derive(Default)]
+struct Acks {
+    acked: AtomicI64,
+    notify: Notify,
+}
+
+/// One batch on its way to the log.
+struct Job {
+    bytes: tokio_tungstenite::tungstenite::Bytes,
+    seq: i64,
+    acks: Arc<Acks>,
+}
+
+/// The writer thread: group, append, sync, ack.
+fn writer(rx: flume::Receiver<Job>, file: File, linger: Duration) -> std::io::Result<()> {
+    let zeros = vec![0u8; PREPARE as usize];
+    let (mut len, mut prepared) = (0u64, 0u64);
+    let mut buf = Vec::new();
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + linger;
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) if group.len() >= 64 || linger.is_zero() => break,
+                Err(_) => match rx.recv_deadline(deadline) {
+                    Ok(j) => group.push(j),
+                    Err(_) => break,
+                },
+            }
+        }
+        buf.clear();
+        for j in &group {
+            buf.extend_from_slice(&(j.bytes.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&j.bytes);
+        }
+        file.write_all_at(&buf, len)?;
+        len += buf.len() as u64;
+        if len + PREPARE / 2 > prepared {
+            file.write_all_at(&zeros, len.max(prepared))?;
+            prepared = len.max(prepared) + PREPARE;
+        }
+        file.sync_data()?;
+        for j in group.drain(..) {
+            j.acks.acked.fetch_max(j.seq, Ordering::AcqRel);
+            j.acks.notify.notify_one();
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| "127.0.0.1:18090".into());
+    let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/bare-durable".into()));
+    let linger = Duration::from_micros(args.next().and_then(|s| s.parse().ok()).unwrap_or(2000));
+    std::fs::create_dir_all(&dir)?;
+    let file = File::create(dir.join("log"))?;
+    let (tx, rx) = flume::bounded::<Job>(4096);
+    // A failed write or sync ends the server: nothing could be acked any more.
+    let (failed_tx, mut failed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = failed_tx.send(writer(rx, file, linger));
+    });
+    let listener = TcpListener::bind(&addr).await?;
+    println!("bare_durable listening on {addr}, log in {}", dir.display());
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => r?,
+            r = &mut failed => {
+                return Err(r.ok().and_then(Result::err).unwrap_or_else(|| {
+                    std::io::Error::other("the writer stopped")
+                }))
+            }
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let config = WebSocketConfig::default()
+                .read_buffer_size(4096)
+                .write_buffer_size(0);
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
+            else {
+                return;
+            };
+            let (mut sink, mut stream) = ws.split();
+            let acks = Arc::new(Acks {
+                acked: AtomicI64::new(-1),
+                notify: Notify::new(),
+            });
+            let (mut seq, mut sent) = (-1i64, -1i64); // the first frame is the hello
+            let mut welcomed = false;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = acks.notify.notified() => {
+                        let a = acks.acked.load(Ordering::Acquire);
+                        if a > sent {
+                            sent = a;
+                            if sink.send(frame(&[("t", Err("ack")), ("seq", Ok(a))])).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    msg = stream.next() => {
+                        let Some(Ok(msg)) = msg else { return };
+                        let Message::Binary(bytes) = msg else { continue };
+                        if !welcomed {
+                            welcomed = true;
+                            let welcome =
+                                frame(&[("t", Err("welcome")), ("sid", Err("")), ("acked", Ok(-1))]);
+                            if sink.send(welcome).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        seq += 1;
+                        let job = Job { bytes, seq, acks: acks.clone() };
+                        if tx.send_async(job).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
