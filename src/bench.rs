@@ -3,10 +3,12 @@
 //!
 //! N sessions each send a batch of E realistic events (mostly mouse moves, some clicks,
 //! scrolls and page views) every I ms, or, with `--interval-ms 0`, as fast as acks come back
-//! with up to 16 batches in flight. Session i sends at i/N of the interval, so N sessions
-//! are N independent visitors spread evenly over it; `--aligned` starts each session's
-//! interval when it connects instead, and sessions that connected together then send in
-//! pulses. Batches are pre-encoded once and only their header
+//! with up to 16 batches in flight. The load starts once every session has connected and
+//! been welcomed, so that what is measured is the load, not the connection storm before it
+//! (its length is reported as `connect_s`). Session i sends at i/N of the interval, so N
+//! sessions are N independent visitors spread evenly over it; `--aligned` keeps each
+//! session's interval where it connected instead, and sessions that connected together then
+//! send in pulses. Batches are pre-encoded once and only their header
 //! (seq, t0) is written per send, so the generator spends its CPU on sockets, not encoding.
 //! The last line printed is one JSON object (see [`Report`]).
 
@@ -18,7 +20,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::Semaphore;
+use tokio::sync::{Barrier, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -105,7 +107,10 @@ pub struct Report {
     pub errors: u64,
     pub acked_batches: u64,
     pub connections: usize,
+    /// Seconds of load (from its start, once every session was welcomed, to the last ack).
     pub elapsed_s: f64,
+    /// Seconds from the first connect until every session was welcomed (or had failed).
+    pub connect_s: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,23 +238,23 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
             .map(|i| serde_json::to_string(&payload_events(&args, i)).unwrap_or_default())
             .collect(),
     });
-    let started = Instant::now();
-    let load_end = started + Duration::from_secs_f64(args.duration);
+    let opened = Instant::now();
     let connecting = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let ready = Arc::new(Ready {
+        barrier: Barrier::new(args.connections),
+        start: std::sync::OnceLock::new(),
+    });
     let mut tasks = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
-        let (url, args, payloads, connecting) = (
+        let (url, args, payloads, connecting, ready) = (
             url.clone(),
             args.clone(),
             payloads.clone(),
             connecting.clone(),
+            ready.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let at = Start {
-                phase: phase(started, i, &args),
-                load_end,
-            };
-            session(i, &url, &args, &payloads, &connecting, at).await
+            session(i, &url, &args, &payloads, &connecting, &ready).await
         }));
     }
     let mut report = Report {
@@ -267,6 +272,8 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         report.errors += u64::from(r.error);
         lat.extend(r.latencies_us);
     }
+    let started = ready.start.get().copied().unwrap_or(opened);
+    report.connect_s = started.duration_since(opened).as_secs_f64();
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     report.elapsed_s = elapsed;
     report.events_per_s = report.acked_events as f64 / elapsed;
@@ -284,20 +291,32 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     Ok(report)
 }
 
-/// When a session sends: its phase (where its ticks fall), and when the load ends.
-struct Start {
-    phase: Option<Instant>,
-    load_end: Instant,
+/// Where the sessions wait for each other: the load starts once all have connected.
+struct Ready {
+    barrier: Barrier,
+    start: std::sync::OnceLock<Instant>,
 }
 
-/// Where session `i`'s ticks fall: `i/N` of the interval after the run's start, so that N
-/// sessions with one interval send evenly spread over it (`None`: when it connects).
-fn phase(started: Instant, i: usize, args: &BenchArgs) -> Option<Instant> {
-    if args.aligned || args.interval_ms == 0 {
+impl Ready {
+    /// Waits until every session has connected (or failed to); the load's start.
+    async fn all(&self) -> Instant {
+        self.barrier.wait().await;
+        *self.start.get_or_init(Instant::now)
+    }
+}
+
+/// Where session `i`'s ticks fall (`None`: from the load's start on, as fast as acks
+/// allow): `i/N` of the interval after the load's start, so that N sessions with one
+/// interval send evenly spread over it, or, `--aligned`, where it connected.
+fn phase(start: Instant, connected: Instant, i: usize, args: &BenchArgs) -> Option<Instant> {
+    if args.interval_ms == 0 {
         return None;
     }
+    if args.aligned {
+        return Some(connected);
+    }
     let step = Duration::from_millis(args.interval_ms).as_nanos() / args.connections.max(1) as u128;
-    Some(started + Duration::from_nanos((step * i as u128) as u64))
+    Some(start + Duration::from_nanos((step * i as u128) as u64))
 }
 
 /// The session's first tick: the first instant of its phase from `now` on.
@@ -317,25 +336,23 @@ fn client_config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-async fn session(
-    i: usize,
-    url: &str,
-    args: &BenchArgs,
-    payloads: &Payloads,
-    connecting: &Semaphore,
-    at: Start,
-) -> ConnResult {
-    let load_end = at.load_end;
-    let mut res = ConnResult::default();
+/// A welcomed session: its socket halves, what the server had acked, when it was welcomed.
+type Opened = (
+    futures_util::stream::SplitSink<Socket, Message>,
+    futures_util::stream::SplitStream<Socket>,
+    i64,
+    Instant,
+);
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects session `i` and says hello; `None` if it could not.
+async fn open(i: usize, url: &str, args: &BenchArgs, connecting: &Semaphore) -> Option<Opened> {
     let ws = {
         let _permit = connecting.acquire().await;
         tokio_tungstenite::connect_async_with_config(url, Some(client_config()), true).await
     };
-    let Ok((ws, _)) = ws else {
-        res.error = true;
-        return res;
-    };
-    let (mut sink, mut stream) = ws.split();
+    let (mut sink, mut stream) = ws.ok()?.0.split();
     let sid = format!("bench{:06}_{:08x}", i, std::process::id());
     let hello = json!({"t":"hello","v":1,"sid":sid,"url":"https://shop.example/","title":"Shop",
         "vw":1280,"vh":720,"dpr":1,"tz":"UTC","lang":"en"});
@@ -345,17 +362,33 @@ async fn session(
             rmp_serde::to_vec_named(&hello).unwrap_or_default(),
         )),
     };
-    if sink.send(hello).await.is_err() {
+    sink.send(hello).await.ok()?;
+    match read_frame(&mut stream).await {
+        Some(f) if f["t"] == "welcome" => {
+            let acked = f["acked"].as_i64().unwrap_or(-1);
+            Some((sink, stream, acked, Instant::now()))
+        }
+        _ => None,
+    }
+}
+
+async fn session(
+    i: usize,
+    url: &str,
+    args: &BenchArgs,
+    payloads: &Payloads,
+    connecting: &Semaphore,
+    ready: &Ready,
+) -> ConnResult {
+    let mut res = ConnResult::default();
+    let opened = open(i, url, args, connecting).await;
+    // Every session arrives here once, welcomed or not, or the others would wait forever.
+    let start = ready.all().await;
+    let Some((mut sink, mut stream, mut acked, connected)) = opened else {
         res.error = true;
         return res;
-    }
-    let mut acked: i64 = match read_frame(&mut stream).await {
-        Some(f) if f["t"] == "welcome" => f["acked"].as_i64().unwrap_or(-1),
-        _ => {
-            res.error = true;
-            return res;
-        }
     };
+    let load_end = start + Duration::from_secs_f64(args.duration);
     if args.idle {
         tokio::time::sleep_until(load_end.into()).await;
         let _ = sink.close().await;
@@ -364,7 +397,7 @@ async fn session(
     let mut next_seq = (acked + 1) as u64;
     let mut inflight: VecDeque<(u64, Instant, u64)> = VecDeque::new();
     let every = Duration::from_millis(args.interval_ms.max(1));
-    let first = first_tick(at.phase, every, Instant::now());
+    let first = first_tick(phase(start, connected, i, args), every, Instant::now());
     let mut tick = tokio::time::interval_at(first.into(), every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let t0_base = crate::clock::now_ms();
@@ -478,5 +511,51 @@ mod tests {
         );
         // Without a phase (aligned, or as fast as acks allow) it sends when it connects.
         assert_eq!(first_tick(None, every, late), late);
+    }
+
+    fn args(connections: usize, interval_ms: u64, aligned: bool) -> BenchArgs {
+        BenchArgs {
+            url: "ws://127.0.0.1:1/v1/ingest".into(),
+            key: "wk_none".into(),
+            connections,
+            duration: 1.0,
+            batch_events: 5,
+            interval_ms,
+            max_inflight: 16,
+            idle: false,
+            json: false,
+            batches: 0,
+            dom_bytes: 0,
+            gps: false,
+            aligned,
+        }
+    }
+
+    #[test]
+    fn phases_spread_from_the_loads_start_or_stay_where_a_session_connected() {
+        let start = Instant::now();
+        let connected = start - Duration::from_millis(70);
+        let spread = args(4, 100, false);
+        assert_eq!(phase(start, connected, 0, &spread), Some(start));
+        assert_eq!(
+            phase(start, connected, 3, &spread),
+            Some(start + Duration::from_millis(75))
+        );
+        assert_eq!(
+            phase(start, connected, 3, &args(4, 100, true)),
+            Some(connected)
+        );
+        assert_eq!(phase(start, connected, 3, &args(4, 0, false)), None);
+    }
+
+    #[tokio::test]
+    async fn sessions_that_cannot_connect_still_let_the_others_start_and_are_counted() {
+        // Nothing listens on port 1: every session fails, and none waits for the others
+        // forever at the start line.
+        let report = tokio::time::timeout(Duration::from_secs(20), run(args(3, 100, false)))
+            .await
+            .expect("the run ended")
+            .unwrap();
+        assert_eq!((report.errors, report.acked_batches), (3, 0));
     }
 }
