@@ -5,27 +5,10 @@
 //!
 //! `cargo run --release --example bare_ack -- 127.0.0.1:18090`
 
+mod common;
+
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-
-fn frame(fields: &[(&str, Result<i64, &str>)]) -> Message {
-    let mut out = Vec::new();
-    let _ = rmp::encode::write_map_len(&mut out, fields.len() as u32);
-    for (k, v) in fields {
-        let _ = rmp::encode::write_str(&mut out, k);
-        match v {
-            Ok(i) => {
-                let _ = rmp::encode::write_sint(&mut out, *i);
-            }
-            Err(s) => {
-                let _ = rmp::encode::write_str(&mut out, s);
-            }
-        }
-    }
-    Message::Binary(out.into())
-}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -37,12 +20,7 @@ async fn main() -> std::io::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
         tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let config = WebSocketConfig::default()
-                .read_buffer_size(4096)
-                .write_buffer_size(0);
-            let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
-            else {
+            let Some(ws) = common::accept(tcp).await else {
                 return;
             };
             let (mut tx, mut rx) = ws.split();
@@ -53,8 +31,7 @@ async fn main() -> std::io::Result<()> {
                 }
                 if batches < 0 {
                     batches = 0;
-                    let welcome =
-                        frame(&[("t", Err("welcome")), ("sid", Err("")), ("acked", Ok(-1))]);
+                    let welcome = common::welcome();
                     if tx.send(welcome).await.is_err() {
                         return;
                     }
@@ -69,11 +46,7 @@ async fn main() -> std::io::Result<()> {
                     }
                     more = futures_util::FutureExt::now_or_never(rx.next());
                 }
-                if tx
-                    .send(frame(&[("t", Err("ack")), ("seq", Ok(batches - 1))]))
-                    .await
-                    .is_err()
-                {
+                if tx.send(common::ack(batches - 1)).await.is_err() {
                     return;
                 }
             }

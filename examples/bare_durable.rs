@@ -9,6 +9,8 @@
 //!
 //! `cargo run --release --example bare_durable -- 127.0.0.1:18090 /tmp/dir [linger_us]`
 
+mod common;
+
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -18,30 +20,12 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Zeros written ahead of the records at a time.
 const PREPARE: u64 = 1 << 20;
 /// Most batches in one group.
 const MAX_GROUP: usize = 2048;
-
-fn frame(fields: &[(&str, Result<i64, &str>)]) -> Message {
-    let mut out = Vec::new();
-    let _ = rmp::encode::write_map_len(&mut out, fields.len() as u32);
-    for (k, v) in fields {
-        let _ = rmp::encode::write_str(&mut out, k);
-        match v {
-            Ok(i) => {
-                let _ = rmp::encode::write_sint(&mut out, *i);
-            }
-            Err(s) => {
-                let _ = rmp::encode::write_str(&mut out, s);
-            }
-        }
-    }
-    Message::Binary(out.into())
-}
 
 /// A socket's acks: the highest batch durable, and a wake-up.
 #[derive(Default)]
@@ -123,12 +107,7 @@ async fn main() -> std::io::Result<()> {
         };
         let tx = tx.clone();
         tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            let config = WebSocketConfig::default()
-                .read_buffer_size(4096)
-                .write_buffer_size(0);
-            let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(config)).await
-            else {
+            let Some(ws) = common::accept(tcp).await else {
                 return;
             };
             let (mut sink, mut stream) = ws.split();
@@ -145,7 +124,7 @@ async fn main() -> std::io::Result<()> {
                         let a = acks.acked.load(Ordering::Acquire);
                         if a > sent {
                             sent = a;
-                            if sink.send(frame(&[("t", Err("ack")), ("seq", Ok(a))])).await.is_err() {
+                            if sink.send(common::ack(a)).await.is_err() {
                                 return;
                             }
                         }
@@ -156,7 +135,7 @@ async fn main() -> std::io::Result<()> {
                         if !welcomed {
                             welcomed = true;
                             let welcome =
-                                frame(&[("t", Err("welcome")), ("sid", Err("")), ("acked", Ok(-1))]);
+                                common::welcome();
                             if sink.send(welcome).await.is_err() {
                                 return;
                             }
