@@ -26,9 +26,10 @@ use tokio_tungstenite::tungstenite::Message;
 const PREPARE: u64 = 1 << 20;
 /// Most batches in one group.
 const MAX_GROUP: usize = 2048;
+/// A group this large does not linger for more (spoor's `LINGER_BELOW_BATCHES`).
+const LINGER_BELOW: usize = 64;
 
 /// A socket's acks: the highest batch durable, and a wake-up.
-#[derive(Default)]
 struct Acks {
     acked: AtomicI64,
     notify: Notify,
@@ -53,7 +54,7 @@ fn writer(rx: flume::Receiver<Job>, file: File, linger: Duration) -> std::io::Re
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
                 Ok(j) => group.push(j),
-                Err(_) if group.len() >= 64 || linger.is_zero() => break,
+                Err(_) if group.len() >= LINGER_BELOW || linger.is_zero() => break,
                 Err(_) => match rx.recv_deadline(deadline) {
                     Ok(j) => group.push(j),
                     Err(_) => break,
@@ -134,9 +135,7 @@ async fn main() -> std::io::Result<()> {
                         let Message::Binary(bytes) = msg else { continue };
                         if !welcomed {
                             welcomed = true;
-                            let welcome =
-                                common::welcome();
-                            if sink.send(welcome).await.is_err() {
+                            if sink.send(common::welcome()).await.is_err() {
                                 return;
                             }
                             continue;

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{Barrier, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use session::{session, Ready};
@@ -215,10 +215,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
     });
     let opened = Instant::now();
     let connecting = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
-    let ready = Arc::new(Ready {
-        barrier: Barrier::new(args.connections),
-        start: std::sync::OnceLock::new(),
-    });
+    let ready = Arc::new(Ready::new(args.connections));
     let mut tasks = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
         let (url, args, payloads, connecting, ready) = (
@@ -247,7 +244,7 @@ pub async fn run(args: BenchArgs) -> Result<Report, BenchError> {
         report.errors += u64::from(r.error);
         lat.extend(r.latencies_us);
     }
-    let started = ready.start.get().copied().unwrap_or(opened);
+    let started = ready.started().unwrap_or(opened);
     report.connect_s = started.duration_since(opened).as_secs_f64();
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
     report.elapsed_s = elapsed;

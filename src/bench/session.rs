@@ -16,6 +16,7 @@ use super::{BenchArgs, ConnResult, Payloads};
 /// How long to wait for the last acks after the duration ends.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// A batch frame: the header written per send, then the pre-encoded events.
 fn encode_batch(seq: u64, t0: i64, ev: &[u8], json_ev: Option<&str>) -> Message {
     match json_ev {
         Some(ev) => {
@@ -37,13 +38,26 @@ fn encode_batch(seq: u64, t0: i64, ev: &[u8], json_ev: Option<&str>) -> Message 
         }
     }
 }
+
 /// Where the sessions wait for each other: the load starts once all have connected.
 pub(super) struct Ready {
-    pub(super) barrier: Barrier,
-    pub(super) start: std::sync::OnceLock<Instant>,
+    barrier: Barrier,
+    start: std::sync::OnceLock<Instant>,
 }
 
 impl Ready {
+    pub(super) fn new(sessions: usize) -> Ready {
+        Ready {
+            barrier: Barrier::new(sessions),
+            start: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// When the load started, once it has.
+    pub(super) fn started(&self) -> Option<Instant> {
+        self.start.get().copied()
+    }
+
     /// Waits until every session has connected (or failed to); the load's start.
     async fn all(&self) -> Instant {
         self.barrier.wait().await;
