@@ -25,6 +25,7 @@ use std::io::{BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::direct::{self, Direct, ZEROS};
 use crate::error::StoreError;
 
 pub(super) const MAGIC: &[u8; 8] = b"SPOORLG1";
@@ -36,10 +37,7 @@ pub(super) const MAX_RECORD: u32 = 1 << 30;
 /// Bytes of framing before each payload.
 pub(super) const FRAME: u64 = 8;
 /// Zeros written ahead of the records at a time.
-const PREPARE: u64 = 1 << 20;
-/// What they are written from: one buffer for the process, never a fresh mebibyte per write
-/// (whose pages each fault in while the kernel copies it; about a fifth of the cost).
-static ZEROS: [u8; PREPARE as usize] = [0; PREPARE as usize];
+const PREPARE: u64 = direct::ZEROS_LEN as u64;
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("{what} {}: {e}", path.display()))
@@ -107,6 +105,9 @@ pub(super) struct Log {
     prepared: u64,
     /// Where a segment is closed.
     limit: u64,
+    /// How appends are written: directly (`direct.rs`), or buffered if the file system
+    /// refused that.
+    direct: Option<Direct>,
 }
 
 impl Log {
@@ -131,6 +132,7 @@ impl Log {
             len: HEADER,
             prepared: HEADER,
             limit,
+            direct: Direct::open(&path, HEADER, MAGIC),
         })
     }
 
@@ -176,7 +178,17 @@ impl Log {
     pub(super) fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
         debug_assert!(record.len() as u64 > FRAME, "no record is empty");
         let path = segment_path(&self.dir, self.id);
-        let written = self.file.write_all_at(record, self.len);
+        let written = match &mut self.direct {
+            Some(d) => match d.append(self.len, record) {
+                Err(e) if direct::refused(&e) => {
+                    tracing::warn!(error = %e, segment = self.id, "A direct write to the log was refused; appending buffered from here.");
+                    self.direct = None;
+                    self.file.write_all_at(record, self.len)
+                }
+                r => r,
+            },
+            None => self.file.write_all_at(record, self.len),
+        };
         match written {
             Ok(()) => {
                 self.len += record.len() as u64;
@@ -203,9 +215,20 @@ impl Log {
         if to <= from {
             return;
         }
-        // `to - from` is at most PREPARE: one write.
-        match self.file.write_all_at(&ZEROS[..(to - from) as usize], from) {
-            Ok(()) => self.prepared = to,
+        // `to - from` is at most PREPARE: one write. A direct one from the block after the
+        // log's end (an append wrote zeros to there).
+        let written = match &self.direct {
+            Some(d) => {
+                let (from, to) = (direct::round_up(from), direct::round_up(to));
+                d.zeros(from, to).map(|()| to)
+            }
+            None => self
+                .file
+                .write_all_at(&ZEROS.0[..(to - from) as usize], from)
+                .map(|()| to),
+        };
+        match written.map(|to| self.prepared = to) {
+            Ok(()) => {}
             Err(e) => {
                 tracing::debug!(error = %e, segment = self.id, "Could not write zeros ahead of the log's records.");
                 self.cut();
@@ -217,6 +240,11 @@ impl Log {
     pub(super) fn undo(&mut self, start: u64) {
         self.len = start.min(self.len);
         self.cut();
+        let path = segment_path(&self.dir, self.id);
+        if let Some(Err(e)) = self.direct.as_mut().map(|d| d.reload(&path, self.len)) {
+            tracing::warn!(error = %e, segment = self.id, "Could not read the log's last block back; appending buffered from here.");
+            self.direct = None;
+        }
     }
 
     /// Cuts the segment back to its last whole record (after a failed append, or a record
@@ -413,6 +441,53 @@ mod tests {
         let mut blobs = Blobs::default();
         assert_eq!(blobs.read(tmp.path(), (1, 36, 5)).unwrap(), b"three");
         assert_eq!(segment_ids(tmp.path()).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn direct_and_buffered_appends_write_the_same_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut direct = Log::begin(tmp.path(), 1, 8 << 20).unwrap();
+        let mut buffered = Log::begin(tmp.path(), 2, 8 << 20).unwrap();
+        buffered.direct = None;
+        // Whether this file system takes O_DIRECT at all: if it does, the log must have
+        // kept writing directly (no write of it was refused).
+        let takes = Direct::open(&segment_path(tmp.path(), 2), HEADER, MAGIC).is_some();
+        let (mut x, mut kept) = (7u64, 0);
+        for i in 0..400u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Sizes within a block, across blocks and whole blocks.
+            let n = match i % 4 {
+                0 => 1 + (x >> 33) as usize % 300,
+                1 => 4096 - 8,
+                2 => 1 + (x >> 33) as usize % 20_000,
+                _ => 4096 * (1 + i as usize % 3),
+            };
+            let r = record(&vec![(i % 251) as u8 + 1; n]);
+            for log in [&mut direct, &mut buffered] {
+                let (_, start) = log.place(n).unwrap();
+                log.append(&r).unwrap();
+                if i % 37 == 5 {
+                    // A group whose transaction failed is taken back.
+                    log.undo(start);
+                }
+            }
+            kept += usize::from(i % 37 != 5);
+        }
+        assert_eq!(direct.direct.is_some(), takes);
+        assert_eq!(direct.len, buffered.len);
+        let a = std::fs::read(segment_path(tmp.path(), 1)).unwrap();
+        let b = std::fs::read(segment_path(tmp.path(), 2)).unwrap();
+        let len = direct.len as usize;
+        assert!(a[..len] == b[..len], "the records differ");
+        assert!(a[len..].iter().chain(&b[len..]).all(|&z| z == 0));
+        let mut rd = Reader::open(tmp.path(), 1, 0).unwrap();
+        let mut n = 0;
+        while rd.next().is_ok() {
+            n += 1;
+        }
+        assert_eq!(n, kept);
     }
 
     #[test]

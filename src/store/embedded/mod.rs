@@ -50,6 +50,7 @@ use crate::outbox::{Delivery, DeliveryQuery, EventBatch};
 
 mod codec;
 mod commit;
+mod direct;
 mod heat;
 mod lanes;
 mod log;
