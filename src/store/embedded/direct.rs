@@ -57,6 +57,9 @@ pub(super) struct Direct {
     tail: Vec<u8>,
     /// Where a block's bytes are put together; its aligned part is used.
     buf: Stage,
+    /// Tests: the next append is refused as a file system without `O_DIRECT` would.
+    #[cfg(test)]
+    pub(super) refuse: bool,
 }
 
 impl Direct {
@@ -74,6 +77,8 @@ impl Direct {
             file,
             tail: tail.to_vec(),
             buf: Stage::default(),
+            #[cfg(test)]
+            refuse: false,
         })
     }
 
@@ -81,6 +86,10 @@ impl Direct {
     /// after it to the next block boundary; afterwards the log's last block is the new tail.
     /// On failure the tail is unchanged, and so valid for the same `len`.
     pub(super) fn append(&mut self, len: u64, record: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.refuse {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
         let start = len - len % BLOCK;
         debug_assert_eq!(self.tail.len() as u64, len - start);
         let used = self.tail.len() + record.len();

@@ -450,7 +450,7 @@ mod tests {
         let mut buffered = Log::begin(tmp.path(), 2, 8 << 20).unwrap();
         buffered.direct = None;
         // Whether this file system takes O_DIRECT at all: if it does, the log must have
-        // kept writing directly (no write of it was refused).
+        // written directly until its write was refused, and then buffered.
         let takes = Direct::open(&segment_path(tmp.path(), 2), HEADER, MAGIC).is_some();
         let (mut x, mut kept) = (7u64, 0);
         for i in 0..400u64 {
@@ -474,8 +474,16 @@ mod tests {
                 }
             }
             kept += usize::from(i % 37 != 5);
+            if i == 300 {
+                // Written directly so far; now the file system refuses a direct write, and
+                // the log goes on buffered.
+                assert_eq!(direct.direct.is_some(), takes);
+                if let Some(d) = &mut direct.direct {
+                    d.refuse = true;
+                }
+            }
         }
-        assert_eq!(direct.direct.is_some(), takes);
+        assert!(direct.direct.is_none(), "a refused write falls back");
         assert_eq!(direct.len, buffered.len);
         let a = std::fs::read(segment_path(tmp.path(), 1)).unwrap();
         let b = std::fs::read(segment_path(tmp.path(), 2)).unwrap();
