@@ -165,6 +165,9 @@ impl IngestSession {
                 .take(batch.stats.dom_bytes, std::time::Instant::now())?;
         }
         let signals = self.walker.observe(batch.t0, &batch.stats, &batch.ev);
+        // Walked: the marks are not stored, and need not wait in the pipeline.
+        let mut stats = batch.stats;
+        stats.marks = Vec::new();
         if resend {
             self.app.metrics.duplicates.inc();
             return Ok(Accepted::Duplicate);
@@ -175,7 +178,7 @@ impl IngestSession {
             t0: batch.t0,
             rx: now_ms(),
             ev: batch.ev,
-            stats: batch.stats,
+            stats,
             signals,
         };
         self.app.pipeline.submit(chunk, &self.state).await?;

@@ -12,10 +12,17 @@
 //! already written (kept here, the *tail*), then the record, then zeros to the next
 //! boundary. The file's layout is unchanged (a record, then the next one; zeros after the
 //! last), so readers, recovery and older versions see no difference. The zeros the log writes
-//! ahead of its records go the same way, from one aligned static buffer.
+//! ahead of its records go the same way, from one aligned static buffer. (Rewriting the block
+//! that holds the last acked records is no new risk: buffered, the kernel writes that page
+//! back whole too. A device that tears a 4 KiB write at power loss could damage them either
+//! way; `recover.rs` then finds the damaged record by its checksum.)
+//!
+//! Replay reads the segments through the page cache as before; a direct write drops the
+//! cached pages it overwrites, so what it reads is what was written.
 //!
 //! A file system that refuses `O_DIRECT` (or an alignment of [`BLOCK`]) is written buffered,
-//! as before: the log falls back the first time a direct open or write fails.
+//! as before: the log falls back when a direct open fails or a direct write is refused
+//! (`EINVAL`; a full disk is not a refusal).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
