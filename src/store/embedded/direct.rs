@@ -70,10 +70,10 @@ pub(super) struct Direct {
 }
 
 impl Direct {
-    /// Opens `path` for direct writes; the log ends at `len` and `tail` is the block it ends
-    /// in, up to `len`. `None` if the file system does not take `O_DIRECT`.
-    pub(super) fn open(path: &Path, len: u64, tail: &[u8]) -> Option<Direct> {
-        debug_assert_eq!(tail.len() as u64, len % BLOCK);
+    /// Opens `path` for direct writes; `tail` is what is written of the block the log ends
+    /// in. `None` if the file system does not take `O_DIRECT`.
+    pub(super) fn open(path: &Path, tail: &[u8]) -> Option<Direct> {
+        debug_assert!((tail.len() as u64) < BLOCK);
         let file = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT)

@@ -132,7 +132,7 @@ impl Log {
             len: HEADER,
             prepared: HEADER,
             limit,
-            direct: Direct::open(&path, HEADER, MAGIC),
+            direct: Direct::open(&path, MAGIC),
         })
     }
 
@@ -227,8 +227,8 @@ impl Log {
                 .write_all_at(&ZEROS.0[..(to - from) as usize], from)
                 .map(|()| to),
         };
-        match written.map(|to| self.prepared = to) {
-            Ok(()) => {}
+        match written {
+            Ok(to) => self.prepared = to,
             Err(e) => {
                 tracing::debug!(error = %e, segment = self.id, "Could not write zeros ahead of the log's records.");
                 self.cut();
@@ -451,7 +451,7 @@ mod tests {
         buffered.direct = None;
         // Whether this file system takes O_DIRECT at all: if it does, the log must have
         // written directly until its write was refused, and then buffered.
-        let takes = Direct::open(&segment_path(tmp.path(), 2), HEADER, MAGIC).is_some();
+        let takes = Direct::open(&segment_path(tmp.path(), 2), MAGIC).is_some();
         let (mut x, mut kept) = (7u64, 0);
         for i in 0..400u64 {
             x = x
