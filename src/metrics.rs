@@ -59,6 +59,7 @@ pub struct Metrics {
     pub log_bytes: Gauge,
     pub checkpoint_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub store_reopens: Gauge,
+    pub log_direct: Gauge,
     pub checkpoints: Gauge,
     /// Client batches waiting for the batcher (set when scraped).
     pub pipeline_queued: Gauge,
@@ -124,6 +125,7 @@ impl Metrics {
             log_bytes: Gauge::default(),
             checkpoint_seconds: Gauge::default(),
             store_reopens: Gauge::default(),
+            log_direct: Gauge::default(),
             checkpoints: Gauge::default(),
             pipeline_queued: Gauge::default(),
             pipeline_inflight_bytes: Gauge::default(),
@@ -255,6 +257,11 @@ impl Metrics {
             "store_reopens",
             "Times the embedded store reopened its database after a failed write, since start",
             self.store_reopens.clone(),
+        );
+        registry.register(
+            "log_direct",
+            "1 if the embedded store's log is written with O_DIRECT, 0 if buffered (its file system refused direct writes)",
+            self.log_direct.clone(),
         );
     }
 

@@ -26,6 +26,25 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Whether the file system of `dir` opens a file for direct writes and takes one aligned
+/// block: what the log needs to write past the page cache.
+fn takes_direct_writes(dir: &Path) -> bool {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let path = dir.join("direct-probe");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path);
+    let mut buf = vec![0u8; 8192];
+    let off = buf.as_ptr().align_offset(4096);
+    let ok = file.is_ok_and(|f| f.write_all_at(&buf[off..off + 4096], 0).is_ok());
+    buf.clear();
+    let _ = std::fs::remove_file(path);
+    ok
+}
+
 async fn start(dir: &Path) -> TestServer {
     TestServer::start_in(
         dir,
@@ -91,6 +110,11 @@ async fn a_store_written_before_the_log_moves_into_it_and_replays_the_same() {
     assert_eq!(server.metric("spoor_log_segments").await, segments as f64);
     assert!(server.metric("spoor_log_bytes").await > 10_000.0);
     assert_eq!(server.metric("spoor_store_reopens").await, 0.0);
+    // The log is written directly wherever its file system takes O_DIRECT.
+    assert_eq!(
+        server.metric("spoor_log_direct").await,
+        f64::from(u8::from(takes_direct_writes(tmp.path())))
+    );
     // Converting the old store ended in a checkpoint.
     assert!(server.metric("spoor_checkpoints").await >= 1.0);
 

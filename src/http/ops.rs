@@ -57,6 +57,7 @@ pub fn metrics(app: Arc<App>, auth: Option<String>) -> Result<Response, ApiError
         m.checkpoint_seconds.set(log.checkpoint_s);
         m.store_reopens.set(log.reopens as i64);
         m.checkpoints.set(log.checkpoints as i64);
+        m.log_direct.set(i64::from(log.direct));
     }
     let mut res = m.render().into_response();
     res.headers_mut().insert(

@@ -41,6 +41,8 @@ pub struct LogStats {
     pub checkpoints: u64,
     /// Reopenings after a failed write, since start.
     pub reopens: u64,
+    /// Whether the log is written with `O_DIRECT` (else buffered: the file system refused it).
+    pub direct: bool,
 }
 
 /// Resolves once a group [`Store::stage`] wrote is durable (or could not be made so).

@@ -140,6 +140,11 @@ impl Log {
         self.id
     }
 
+    /// Whether appends are written with `O_DIRECT`.
+    pub(super) fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
     /// Where the next record goes: (segment, offset).
     pub(super) fn end(&self) -> (u64, u64) {
         (self.id, self.len)

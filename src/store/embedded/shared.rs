@@ -219,6 +219,7 @@ impl Inner {
             checkpoint_s: self.checkpoint_us.load(Ordering::Relaxed) as f64 / 1e6,
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             reopens: self.reopens.load(Ordering::Relaxed),
+            direct: self.log.lock().is_ok_and(|l| l.is_direct()),
         }
     }
 
