@@ -35,10 +35,8 @@ cargo build --release --quiet --bin spoor --example bare_ack --example bare_dura
 (cd bench/peers/node-ws && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 . bench/lib.sh
 
-work=$(mktemp -d)
+bench_scratch
 results="$work/results.jsonl"
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 start() { # peer
   rm -rf "$work/data"

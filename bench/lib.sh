@@ -1,5 +1,14 @@
-# Shared by the bench scripts: a spoor config for benchmarking, and waiting for a port.
-# Source it; it expects $work (a scratch directory), $PORT and $KEY.
+# Shared by the bench scripts: a scratch directory, a spoor config for benchmarking, and
+# waiting for a port. Source it; it expects $PORT and $KEY, and $work (a scratch directory,
+# which bench_scratch makes).
+
+# Makes $work, a scratch directory, and sets $server empty; on exit, the server (once one is
+# started) is stopped and $work removed.
+bench_scratch() {
+  work=$(mktemp -d)
+  server=""
+  trap '[ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+}
 
 # Writes $work/spoor.toml: a fresh embedded store, one site, and the rate limits lifted (the
 # load is deliberately far beyond what they allow one site or host). Extra TOML in $1.

@@ -14,10 +14,8 @@ BIN=${SPOOR_BIN:-target/release/spoor}
 [ -n "${SPOOR_BIN:-}" ] || cargo build --release --quiet --bin spoor
 command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . bench/lib.sh
+bench_scratch
 bench_config
 serve_spoor "$BIN"
 perf record -F 999 -p "$server" -o "$work/perf.data" -- sleep 9 >/dev/null 2>&1 &

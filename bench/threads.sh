@@ -17,10 +17,8 @@ shift || true
 [ $# -gt 0 ] || set -- --connections 500 --batch-events 20 --interval-ms 100
 [ -n "${SPOOR_BIN:-}" ] || cargo build --release --quiet --bin spoor --example bare_ack --example bare_durable
 ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 . bench/lib.sh
+bench_scratch
 bench_config
 case $peer in
   spoor) serve_spoor "$BIN" ;;
