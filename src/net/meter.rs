@@ -10,6 +10,12 @@
 //! - **Activity.** The time of the last byte read and the requests in flight, so the accept
 //!   loop can close a connection that sends nothing (the header timeout only starts at the
 //!   first byte).
+//! - **Reading ahead.** tungstenite reads a socket through a small buffer (1 KiB by default,
+//!   kept small because it is allocated for every idle connection), so a client sending many
+//!   batches at once would cost one `recv` per kilobyte. Once a read fills the caller's buffer,
+//!   the next one reads up to [`AHEAD_BYTES`] into a buffer of the connection's, handed out to
+//!   the following reads and freed when they have taken it all: a burst costs two `recv`s, an
+//!   idle connection holds nothing.
 
 use std::io;
 use std::pin::Pin;
@@ -23,6 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Bytes a connection may hold unsettled even when the budget is spent: a typical batch, a
 /// hello, headers. Only connections above it are refused.
 pub const FAIR_SHARE_BYTES: usize = 64 * 1024;
+
+/// The most a connection reads ahead of its caller in one `recv`.
+pub const AHEAD_BYTES: usize = 16 * 1024;
 
 /// A read refused because the server's pending-bytes budget is spent.
 #[derive(Debug, thiserror::Error)]
@@ -157,16 +166,54 @@ impl Drop for InFlight {
     }
 }
 
-/// A socket whose reads are charged to its [`ConnState`].
+/// Bytes read from the socket that the caller has not taken yet.
+#[derive(Debug)]
+struct Ahead {
+    bytes: Box<[u8]>,
+    at: usize,
+    len: usize,
+}
+
+/// A socket whose reads are charged to its [`ConnState`], and read ahead of small callers
+/// during bursts (see the module's doc).
 #[derive(Debug)]
 pub struct Metered<T> {
     inner: T,
     state: Arc<ConnState>,
+    ahead: Option<Ahead>,
+    /// The last read from the socket filled what it was given: more is probably waiting.
+    burst: bool,
 }
 
 impl<T> Metered<T> {
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        Metered { inner, state }
+        Metered {
+            inner,
+            state,
+            ahead: None,
+            burst: false,
+        }
+    }
+
+    /// Hands out bytes read ahead, if any: how many.
+    fn take_ahead(&mut self, buf: &mut ReadBuf<'_>) -> usize {
+        let Some(a) = &mut self.ahead else { return 0 };
+        let n = buf.remaining().min(a.len - a.at);
+        buf.put_slice(&a.bytes[a.at..a.at + n]);
+        a.at += n;
+        if a.at == a.len {
+            self.ahead = None;
+        }
+        n
+    }
+
+    fn charged(&self, n: usize) -> Poll<io::Result<()>> {
+        if n > 0 {
+            if let Err(e) = self.state.charge(n) {
+                return Poll::Ready(Err(io::Error::other(e)));
+            }
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -176,17 +223,45 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            let n = buf.filled().len() - before;
-            if n > 0 {
-                if let Err(e) = self.state.charge(n) {
-                    return Poll::Ready(Err(io::Error::other(e)));
-                }
-            }
+        let this = &mut *self;
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
         }
-        r
+        let n = this.take_ahead(buf);
+        if n > 0 {
+            return this.charged(n);
+        }
+        if this.burst && buf.remaining() < AHEAD_BYTES {
+            let mut bytes = vec![0u8; AHEAD_BYTES].into_boxed_slice();
+            let mut ahead = ReadBuf::new(&mut bytes);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut ahead) {
+                Poll::Pending => {
+                    this.burst = false;
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            let len = ahead.filled().len();
+            this.burst = len == AHEAD_BYTES;
+            this.ahead = Some(Ahead { bytes, at: 0, len });
+            let n = this.take_ahead(buf);
+            return this.charged(n);
+        }
+        let (room, before) = (buf.remaining(), buf.filled().len());
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        match r {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len() - before;
+                this.burst = n == room;
+                this.charged(n)
+            }
+            Poll::Pending => {
+                this.burst = false;
+                Poll::Pending
+            }
+            r => r,
+        }
     }
 }
 
@@ -257,6 +332,94 @@ mod tests {
         drop(state);
         drop(hog);
         assert_eq!(budget.used(), 0, "a closed connection gives its bytes back");
+    }
+
+    /// A socket with `data` waiting, handing out at most what each read asks for, counting
+    /// its reads; `Pending` once drained.
+    struct Counted {
+        data: Vec<u8>,
+        at: usize,
+        reads: usize,
+    }
+
+    impl AsyncRead for Counted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.at == self.data.len() {
+                return Poll::Pending;
+            }
+            self.reads += 1;
+            let n = buf.remaining().min(self.data.len() - self.at);
+            buf.put_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_burst_is_read_ahead_in_few_reads_and_handed_out_whole() {
+        let budget = Budget::new(1 << 30);
+        let state = ConnState::new(budget.clone());
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let inner = Counted {
+            data: data.clone(),
+            at: 0,
+            reads: 0,
+        };
+        let mut m = Metered::new(inner, state.clone());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut got = Vec::new();
+        let mut small = [0u8; 1000];
+        loop {
+            let mut buf = ReadBuf::new(&mut small);
+            match Pin::new(&mut m).poll_read(&mut cx, &mut buf) {
+                Poll::Ready(Ok(())) => got.extend_from_slice(buf.filled()),
+                Poll::Ready(Err(e)) => panic!("{e}"),
+                Poll::Pending => break,
+            }
+            // Charged as handed out, not as read ahead.
+            assert_eq!(budget.used(), got.len());
+        }
+        assert_eq!(got, data, "every byte once, in order");
+        // 100 reads of 1000 bytes asked for; the socket was read 7 times ahead (16 KiB each)
+        // and once or twice directly between them.
+        assert!(m.inner.reads <= 15, "{} reads", m.inner.reads);
+        assert!(m.ahead.is_none(), "nothing held once drained");
+        // A caller with a large buffer reads the socket directly.
+        m.inner.data.extend_from_slice(&[9u8; 40_000]);
+        let mut large = vec![0u8; 64 * 1024];
+        let mut buf = ReadBuf::new(&mut large);
+        assert!(Pin::new(&mut m).poll_read(&mut cx, &mut buf).is_ready());
+        assert_eq!(buf.filled().len(), 40_000);
+        assert!(m.ahead.is_none());
+    }
+
+    #[test]
+    fn a_trickle_is_read_directly() {
+        let state = ConnState::new(Budget::new(1 << 30));
+        let inner = Counted {
+            data: Vec::new(),
+            at: 0,
+            reads: 0,
+        };
+        let mut m = Metered::new(inner, state);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut small = [0u8; 1024];
+        for round in 1..=20 {
+            // One batch of 400 bytes at a time, as a page sends them.
+            m.inner.data.extend_from_slice(&[round as u8; 400]);
+            let mut buf = ReadBuf::new(&mut small);
+            assert!(Pin::new(&mut m).poll_read(&mut cx, &mut buf).is_ready());
+            assert_eq!(buf.filled(), &[round as u8; 400][..]);
+            assert!(
+                m.ahead.is_none(),
+                "no buffer of its own for a batch that fits"
+            );
+        }
+        assert_eq!(m.inner.reads, 20);
     }
 
     #[test]
