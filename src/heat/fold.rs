@@ -198,16 +198,17 @@ impl Fold {
 mod tests {
     use super::super::records::{Cell, DEPTH_STEPS};
     use super::*;
+    use crate::heat::records::Record;
 
     #[test]
     fn cells_of_several_records_fold_into_points() {
         let mut f = Fold::new(Kind::Cells);
-        let rec = Cells(vec![Cell {
+        let rec = Record::Cells(Cells(vec![Cell {
             row: 0,
             col: 2,
             n: 3,
             rage: 1,
-        }])
+        }]))
         .encode();
         f.add(0, &rec).unwrap();
         f.add(0, &rec).unwrap();
@@ -245,7 +246,7 @@ mod tests {
         s.reach(0, 10);
         s.reach(0, 3);
         let mut f = Fold::new(Kind::Scroll);
-        f.add(0, &s.encode()).unwrap();
+        f.add(0, &Record::Scroll(s).encode()).unwrap();
         let (views, depths, fold) = f.depths();
         assert_eq!(views, 4);
         assert_eq!(depths[0], (0.0, 1.0));

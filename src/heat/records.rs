@@ -124,8 +124,8 @@ impl Cells {
         self.0 = out;
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(1 + 12 * self.0.len());
+    pub fn encode_into(&self, v: &mut Vec<u8>) {
+        v.reserve(1 + 12 * self.0.len());
         v.push(VERSION);
         for c in &self.0 {
             v.extend_from_slice(&c.row.to_le_bytes());
@@ -133,7 +133,6 @@ impl Cells {
             v.extend_from_slice(&c.n.to_le_bytes());
             v.extend_from_slice(&c.rage.to_le_bytes());
         }
-        v
     }
 
     pub fn decode(b: &[u8]) -> Result<Cells, StoreError> {
@@ -210,8 +209,8 @@ impl Scroll {
         add_counts(&mut self.fold, &other.fold);
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(13 + 4 * (self.reached.len() + self.fold.len()));
+    pub fn encode_into(&self, v: &mut Vec<u8>) {
+        v.reserve(13 + 4 * (self.reached.len() + self.fold.len()));
         v.push(VERSION);
         v.extend_from_slice(&self.views.to_le_bytes());
         for list in [&self.reached, &self.fold] {
@@ -220,7 +219,6 @@ impl Scroll {
                 v.extend_from_slice(&n.to_le_bytes());
             }
         }
-        v
     }
 
     pub fn decode(b: &[u8]) -> Result<Scroll, StoreError> {
@@ -313,8 +311,8 @@ impl Elements {
         }
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(1 + 40 * self.0.len());
+    pub fn encode_into(&self, v: &mut Vec<u8>) {
+        v.reserve(1 + 40 * self.0.len());
         v.push(VERSION);
         for e in &self.0 {
             v.extend_from_slice(&(e.selector.len() as u16).to_le_bytes());
@@ -325,7 +323,6 @@ impl Elements {
             v.extend_from_slice(&e.sx.to_le_bytes());
             v.extend_from_slice(&e.sy.to_le_bytes());
         }
-        v
     }
 
     pub fn decode(b: &[u8]) -> Result<Elements, StoreError> {
@@ -374,10 +371,17 @@ impl Record {
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// Appends the encoding to `v` (one buffer for many records).
+    pub fn encode_into(&self, v: &mut Vec<u8>) {
         match self {
-            Record::Cells(c) => c.encode(),
-            Record::Scroll(s) => s.encode(),
-            Record::Elements(e) => e.encode(),
+            Record::Cells(c) => c.encode_into(v),
+            Record::Scroll(s) => s.encode_into(v),
+            Record::Elements(e) => e.encode_into(v),
         }
     }
 
@@ -393,6 +397,12 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn enc(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut v = Vec::new();
+        f(&mut v);
+        v
+    }
 
     fn cell(row: u16, col: u16, n: u32, rage: u32) -> Cell {
         Cell { row, col, n, rage }
@@ -430,8 +440,8 @@ mod tests {
                 cell(9, 9, 1, 0)
             ]
         );
-        assert_eq!(Cells::decode(&a.encode()).unwrap(), a);
-        assert!(Cells::decode(&a.encode()[..5]).is_err());
+        assert_eq!(Cells::decode(&enc(|v| a.encode_into(v))).unwrap(), a);
+        assert!(Cells::decode(&enc(|v| a.encode_into(v))[..5]).is_err());
         assert!(Cells::decode(&[9]).is_err(), "unknown version");
         assert_eq!(Cells::locate(10.0, 1030.0), (1, 1, 2));
         assert_eq!(Cells::locate(-5.0, -1.0), (0, 0, 0));
@@ -455,7 +465,7 @@ mod tests {
         t.add(&s);
         assert_eq!(t.views, 4);
         assert_eq!(t.reached[80], 2);
-        assert_eq!(Scroll::decode(&t.encode()).unwrap(), t);
+        assert_eq!(Scroll::decode(&enc(|v| t.encode_into(v))).unwrap(), t);
         s.reach(5, 3);
         assert_eq!(s.reached[5], 2, "an empty range adds nothing");
         assert_eq!(depth_step(1e9), DEPTH_STEPS - 1);
@@ -477,7 +487,7 @@ mod tests {
             (a.0[0].selector.as_str(), a.0[0].clicks, a.0[0].dead),
             ("#buy", 3, 1)
         );
-        assert_eq!(Elements::decode(&a.encode()).unwrap(), a);
+        assert_eq!(Elements::decode(&enc(|v| a.encode_into(v))).unwrap(), a);
         let mut many = Elements::default();
         for i in 0..MAX_ELEMENTS + 5 {
             many.entry(&format!("e{i}")).clicks = if i == 7 { 100 } else { 1 };

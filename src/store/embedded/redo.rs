@@ -47,8 +47,44 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 }
 
 /// (site, page, kind, class, hour, band, the encoded addition).
-type HeatOut<'a> = (&'a str, u8, u8, u64, u32, ByteBuf);
 type HeatIn = (String, u8, u8, u64, u32, ByteBuf);
+
+/// A chunk's heat additions as the redo writes them: a list of (page, kind, class, hour,
+/// band, the encoded record), the records encoded beforehand into one buffer (`ends`: where
+/// each one ends in `bytes`).
+struct HeatOut<'a> {
+    delta: &'a HeatDelta,
+    bytes: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl Serialize for HeatOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        s.collect_seq(self.delta.0.iter().zip(starts.zip(self.ends)).map(
+            |((k, _), (from, &to))| {
+                (
+                    &*k.page,
+                    k.kind.code(),
+                    k.class.code(),
+                    k.hour,
+                    k.band,
+                    RawBytes::new(&self.bytes[from..to]),
+                )
+            },
+        ))
+    }
+}
+
+/// Encodes a delta's records one after the other into `bytes`, noting where each ends.
+fn encode_heat(delta: &HeatDelta, bytes: &mut Vec<u8>, ends: &mut Vec<usize>) {
+    bytes.clear();
+    ends.clear();
+    for r in delta.0.values() {
+        r.encode_into(bytes);
+        ends.push(bytes.len());
+    }
+}
 
 #[derive(Serialize)]
 struct ChunkOut<'a> {
@@ -65,7 +101,7 @@ struct ChunkOut<'a> {
     fixes: &'a [GpsFix],
     dom_bytes: u64,
     identify: &'a Option<String>,
-    heat: Vec<HeatOut<'a>>,
+    heat: HeatOut<'a>,
     page_keys: &'a [String],
     rage_bursts: u32,
     dead_clicks: u32,
@@ -94,7 +130,8 @@ struct ChunkIn {
     layouts: Vec<(String, u8, i64, ByteBuf)>,
 }
 
-fn redo_of(c: &ChunkWrite) -> ChunkOut<'_> {
+/// The redo of a chunk whose heat records are encoded in `heat` ([`encode_heat`]).
+fn redo_of<'a>(c: &'a ChunkWrite, heat: (&'a [u8], &'a [usize])) -> ChunkOut<'a> {
     let (s, g) = (&c.stats, &c.signals);
     ChunkOut {
         site: &c.meta.site,
@@ -110,21 +147,11 @@ fn redo_of(c: &ChunkWrite) -> ChunkOut<'_> {
         fixes: &s.fixes,
         dom_bytes: s.dom_bytes,
         identify: &s.identify,
-        heat: g
-            .heat
-            .0
-            .iter()
-            .map(|(k, r)| {
-                (
-                    &*k.page,
-                    k.kind.code(),
-                    k.class.code(),
-                    k.hour,
-                    k.band,
-                    ByteBuf::from(r.encode()),
-                )
-            })
-            .collect(),
+        heat: HeatOut {
+            delta: &g.heat,
+            bytes: heat.0,
+            ends: heat.1,
+        },
         page_keys: &g.pages,
         rage_bursts: g.rage_bursts,
         dead_clicks: g.dead_clicks,
@@ -172,6 +199,7 @@ pub(super) fn group_record(
     out.push(GROUP);
     put_u32(&mut out, chunks.len());
     let mut blobs = Vec::with_capacity(chunks.len());
+    let (mut heat, mut ends) = (Vec::new(), Vec::new());
     for c in chunks {
         let len = chunk_len(c);
         put_u32(&mut out, len);
@@ -179,8 +207,9 @@ pub(super) fn group_record(
         out.resize(at + len, 0);
         write_chunk(c, &mut out[at..]);
         blobs.push((at as u64, len as u32));
+        encode_heat(&c.signals.heat, &mut heat, &mut ends);
         sized(&mut out, |out| {
-            rmp_serde::encode::write(out, &redo_of(c)).map_err(corrupt)
+            rmp_serde::encode::write(out, &redo_of(c, (&heat, &ends))).map_err(corrupt)
         })?;
     }
     events_into(&mut out, events)?;
@@ -429,6 +458,39 @@ mod tests {
         }
         assert!(parse(&rec[8..rec.len() - 3], 0).is_err(), "cut short");
         assert!(parse(&[9], 0).is_err(), "unknown kind");
+    }
+
+    #[test]
+    fn heat_is_written_as_before_one_buffer_per_chunk() {
+        // Until 2026-12-04 each record was encoded into a vector of its own; a store written
+        // then and one written now must hold the same bytes.
+        let chunks = crate::store::fixtures::rich_group();
+        let delta = &chunks[0].signals.heat;
+        assert!(delta.0.len() > 1, "several records");
+        let before: Vec<_> = (delta.0.iter())
+            .map(|(k, r)| {
+                let code = (k.kind.code(), k.class.code());
+                (
+                    &*k.page,
+                    code.0,
+                    code.1,
+                    k.hour,
+                    k.band,
+                    ByteBuf::from(r.encode()),
+                )
+            })
+            .collect();
+        let (mut bytes, mut ends) = (vec![7u8; 3], vec![1]);
+        encode_heat(delta, &mut bytes, &mut ends);
+        let now = HeatOut {
+            delta,
+            bytes: &bytes,
+            ends: &ends,
+        };
+        assert_eq!(
+            rmp_serde::to_vec(&now).unwrap(),
+            rmp_serde::to_vec(&before).unwrap()
+        );
     }
 
     #[test]
