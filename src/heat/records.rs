@@ -97,8 +97,22 @@ impl Cells {
         (cy / BAND_CELLS, (cy % BAND_CELLS) as u16, col)
     }
 
-    /// Adds `other` (also sorted) in one pass.
+    /// Adds `other` (also sorted): in place when it is small beside `self` (a chunk's few
+    /// cells into a group's or a checkpoint's many), else in one merging pass.
     pub fn add(&mut self, other: &Cells) {
+        if other.0.len() * 16 < self.0.len() {
+            for o in &other.0 {
+                match (self.0).binary_search_by(|c| (c.row, c.col).cmp(&(o.row, o.col))) {
+                    Ok(i) => {
+                        let c = &mut self.0[i];
+                        c.n = c.n.saturating_add(o.n);
+                        c.rage = c.rage.saturating_add(o.rage);
+                    }
+                    Err(i) => self.0.insert(i, *o),
+                }
+            }
+            return;
+        }
         let mut out = Vec::with_capacity(self.0.len() + other.0.len());
         let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
         loop {
@@ -395,108 +409,5 @@ impl Record {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn enc(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut v = Vec::new();
-        f(&mut v);
-        v
-    }
-
-    fn cell(row: u16, col: u16, n: u32, rage: u32) -> Cell {
-        Cell { row, col, n, rage }
-    }
-
-    #[test]
-    fn additions_merge_once_they_weigh_half_the_base() {
-        assert!(
-            !should_merge(0, 0, 0, 100),
-            "a first small addition stays one"
-        );
-        assert!(
-            should_merge(0, 4000, 10, 100),
-            "small records merge at 4 KiB"
-        );
-        assert!(!should_merge(100_000, 40_000, 10, 5_000));
-        assert!(should_merge(100_000, 46_000, 10, 5_000));
-        assert!(
-            should_merge(100_000, 10, MAX_PARTS - 1, 10),
-            "or when there are many"
-        );
-    }
-
-    #[test]
-    fn cells_add_in_order_and_round_trip() {
-        let mut a = Cells(vec![cell(0, 1, 1, 0), cell(2, 0, 3, 1)]);
-        let b = Cells(vec![cell(0, 0, 1, 0), cell(2, 0, 1, 1), cell(9, 9, 1, 0)]);
-        a.add(&b);
-        assert_eq!(
-            a.0,
-            vec![
-                cell(0, 0, 1, 0),
-                cell(0, 1, 1, 0),
-                cell(2, 0, 4, 2),
-                cell(9, 9, 1, 0)
-            ]
-        );
-        assert_eq!(Cells::decode(&enc(|v| a.encode_into(v))).unwrap(), a);
-        assert!(Cells::decode(&enc(|v| a.encode_into(v))[..5]).is_err());
-        assert!(Cells::decode(&[9]).is_err(), "unknown version");
-        assert_eq!(Cells::locate(10.0, 1030.0), (1, 1, 2));
-        assert_eq!(Cells::locate(-5.0, -1.0), (0, 0, 0));
-    }
-
-    #[test]
-    fn scroll_counts_views_depths_and_the_fold() {
-        let mut s = Scroll::default();
-        s.view(700.0);
-        s.reach(0, depth_step(700.0));
-        s.view(900.0);
-        s.reach(0, depth_step(900.0));
-        s.reach(depth_step(900.0) + 1, depth_step(2000.0));
-        assert_eq!(s.views, 2);
-        assert_eq!(s.reached[0], 2);
-        assert_eq!(s.reached[28], 2, "700 px: both");
-        assert_eq!(s.reached[29], 1);
-        assert_eq!(s.reached.len(), 81);
-        assert_eq!(s.fold_px(), Some(700.0));
-        let mut t = s.clone();
-        t.add(&s);
-        assert_eq!(t.views, 4);
-        assert_eq!(t.reached[80], 2);
-        assert_eq!(Scroll::decode(&enc(|v| t.encode_into(v))).unwrap(), t);
-        s.reach(5, 3);
-        assert_eq!(s.reached[5], 2, "an empty range adds nothing");
-        assert_eq!(depth_step(1e9), DEPTH_STEPS - 1);
-    }
-
-    #[test]
-    fn elements_add_by_selector_and_keep_the_most_clicked() {
-        let mut a = Elements::default();
-        a.entry("#buy").clicks += 2;
-        a.entry("a.nav").clicks += 1;
-        let mut b = Elements::default();
-        let e = b.entry("#buy");
-        e.clicks += 1;
-        e.dead += 1;
-        e.sx += 10.0;
-        a.add(&b);
-        assert_eq!(a.0.len(), 2);
-        assert_eq!(
-            (a.0[0].selector.as_str(), a.0[0].clicks, a.0[0].dead),
-            ("#buy", 3, 1)
-        );
-        assert_eq!(Elements::decode(&enc(|v| a.encode_into(v))).unwrap(), a);
-        let mut many = Elements::default();
-        for i in 0..MAX_ELEMENTS + 5 {
-            many.entry(&format!("e{i}")).clicks = if i == 7 { 100 } else { 1 };
-        }
-        many.trim();
-        assert_eq!(many.0.len(), MAX_ELEMENTS);
-        assert!(many.0.iter().any(|e| e.selector == "e7"));
-        assert!(many.0.windows(2).all(|w| w[0].selector < w[1].selector));
-        let long = "é".repeat(200);
-        assert!(clip_selector(&long).len() <= MAX_SELECTOR);
-    }
-}
+#[path = "records_tests.rs"]
+mod tests;

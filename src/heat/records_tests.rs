@@ -1,0 +1,135 @@
+//! Tests of the heat records: merging, encoding, trimming.
+
+use super::*;
+
+fn enc(f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut v = Vec::new();
+    f(&mut v);
+    v
+}
+
+fn cell(row: u16, col: u16, n: u32, rage: u32) -> Cell {
+    Cell { row, col, n, rage }
+}
+
+#[test]
+fn additions_merge_once_they_weigh_half_the_base() {
+    assert!(
+        !should_merge(0, 0, 0, 100),
+        "a first small addition stays one"
+    );
+    assert!(
+        should_merge(0, 4000, 10, 100),
+        "small records merge at 4 KiB"
+    );
+    assert!(!should_merge(100_000, 40_000, 10, 5_000));
+    assert!(should_merge(100_000, 46_000, 10, 5_000));
+    assert!(
+        should_merge(100_000, 10, MAX_PARTS - 1, 10),
+        "or when there are many"
+    );
+}
+
+#[test]
+fn cells_add_in_order_and_round_trip() {
+    let mut a = Cells(vec![cell(0, 1, 1, 0), cell(2, 0, 3, 1)]);
+    let b = Cells(vec![cell(0, 0, 1, 0), cell(2, 0, 1, 1), cell(9, 9, 1, 0)]);
+    a.add(&b);
+    assert_eq!(
+        a.0,
+        vec![
+            cell(0, 0, 1, 0),
+            cell(0, 1, 1, 0),
+            cell(2, 0, 4, 2),
+            cell(9, 9, 1, 0)
+        ]
+    );
+    assert_eq!(Cells::decode(&enc(|v| a.encode_into(v))).unwrap(), a);
+    assert!(Cells::decode(&enc(|v| a.encode_into(v))[..5]).is_err());
+    assert!(Cells::decode(&[9]).is_err(), "unknown version");
+    assert_eq!(Cells::locate(10.0, 1030.0), (1, 1, 2));
+    assert_eq!(Cells::locate(-5.0, -1.0), (0, 0, 0));
+}
+
+#[test]
+fn small_additions_in_place_agree_with_the_merge() {
+    // A big record (every other cell of a 40 × 10 grid) and small additions to it: some
+    // cells it has, some it has not, at both ends and between.
+    let big = Cells(
+        (0..40u16)
+            .flat_map(|r| (0..10).map(move |c| cell(r, c * 2, 1, 0)))
+            .collect(),
+    );
+    let small = Cells(vec![
+        cell(0, 0, 2, 1),
+        cell(0, 1, 1, 0),
+        cell(17, 8, 5, 0),
+        cell(39, 18, 1, 1),
+        cell(45, 3, 1, 0),
+    ]);
+    let mut in_place = big.clone();
+    in_place.add(&small);
+    let mut merged = small.clone();
+    merged.add(&big);
+    assert_eq!(in_place, merged);
+    assert_eq!(in_place.0.len(), 402);
+    assert!(in_place
+        .0
+        .windows(2)
+        .all(|w| (w[0].row, w[0].col) < (w[1].row, w[1].col)));
+    let n: u32 = in_place.0.iter().map(|c| c.n).sum();
+    assert_eq!(n, 400 + 10);
+}
+
+#[test]
+fn scroll_counts_views_depths_and_the_fold() {
+    let mut s = Scroll::default();
+    s.view(700.0);
+    s.reach(0, depth_step(700.0));
+    s.view(900.0);
+    s.reach(0, depth_step(900.0));
+    s.reach(depth_step(900.0) + 1, depth_step(2000.0));
+    assert_eq!(s.views, 2);
+    assert_eq!(s.reached[0], 2);
+    assert_eq!(s.reached[28], 2, "700 px: both");
+    assert_eq!(s.reached[29], 1);
+    assert_eq!(s.reached.len(), 81);
+    assert_eq!(s.fold_px(), Some(700.0));
+    let mut t = s.clone();
+    t.add(&s);
+    assert_eq!(t.views, 4);
+    assert_eq!(t.reached[80], 2);
+    assert_eq!(Scroll::decode(&enc(|v| t.encode_into(v))).unwrap(), t);
+    s.reach(5, 3);
+    assert_eq!(s.reached[5], 2, "an empty range adds nothing");
+    assert_eq!(depth_step(1e9), DEPTH_STEPS - 1);
+}
+
+#[test]
+fn elements_add_by_selector_and_keep_the_most_clicked() {
+    let mut a = Elements::default();
+    a.entry("#buy").clicks += 2;
+    a.entry("a.nav").clicks += 1;
+    let mut b = Elements::default();
+    let e = b.entry("#buy");
+    e.clicks += 1;
+    e.dead += 1;
+    e.sx += 10.0;
+    a.add(&b);
+    assert_eq!(a.0.len(), 2);
+    assert_eq!(
+        (a.0[0].selector.as_str(), a.0[0].clicks, a.0[0].dead),
+        ("#buy", 3, 1)
+    );
+    assert_eq!(Elements::decode(&enc(|v| a.encode_into(v))).unwrap(), a);
+    let mut many = Elements::default();
+    for i in 0..MAX_ELEMENTS + 5 {
+        many.entry(&format!("e{i}")).clicks = if i == 7 { 100 } else { 1 };
+    }
+    many.trim();
+    assert_eq!(many.0.len(), MAX_ELEMENTS);
+    assert!(many.0.iter().any(|e| e.selector == "e7"));
+    assert!(many.0.windows(2).all(|w| w[0].selector < w[1].selector));
+    let long = "é".repeat(200);
+    assert!(clip_selector(&long).len() <= MAX_SELECTOR);
+}
