@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::IngestError;
-use crate::pipeline::AckState;
+use crate::pipeline::{AckState, Waiting};
 use crate::protocol::{Batch, Hello};
 use crate::signals::SignalWalker;
 use crate::site::Site;
@@ -26,6 +26,13 @@ pub enum Accepted {
     Duplicate,
     /// In the pipeline: its ack comes through [`IngestSession::ack_state`].
     Submitted,
+}
+
+/// What [`IngestSession::take`] made of a batch.
+pub enum Taken {
+    Done(Accepted),
+    /// No room in the pipeline now.
+    Waiting(Waiting),
 }
 
 pub struct IngestSession {
@@ -155,6 +162,15 @@ impl IngestSession {
     /// through it (resends too: they move the page and scroll along), and stores it unless
     /// it is already durable. Waits for room in the pipeline: that wait is the backpressure.
     pub async fn accept(&mut self, batch: Batch) -> Result<Accepted, IngestError> {
+        match self.take(batch)? {
+            Taken::Done(a) => Ok(a),
+            Taken::Waiting(w) => self.wait(w).await.map(|()| Accepted::Submitted),
+        }
+    }
+
+    /// [`IngestSession::accept`] without waiting: a batch the pipeline has no room for now
+    /// comes back as [`Taken::Waiting`], for [`IngestSession::wait`].
+    pub fn take(&mut self, batch: Batch) -> Result<Taken, IngestError> {
         if !self.app.key_limits.take(&self.meta.site, 1) {
             return Err(IngestError::RateLimited);
         }
@@ -170,7 +186,7 @@ impl IngestSession {
         stats.marks = Vec::new();
         if resend {
             self.app.metrics.duplicates.inc();
-            return Ok(Accepted::Duplicate);
+            return Ok(Taken::Done(Accepted::Duplicate));
         }
         let chunk = ChunkWrite {
             meta: self.meta.clone(),
@@ -181,9 +197,20 @@ impl IngestSession {
             stats,
             signals,
         };
-        self.app.pipeline.submit(chunk, &self.state).await?;
+        match self.app.pipeline.try_submit(chunk, &self.state)? {
+            None => {
+                self.submitted += 1;
+                Ok(Taken::Done(Accepted::Submitted))
+            }
+            Some(w) => Ok(Taken::Waiting(w)),
+        }
+    }
+
+    /// Queues a batch [`IngestSession::take`] found no room for, waiting for it.
+    pub async fn wait(&mut self, waiting: Waiting) -> Result<(), IngestError> {
+        self.app.pipeline.wait(waiting, &self.state).await?;
         self.submitted += 1;
-        Ok(Accepted::Submitted)
+        Ok(())
     }
 
     /// Waits until the pipeline is done with every submitted batch, at most `limit`; the

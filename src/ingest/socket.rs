@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::session::{Accepted, IngestSession};
+use super::session::{Accepted, IngestSession, Taken};
 use crate::app::App;
 use crate::clock::now_ms;
 use crate::error::IngestError;
@@ -349,7 +349,15 @@ async fn drive(
                 if !bucket.take(1, std::time::Instant::now()) {
                     return Err(IngestError::RateLimited.into());
                 }
-                if Box::pin(session.accept(batch)).await? == Accepted::Duplicate {
+                // Most batches find room at once, with no future to allocate.
+                let accepted = match session.take(batch)? {
+                    Taken::Done(a) => a,
+                    Taken::Waiting(w) => {
+                        Box::pin(session.wait(w)).await?;
+                        Accepted::Submitted
+                    }
+                };
+                if accepted == Accepted::Duplicate {
                     // A resend of something already durable: ack it again.
                     sent = sent.max(state.acked());
                     Box::pin(conn.send(ServerFrame::Ack { seq: state.acked() })).await?;

@@ -16,7 +16,7 @@ pub mod positions;
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -90,6 +90,14 @@ pub struct Submission {
     pub permit: OwnedSemaphorePermit,
 }
 
+/// A batch that found no room in the pipeline at once.
+pub enum Waiting {
+    /// No budget: it waits for bytes to become durable.
+    Budget(Box<ChunkWrite>),
+    /// Budget taken, the queue full: it waits for a slot (its ack guard already counts it).
+    Queue(Box<Submission>),
+}
+
 /// The sending side of the pipeline; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -104,6 +112,44 @@ impl Pipeline {
             tx,
             budget: Arc::new(Semaphore::new(max_inflight_bytes)),
             max_inflight: max_inflight_bytes,
+        }
+    }
+
+    /// Queues a batch if there is room now (budget and queue); else hands it back as
+    /// [`Waiting`], for [`Pipeline::wait`]. Lets a socket task take the common case without
+    /// an allocated future.
+    pub fn try_submit(
+        &self,
+        chunk: ChunkWrite,
+        ack: &Arc<AckState>,
+    ) -> Result<Option<Waiting>, IngestError> {
+        let cost = (chunk.ev.len() + PER_BATCH_OVERHEAD).min(self.max_inflight);
+        let permit = match (self.budget.clone())
+            .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+        {
+            Ok(p) => p,
+            Err(TryAcquireError::NoPermits) => return Ok(Some(Waiting::Budget(Box::new(chunk)))),
+            Err(TryAcquireError::Closed) => return Err(IngestError::ShuttingDown),
+        };
+        let sub = Submission {
+            chunk,
+            guard: AckGuard::new(ack.clone()),
+            permit,
+        };
+        match self.tx.try_send(sub) {
+            Ok(()) => Ok(None),
+            Err(flume::TrySendError::Full(sub)) => Ok(Some(Waiting::Queue(Box::new(sub)))),
+            Err(flume::TrySendError::Disconnected(_)) => Err(IngestError::ShuttingDown),
+        }
+    }
+
+    /// Queues a batch [`Pipeline::try_submit`] found no room for, waiting for it.
+    pub async fn wait(&self, waiting: Waiting, ack: &Arc<AckState>) -> Result<(), IngestError> {
+        match waiting {
+            Waiting::Budget(chunk) => self.submit(*chunk, ack).await,
+            Waiting::Queue(sub) => {
+                (self.tx.send_async(*sub).await).map_err(|_| IngestError::ShuttingDown)
+            }
         }
     }
 
@@ -135,5 +181,57 @@ impl Pipeline {
     /// Bytes accepted and not yet durable (the budget in use).
     pub fn inflight_bytes(&self) -> usize {
         self.max_inflight - self.budget.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(ev_bytes: usize) -> ChunkWrite {
+        let mut c = crate::store::fixtures::rich_group().remove(0);
+        c.ev = bytes::Bytes::from(vec![0u8; ev_bytes]);
+        c
+    }
+
+    #[tokio::test]
+    async fn a_batch_without_room_waits_and_is_queued_once_there_is() {
+        let (tx, rx) = flume::bounded(1);
+        let p = Pipeline::new(tx, 10_000);
+        let ack = AckState::new(0);
+        // Room: queued at once.
+        assert!(p.try_submit(chunk(100), &ack).unwrap().is_none());
+        // The queue is full: handed back, its budget already taken.
+        let w = p.try_submit(chunk(100), &ack).unwrap().expect("no room");
+        assert!(matches!(w, Waiting::Queue(_)));
+        assert_eq!(p.inflight_bytes(), 2 * (100 + PER_BATCH_OVERHEAD));
+        let (p2, ack2) = (p.clone(), ack.clone());
+        let waiter = tokio::spawn(async move { p2.wait(w, &ack2).await });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits for a slot");
+        let first = rx.recv_async().await.unwrap();
+        waiter.await.unwrap().unwrap();
+        let second = rx.recv_async().await.unwrap();
+        assert_eq!((first.chunk.ev.len(), second.chunk.ev.len()), (100, 100));
+        // No budget: handed back without taking any; queued once bytes are durable.
+        drop((first, second));
+        assert_eq!(p.inflight_bytes(), 0);
+        let big = p.try_submit(chunk(9_000), &ack).unwrap();
+        assert!(big.is_none());
+        let w = p
+            .try_submit(chunk(9_000), &ack)
+            .unwrap()
+            .expect("over budget");
+        assert!(matches!(w, Waiting::Budget(_)));
+        let (p2, ack2) = (p.clone(), ack.clone());
+        let waiter = tokio::spawn(async move { p2.wait(w, &ack2).await });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits for budget");
+        drop(rx.recv_async().await.unwrap());
+        waiter.await.unwrap().unwrap();
+        assert_eq!(rx.recv_async().await.unwrap().chunk.ev.len(), 9_000);
+        // Nothing was failed on the way: every guard above was dropped unacked, so each
+        // counts as finished without an ack, and none of them twice.
+        assert_eq!(ack.done(), 4);
     }
 }
