@@ -166,12 +166,12 @@ impl Drop for InFlight {
     }
 }
 
-/// Bytes read from the socket that the caller has not taken yet.
+/// Bytes read from the socket that the caller has not taken yet (boxed: an idle
+/// connection pays one pointer for it).
 #[derive(Debug)]
 struct Ahead {
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
     at: usize,
-    len: usize,
 }
 
 /// A socket whose reads are charged to its [`ConnState`], and read ahead of small callers
@@ -180,7 +180,7 @@ struct Ahead {
 pub struct Metered<T> {
     inner: T,
     state: Arc<ConnState>,
-    ahead: Option<Ahead>,
+    ahead: Option<Box<Ahead>>,
     /// The last read from the socket filled what it was given: more is probably waiting.
     burst: bool,
 }
@@ -198,10 +198,10 @@ impl<T> Metered<T> {
     /// Hands out bytes read ahead, if any: how many.
     fn take_ahead(&mut self, buf: &mut ReadBuf<'_>) -> usize {
         let Some(a) = &mut self.ahead else { return 0 };
-        let n = buf.remaining().min(a.len - a.at);
+        let n = buf.remaining().min(a.bytes.len() - a.at);
         buf.put_slice(&a.bytes[a.at..a.at + n]);
         a.at += n;
-        if a.at == a.len {
+        if a.at == a.bytes.len() {
             self.ahead = None;
         }
         n
@@ -232,7 +232,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
             return this.charged(n);
         }
         if this.burst && buf.remaining() < AHEAD_BYTES {
-            let mut bytes = vec![0u8; AHEAD_BYTES].into_boxed_slice();
+            let mut bytes = vec![0u8; AHEAD_BYTES];
             let mut ahead = ReadBuf::new(&mut bytes);
             match Pin::new(&mut this.inner).poll_read(cx, &mut ahead) {
                 Poll::Pending => {
@@ -244,7 +244,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
             }
             let len = ahead.filled().len();
             this.burst = len == AHEAD_BYTES;
-            this.ahead = Some(Ahead { bytes, at: 0, len });
+            bytes.truncate(len);
+            this.ahead = Some(Box::new(Ahead { bytes, at: 0 }));
             let n = this.take_ahead(buf);
             return this.charged(n);
         }
