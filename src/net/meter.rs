@@ -15,7 +15,8 @@
 //!   batches at once would cost one `recv` per kilobyte. Once a read fills the caller's buffer,
 //!   the next one reads up to [`AHEAD_BYTES`] into a buffer of the connection's, handed out to
 //!   the following reads and freed when they have taken it all: a burst costs two `recv`s, an
-//!   idle connection holds nothing.
+//!   idle connection holds nothing. The buffers are charged as they are handed out, and
+//!   bounded server-wide at a quarter of the budget (past it, connections read directly).
 
 use std::io;
 use std::pin::Pin;
@@ -58,11 +59,14 @@ impl OverBudget {
     }
 }
 
-/// The server-wide budget of bytes read but not yet settled.
+/// The server-wide budget of bytes read but not yet settled, and of read-ahead buffers.
 #[derive(Debug)]
 pub struct Budget {
     limit: usize,
     used: AtomicUsize,
+    /// Bytes of read-ahead buffers allocated now, server-wide: at most a quarter of `limit`
+    /// (past it connections read directly), so a flood of connections cannot hold more.
+    ahead: AtomicUsize,
 }
 
 impl Budget {
@@ -70,7 +74,22 @@ impl Budget {
         Arc::new(Budget {
             limit,
             used: AtomicUsize::new(0),
+            ahead: AtomicUsize::new(0),
         })
+    }
+
+    /// Takes room for one read-ahead buffer, if the server has any left.
+    fn take_ahead(&self) -> bool {
+        let was = self.ahead.fetch_add(AHEAD_BYTES, Ordering::Relaxed);
+        if was + AHEAD_BYTES > self.limit / 4 {
+            self.ahead.fetch_sub(AHEAD_BYTES, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn give_ahead(&self) {
+        self.ahead.fetch_sub(AHEAD_BYTES, Ordering::Relaxed);
     }
 
     /// Bytes charged now.
@@ -203,6 +222,7 @@ impl<T> Metered<T> {
         a.at += n;
         if a.at == a.bytes.len() {
             self.ahead = None;
+            self.state.budget.give_ahead();
         }
         n
     }
@@ -214,6 +234,14 @@ impl<T> Metered<T> {
             }
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<T> Drop for Metered<T> {
+    fn drop(&mut self) {
+        if self.ahead.take().is_some() {
+            self.state.budget.give_ahead();
+        }
     }
 }
 
@@ -231,16 +259,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
         if n > 0 {
             return this.charged(n);
         }
-        if this.burst && buf.remaining() < AHEAD_BYTES {
+        if this.burst && buf.remaining() < AHEAD_BYTES && this.state.budget.take_ahead() {
             let mut bytes = vec![0u8; AHEAD_BYTES];
             let mut ahead = ReadBuf::new(&mut bytes);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut ahead) {
-                Poll::Pending => {
-                    this.burst = false;
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
+            let r = Pin::new(&mut this.inner).poll_read(cx, &mut ahead);
+            if !matches!(r, Poll::Ready(Ok(()))) {
+                this.state.budget.give_ahead();
+                this.burst = false;
+                return r;
             }
             let len = ahead.filled().len();
             this.burst = len == AHEAD_BYTES;
@@ -389,6 +415,7 @@ mod tests {
         // and once or twice directly between them.
         assert!(m.inner.reads <= 15, "{} reads", m.inner.reads);
         assert!(m.ahead.is_none(), "nothing held once drained");
+        assert_eq!(budget.ahead.load(Ordering::Relaxed), 0, "and given back");
         // A caller with a large buffer reads the socket directly.
         m.inner.data.extend_from_slice(&[9u8; 40_000]);
         let mut large = vec![0u8; 64 * 1024];
@@ -396,6 +423,40 @@ mod tests {
         assert!(Pin::new(&mut m).poll_read(&mut cx, &mut buf).is_ready());
         assert_eq!(buf.filled().len(), 40_000);
         assert!(m.ahead.is_none());
+    }
+
+    #[test]
+    fn read_ahead_buffers_are_bounded_server_wide() {
+        // Room for one buffer (a quarter of the budget): the second connection in a burst
+        // reads directly, and a connection that closes holding one gives it back.
+        let budget = Budget::new(4 * AHEAD_BYTES);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let conn = || {
+            let inner = Counted {
+                data: vec![5u8; 100_000],
+                at: 0,
+                reads: 0,
+            };
+            Metered::new(inner, ConnState::new(budget.clone()))
+        };
+        let (mut a, mut b) = (conn(), conn());
+        let mut small = [0u8; 1000];
+        for m in [&mut a, &mut b] {
+            for _ in 0..2 {
+                let mut buf = ReadBuf::new(&mut small);
+                assert!(Pin::new(&mut *m).poll_read(&mut cx, &mut buf).is_ready());
+                assert_eq!(buf.filled().len(), 1000);
+            }
+        }
+        assert!(a.ahead.is_some(), "the first reads ahead");
+        assert!(b.ahead.is_none(), "the second reads directly");
+        assert_eq!(b.inner.reads, 2);
+        assert_eq!(budget.ahead.load(Ordering::Relaxed), AHEAD_BYTES);
+        drop(a);
+        assert_eq!(budget.ahead.load(Ordering::Relaxed), 0);
+        let mut buf = ReadBuf::new(&mut small);
+        assert!(Pin::new(&mut b).poll_read(&mut cx, &mut buf).is_ready());
+        assert!(b.ahead.is_some(), "room again");
     }
 
     #[test]
