@@ -16,13 +16,8 @@ PORT=18093
 KEY=wk_bench_key_0001
 BIN=${SPOOR_BIN:-target/release/spoor}
 STAGES=${STAGES:-"read_frame x64_sys_recvfrom decode_frame validate_events SignalWalker::observe Pipeline::try_submit Batcher::run group_record apply_group Log::append x64_sys_sendto x64_sys_futex"}
-[ -n "${SPOOR_BIN:-}" ] || cargo build --release --quiet --bin spoor
-command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
-ulimit -n "$(ulimit -Hn)"
 . bench/lib.sh
-bench_scratch
-bench_config
-serve_spoor "$BIN"
+perf_serve
 "$BIN" bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --duration 10 "$@" | tail -n 1 | tee "$work/out" &
 load=$!
 sleep 3

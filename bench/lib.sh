@@ -50,3 +50,14 @@ serve_spoor() {
   server=$!
   wait_port
 }
+
+# For the perf scripts: builds spoor unless $SPOOR_BIN names another build, checks that perf
+# is installed, and starts $BIN on a fresh scratch directory and config.
+perf_serve() {
+  [ -n "${SPOOR_BIN:-}" ] || cargo build --release --quiet --bin spoor
+  command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
+  ulimit -n "$(ulimit -Hn)"
+  bench_scratch
+  bench_config
+  serve_spoor "$BIN"
+}

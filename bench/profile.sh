@@ -11,13 +11,8 @@ cd "$(dirname "$0")/.."
 PORT=18090
 KEY=wk_bench_key_0001
 BIN=${SPOOR_BIN:-target/release/spoor}
-[ -n "${SPOOR_BIN:-}" ] || cargo build --release --quiet --bin spoor
-command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
-ulimit -n "$(ulimit -Hn)"
 . bench/lib.sh
-bench_scratch
-bench_config
-serve_spoor "$BIN"
+perf_serve
 perf record -F 999 -p "$server" -o "$work/perf.data" -- sleep 9 >/dev/null 2>&1 &
 recorder=$!
 "$BIN" bench --url "ws://127.0.0.1:$PORT/v1/ingest" --key "$KEY" --duration 10 "$@" | tail -n 1

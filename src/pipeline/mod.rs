@@ -115,6 +115,12 @@ impl Pipeline {
         }
     }
 
+    /// The bytes of the budget a batch holds until it is durable.
+    fn cost(&self, chunk: &ChunkWrite) -> u32 {
+        let cost = (chunk.ev.len() + PER_BATCH_OVERHEAD).min(self.max_inflight);
+        u32::try_from(cost).unwrap_or(u32::MAX)
+    }
+
     /// Queues a batch if there is room now (budget and queue); else hands it back as
     /// [`Waiting`], for [`Pipeline::wait`]. Lets a socket task take the common case without
     /// an allocated future.
@@ -123,9 +129,10 @@ impl Pipeline {
         chunk: ChunkWrite,
         ack: &Arc<AckState>,
     ) -> Result<Option<Waiting>, IngestError> {
-        let cost = (chunk.ev.len() + PER_BATCH_OVERHEAD).min(self.max_inflight);
-        let permit = match (self.budget.clone())
-            .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+        let permit = match self
+            .budget
+            .clone()
+            .try_acquire_many_owned(self.cost(&chunk))
         {
             Ok(p) => p,
             Err(TryAcquireError::NoPermits) => return Ok(Some(Waiting::Budget(Box::new(chunk)))),
@@ -155,11 +162,10 @@ impl Pipeline {
 
     /// Queues a batch, waiting for room: this wait is the backpressure.
     pub async fn submit(&self, chunk: ChunkWrite, ack: &Arc<AckState>) -> Result<(), IngestError> {
-        let cost = (chunk.ev.len() + PER_BATCH_OVERHEAD).min(self.max_inflight);
         let permit = self
             .budget
             .clone()
-            .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+            .acquire_many_owned(self.cost(&chunk))
             .await
             .map_err(|_| IngestError::ShuttingDown)?;
         let sub = Submission {
