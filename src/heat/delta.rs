@@ -59,24 +59,12 @@ impl HeatDelta {
     pub fn click(&mut self, page: &Arc<str>, class: Class, t: i64, (x, y): (f64, f64), rage: bool) {
         let (band, row, col) = Cells::locate(x, y);
         if let Record::Cells(cells) = self.record(page, Kind::Cells, class, hour_of(t), band) {
-            match cells
-                .0
-                .binary_search_by(|c| (c.row, c.col).cmp(&(row, col)))
-            {
-                Ok(i) => {
-                    cells.0[i].n += 1;
-                    cells.0[i].rage += u32::from(rage);
-                }
-                Err(i) => cells.0.insert(
-                    i,
-                    Cell {
-                        row,
-                        col,
-                        n: 1,
-                        rage: u32::from(rage),
-                    },
-                ),
-            }
+            cells.add_cell(Cell {
+                row,
+                col,
+                n: 1,
+                rage: u32::from(rage),
+            });
         }
     }
 

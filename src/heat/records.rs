@@ -97,19 +97,24 @@ impl Cells {
         (cy / BAND_CELLS, (cy % BAND_CELLS) as u16, col)
     }
 
+    /// Adds one cell's counts, keeping the cells sorted.
+    pub fn add_cell(&mut self, o: Cell) {
+        match (self.0).binary_search_by(|c| (c.row, c.col).cmp(&(o.row, o.col))) {
+            Ok(i) => {
+                let c = &mut self.0[i];
+                c.n = c.n.saturating_add(o.n);
+                c.rage = c.rage.saturating_add(o.rage);
+            }
+            Err(i) => self.0.insert(i, o),
+        }
+    }
+
     /// Adds `other` (also sorted): in place when it is small beside `self` (a chunk's few
     /// cells into a group's or a checkpoint's many), else in one merging pass.
     pub fn add(&mut self, other: &Cells) {
         if other.0.len() * 16 < self.0.len() {
             for o in &other.0 {
-                match (self.0).binary_search_by(|c| (c.row, c.col).cmp(&(o.row, o.col))) {
-                    Ok(i) => {
-                        let c = &mut self.0[i];
-                        c.n = c.n.saturating_add(o.n);
-                        c.rage = c.rage.saturating_add(o.rage);
-                    }
-                    Err(i) => self.0.insert(i, *o),
-                }
+                self.add_cell(*o);
             }
             return;
         }

@@ -78,18 +78,11 @@ impl Budget {
         })
     }
 
-    /// Takes room for one read-ahead buffer, if the server has any left.
-    fn take_ahead(&self) -> bool {
+    /// Room for one read-ahead buffer, if the server has any left; given back on drop.
+    fn room_ahead(self: &Arc<Self>) -> Option<RoomAhead> {
         let was = self.ahead.fetch_add(AHEAD_BYTES, Ordering::Relaxed);
-        if was + AHEAD_BYTES > self.limit / 4 {
-            self.ahead.fetch_sub(AHEAD_BYTES, Ordering::Relaxed);
-            return false;
-        }
-        true
-    }
-
-    fn give_ahead(&self) {
-        self.ahead.fetch_sub(AHEAD_BYTES, Ordering::Relaxed);
+        let room = RoomAhead(self.clone());
+        (was + AHEAD_BYTES <= self.limit / 4).then_some(room)
     }
 
     /// Bytes charged now.
@@ -185,12 +178,23 @@ impl Drop for InFlight {
     }
 }
 
+/// One read-ahead buffer's share of the server's room for them, given back when dropped.
+#[derive(Debug)]
+struct RoomAhead(Arc<Budget>);
+
+impl Drop for RoomAhead {
+    fn drop(&mut self) {
+        self.0.ahead.fetch_sub(AHEAD_BYTES, Ordering::Relaxed);
+    }
+}
+
 /// Bytes read from the socket that the caller has not taken yet (boxed: an idle
 /// connection pays one pointer for it).
 #[derive(Debug)]
 struct Ahead {
     bytes: Vec<u8>,
     at: usize,
+    _room: RoomAhead,
 }
 
 /// A socket whose reads are charged to its [`ConnState`], and read ahead of small callers
@@ -222,7 +226,6 @@ impl<T> Metered<T> {
         a.at += n;
         if a.at == a.bytes.len() {
             self.ahead = None;
-            self.state.budget.give_ahead();
         }
         n
     }
@@ -234,14 +237,6 @@ impl<T> Metered<T> {
             }
         }
         Poll::Ready(Ok(()))
-    }
-}
-
-impl<T> Drop for Metered<T> {
-    fn drop(&mut self) {
-        if self.ahead.take().is_some() {
-            self.state.budget.give_ahead();
-        }
     }
 }
 
@@ -259,19 +254,25 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
         if n > 0 {
             return this.charged(n);
         }
-        if this.burst && buf.remaining() < AHEAD_BYTES && this.state.budget.take_ahead() {
+        let room = (this.burst && buf.remaining() < AHEAD_BYTES)
+            .then(|| this.state.budget.room_ahead())
+            .flatten();
+        if let Some(room) = room {
             let mut bytes = vec![0u8; AHEAD_BYTES];
             let mut ahead = ReadBuf::new(&mut bytes);
             let r = Pin::new(&mut this.inner).poll_read(cx, &mut ahead);
             if !matches!(r, Poll::Ready(Ok(()))) {
-                this.state.budget.give_ahead();
                 this.burst = false;
                 return r;
             }
             let len = ahead.filled().len();
             this.burst = len == AHEAD_BYTES;
             bytes.truncate(len);
-            this.ahead = Some(Box::new(Ahead { bytes, at: 0 }));
+            this.ahead = Some(Box::new(Ahead {
+                bytes,
+                at: 0,
+                _room: room,
+            }));
             let n = this.take_ahead(buf);
             return this.charged(n);
         }

@@ -46,7 +46,7 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("log record: {what}"))
 }
 
-/// (site, page, kind, class, hour, band, the encoded addition).
+/// A heat addition as the redo reads it back: (page, kind, class, hour, band, the encoded record).
 type HeatIn = (String, u8, u8, u64, u32, ByteBuf);
 
 /// A chunk's heat additions as the redo writes them: a list of (page, kind, class, hour,
