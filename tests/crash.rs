@@ -1,8 +1,11 @@
 //! Crash safety: the real `spoor` binary is SIGKILLed at random moments while a client
 //! streams batches and resends whatever was not acked. Afterwards every batch is stored
-//! exactly once and no batch that was ever acked is missing.
+//! exactly once and no batch that was ever acked is missing. The same again with a power cut
+//! after each kill: whatever the server had written but not synced is lost, kept or torn
+//! (`power_loss/`), and still no acked batch may be missing.
 
 mod common;
+mod power_loss;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,15 +17,21 @@ use spoor::store::Store;
 const BATCHES: u64 = 12_000;
 const IN_FLIGHT: u64 = 32;
 const KILLS: usize = 8;
+/// With a power cut after each: more, since little is ever unsynced at a kill.
+const CUTS: usize = 16;
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
+    spawn(command(dir, port), dir)
+}
+
+/// Runs `cmd`, its log appended to `dir/server.log`.
+fn spawn(mut cmd: Command, dir: &std::path::Path) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("server.log"))
         .unwrap();
-    command(dir, port)
-        .env("RUST_LOG", "error,spoor::store=info")
+    cmd.env("RUST_LOG", "error,spoor::store=info")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -64,11 +73,8 @@ async fn client(port: u16) -> i64 {
     acked.load(Ordering::SeqCst)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let mut server = start(tmp.path(), port);
+/// A xorshift generator seeded from the clock (the seed is printed, to rerun a failure).
+fn rng() -> impl FnMut(u64) -> u64 {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -76,16 +82,28 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
         | 1;
     println!("crash test seed {seed}");
     let mut rng = seed;
-    let mut rand = move |n: u64| {
+    move |n: u64| {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
         rng % n
-    };
+    }
+}
+
+/// Streams every batch while up to `kills` times, `min_gap_ms` to 4 × that apart, the
+/// server is killed and `restart` starts it again; returns the number of kills once the
+/// client has everything acked.
+async fn stream_through_kills(
+    port: u16,
+    (kills_max, min_gap_ms): (usize, u64),
+    mut server: Child,
+    rand: &mut impl FnMut(u64) -> u64,
+    mut restart: impl FnMut(&mut dyn FnMut(u64) -> u64) -> Child,
+) -> usize {
     let load = tokio::spawn(client(port));
     let mut kills = 0;
-    for kill in 0..KILLS {
-        tokio::time::sleep(Duration::from_millis(100 + rand(400))).await;
+    for kill in 0..kills_max {
+        tokio::time::sleep(Duration::from_millis(min_gap_ms + rand(3 * min_gap_ms))).await;
         if load.is_finished() {
             break;
         }
@@ -94,19 +112,22 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
         server.wait().unwrap();
         println!("killed the server ({kill})");
         tokio::time::sleep(Duration::from_millis(rand(200))).await;
-        server = start(tmp.path(), port);
+        server = restart(rand);
     }
     let acked = tokio::time::timeout(Duration::from_secs(150), load)
         .await
         .expect("the client finishes")
         .unwrap();
     assert_eq!(acked, BATCHES as i64 - 1);
-    assert!(kills >= 3, "only {kills} kills landed during the load");
     server.kill().unwrap();
     server.wait().unwrap();
+    kills
+}
 
-    // Read the store directly: every batch exactly once, with its own content.
-    let store = spoor::store::embedded::EmbeddedStore::open(&tmp.path().join("data")).unwrap();
+/// Reads the store directly: every batch exactly once, with its own content, counted once;
+/// and the server's log shows the kills landed between checkpoints.
+async fn verify(dir: &std::path::Path) {
+    let store = spoor::store::embedded::EmbeddedStore::open(&dir.join("data")).unwrap();
     let mut seen = 0u64;
     let mut from = 0;
     loop {
@@ -139,12 +160,60 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
     assert_eq!(summary.events, 2 * BATCHES);
     assert_eq!(summary.acked, BATCHES as i64 - 1);
     // The kills landed between checkpoints: the log's records were applied again at start.
-    let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap();
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
     assert!(
         log.contains("Applied the log records beyond the last checkpoint"),
         "{log}"
     );
     assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut rand = rng();
+    let server = start(tmp.path(), port);
+    let kills = stream_through_kills(port, (KILLS, 100), server, &mut rand, |_| {
+        start(tmp.path(), port)
+    })
+    .await;
+    assert!(kills >= 3, "only {kills} kills landed during the load");
+    verify(tmp.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_cut_after_each_kill_loses_nothing_acked_and_stores_each_batch_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let shim = power_loss::build_shim(&dir);
+    let journal = dir.join("journal");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let port = common::free_port();
+    let mut rand = rng();
+    let powered = || {
+        let mut cmd = command(&dir, port);
+        cmd.env("LD_PRELOAD", &shim)
+            .env("POWERLOSS_DIR", dir.join("data"))
+            .env("POWERLOSS_JOURNAL", &journal)
+            .env("POWERLOSS_SYNC_DELAY_US", "4000");
+        spawn(cmd, &dir)
+    };
+    let mut total = power_loss::Cut::default();
+    let kills = stream_through_kills(port, (CUTS, 100), powered(), &mut rand, |rand| {
+        // Until a cut has lost something, a cut loses all that was not synced.
+        let cut = power_loss::cut_power(&journal, total.lost == 0, rand);
+        println!("power cut: {cut:?}");
+        total.recorded += cut.recorded;
+        total.unsynced += cut.unsynced;
+        total.lost += cut.lost;
+        total.torn += cut.torn;
+        powered()
+    })
+    .await;
+    assert!(kills >= 3, "only {kills} kills landed during the load");
+    assert!(total.lost > 0, "the cuts lost unsynced writes: {total:?}");
+    verify(&dir).await;
 }
 
 #[tokio::test]

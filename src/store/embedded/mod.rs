@@ -139,6 +139,7 @@ impl EmbeddedStore {
         let cache_bytes = settings.cache_bytes;
         std::fs::create_dir_all(dir).map_err(unavailable)?;
         let db = create(&dir.join("spoor.redb"), cache_bytes)?;
+        recover::sync_names(dir)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
             txn.open_table(CHUNKS).map_err(unavailable)?;

@@ -74,6 +74,24 @@ fn apply_record(
     txn.commit().map_err(unavailable)
 }
 
+/// Makes the store's names durable: the data directory's in its parent, and `spoor.redb`'s
+/// and `log`'s in it. A sync makes a new file's bytes durable, not its name; a power cut
+/// could otherwise take the log directory with every acked batch in it (found by
+/// `tests/crash.rs`, where a power cut follows each kill). Segments sync their own
+/// directory as they are created and removed.
+pub(super) fn sync_names(data: &Path) -> Result<(), StoreError> {
+    let log = log::dir_of(data);
+    std::fs::create_dir_all(&log)
+        .map_err(|e| unavailable(format!("creating {}: {e}", log.display())))?;
+    let parent = data.parent().filter(|p| !p.as_os_str().is_empty());
+    for d in [parent.unwrap_or(Path::new(".")), data] {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| unavailable(format!("syncing {}: {e}", d.display())))?;
+    }
+    Ok(())
+}
+
 /// Applies the records after the last durable commit, cuts off a record a crash left
 /// partial, makes the result durable and begins a new segment for appends.
 pub(super) fn recover(db: &Database, dir: &Path, segment_bytes: u64) -> Result<Log, StoreError> {
