@@ -94,6 +94,7 @@ fn rng() -> impl FnMut(u64) -> u64 {
 /// server is killed and `restart` starts it again; returns the number of kills once the
 /// client has everything acked.
 async fn stream_through_kills(
+    dir: &std::path::Path,
     port: u16,
     (kills_max, min_gap_ms): (usize, u64),
     mut server: Child,
@@ -114,10 +115,12 @@ async fn stream_through_kills(
         tokio::time::sleep(Duration::from_millis(rand(200))).await;
         server = restart(rand);
     }
-    let acked = tokio::time::timeout(Duration::from_secs(150), load)
-        .await
-        .expect("the client finishes")
-        .unwrap();
+    let Ok(acked) = tokio::time::timeout(Duration::from_secs(150), load).await else {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        let tail = log.get(log.len().saturating_sub(4000)..).unwrap_or(&log);
+        panic!("the client did not finish; the server's log ends:\n{tail}");
+    };
+    let acked = acked.unwrap();
     assert_eq!(acked, BATCHES as i64 - 1);
     server.kill().unwrap();
     server.wait().unwrap();
@@ -174,7 +177,7 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
     let port = common::free_port();
     let mut rand = rng();
     let server = start(tmp.path(), port);
-    let kills = stream_through_kills(port, (KILLS, 100), server, &mut rand, |_| {
+    let kills = stream_through_kills(tmp.path(), port, (KILLS, 100), server, &mut rand, |_| {
         start(tmp.path(), port)
     })
     .await;
@@ -200,7 +203,7 @@ async fn a_power_cut_after_each_kill_loses_nothing_acked_and_stores_each_batch_o
         spawn(cmd, &dir)
     };
     let mut total = power_loss::Cut::default();
-    let kills = stream_through_kills(port, (CUTS, 100), powered(), &mut rand, |rand| {
+    let kills = stream_through_kills(&dir, port, (CUTS, 100), powered(), &mut rand, |rand| {
         // Until a cut has lost something, a cut loses all that was not synced.
         let cut = power_loss::cut_power(&journal, total.lost == 0, rand);
         println!("power cut: {cut:?}");

@@ -35,25 +35,37 @@ struct Record {
     data: Vec<u8>,
 }
 
+/// The journal's records. A record cut short by the kill is left out: the shim writes it
+/// after the operation, so the operation stands as if the disk had kept it (a write, a
+/// creation), or counts as not done (a sync, whose ack the kill came before).
 fn parse(bytes: &[u8]) -> Vec<Record> {
     let mut out = Vec::new();
-    let mut at = 0usize;
-    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
-    while at < bytes.len() {
-        let kind = bytes[at];
-        let plen = u32::from_le_bytes(bytes[at + 1..at + 5].try_into().unwrap()) as usize;
-        let path = PathBuf::from(String::from_utf8(bytes[at + 5..at + 5 + plen].to_vec()).unwrap());
-        at += 5 + plen;
-        let (a, b, dlen) = (u64_at(at), u64_at(at + 8), u64_at(at + 16) as usize);
-        at += 24;
-        out.push(Record {
-            kind,
-            path,
-            a,
-            b,
-            data: bytes[at..at + dlen].to_vec(),
-        });
-        at += dlen;
+    let mut rest = bytes;
+    let take = |rest: &mut &[u8], n: usize| {
+        let (head, tail) = rest.split_at_checked(n)?;
+        *rest = tail;
+        Some(head.to_vec())
+    };
+    let u64_of = |b: Vec<u8>| u64::from_le_bytes(b.try_into().unwrap());
+    while !rest.is_empty() {
+        let Some(record) = (|| {
+            let kind = take(&mut rest, 1)?[0];
+            let plen = u32::from_le_bytes(take(&mut rest, 4)?.try_into().unwrap()) as usize;
+            let path = PathBuf::from(String::from_utf8(take(&mut rest, plen)?).unwrap());
+            let (a, b) = (u64_of(take(&mut rest, 8)?), u64_of(take(&mut rest, 8)?));
+            let dlen = u64_of(take(&mut rest, 8)?) as usize;
+            let data = take(&mut rest, dlen)?;
+            Some(Record {
+                kind,
+                path,
+                a,
+                b,
+                data,
+            })
+        })() else {
+            break;
+        };
+        out.push(record);
     }
     out
 }
@@ -187,4 +199,29 @@ pub fn cut_power(journal: &Path, lose_all: bool, rand: &mut dyn FnMut(u64) -> u6
     }
     std::fs::remove_file(journal).unwrap();
     cut
+}
+
+#[test]
+fn a_record_cut_short_by_the_kill_is_left_out() {
+    let rec = |kind: u8, path: &str, data: &[u8]| {
+        let mut b = vec![kind];
+        b.extend((path.len() as u32).to_le_bytes());
+        b.extend(path.as_bytes());
+        b.extend(7u64.to_le_bytes());
+        b.extend(9u64.to_le_bytes());
+        b.extend((data.len() as u64).to_le_bytes());
+        b.extend(data);
+        b
+    };
+    let mut journal = rec(b'S', "/d/a", b"");
+    journal.extend(rec(b'W', "/d/b", b"0123456789"));
+    let whole = parse(&journal);
+    assert_eq!(whole.len(), 2);
+    assert_eq!((whole[1].kind, whole[1].a, whole[1].b), (b'W', 7, 9));
+    assert_eq!(whole[1].data, b"0123456789");
+    for cut in 1..journal.len() - rec(b'S', "/d/a", b"").len() {
+        let parsed = parse(&journal[..journal.len() - cut]);
+        assert_eq!(parsed.len(), 1, "cut {cut}");
+        assert_eq!(parsed[0].path, Path::new("/d/a"));
+    }
 }

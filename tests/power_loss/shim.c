@@ -185,27 +185,20 @@ static int do_open(int (*real)(const char *, int, ...), const char *path, int fl
   return fd;
 }
 
-int open64(const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
+/* open64 and open alike: the mode is there only when a file may be created. */
+#define OPEN(name, real)                                                                   \
+  int name(const char *path, int flags, ...) {                                             \
+    mode_t mode = 0;                                                                       \
+    if (flags & (O_CREAT | O_TMPFILE)) {                                                   \
+      va_list ap;                                                                          \
+      va_start(ap, flags);                                                                 \
+      mode = va_arg(ap, mode_t);                                                           \
+      va_end(ap);                                                                          \
+    }                                                                                      \
+    return do_open(real, path, flags, mode);                                               \
   }
-  return do_open(real_open64, path, flags, mode);
-}
-
-int open(const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (flags & (O_CREAT | O_TMPFILE)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = va_arg(ap, mode_t);
-    va_end(ap);
-  }
-  return do_open(real_open, path, flags, mode);
-}
+OPEN(open64, real_open64)
+OPEN(open, real_open)
 
 static ssize_t do_write(int fd, const void *buf, size_t n, int64_t at) {
   const char *path = path_of(fd);
