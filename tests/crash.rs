@@ -20,22 +20,47 @@ const KILLS: usize = 8;
 /// With a power cut after each: more, since little is ever unsynced at a kill.
 const CUTS: usize = 16;
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    spawn(command(dir, port), dir)
+async fn start(dir: &std::path::Path, port: u16) -> Child {
+    spawn(command(dir, port), dir, port).await
 }
 
-/// Runs `cmd`, its log appended to `dir/server.log`.
-fn spawn(mut cmd: Command, dir: &std::path::Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("server.log"))
-        .unwrap();
-    cmd.env("RUST_LOG", "error,spoor::store=info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+/// Runs `cmd`, its log appended to `dir/server.log`, and waits until it listens on `port`.
+/// A server that exits first is started again: while it was down, a client's outgoing
+/// connection may have taken its port as a local port (the tests run side by side), and its
+/// bind then fails for a moment. One that never listens fails the test with its log.
+async fn spawn(mut cmd: Command, dir: &std::path::Path, port: u16) -> Child {
+    for _ in 0..50 {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .unwrap();
+        let mut child = cmd
+            .env("RUST_LOG", "error,spoor::store=info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return child;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    let tail = log.get(log.len().saturating_sub(4000)..).unwrap_or(&log);
+    panic!("the server never listened on {port}; its log ends:\n{tail}");
 }
 
 /// `spoor serve` on `dir/data` and `port`, its output not yet directed.
@@ -91,15 +116,15 @@ fn rng() -> impl FnMut(u64) -> u64 {
 }
 
 /// Streams every batch while up to `kills` times, `min_gap_ms` to 4 × that apart, the
-/// server is killed and `restart` starts it again; returns the number of kills once the
-/// client has everything acked.
+/// server is killed and started again with the command `restart` gives; returns the number
+/// of kills once the client has everything acked.
 async fn stream_through_kills(
     dir: &std::path::Path,
     port: u16,
     (kills_max, min_gap_ms): (usize, u64),
     mut server: Child,
     rand: &mut impl FnMut(u64) -> u64,
-    mut restart: impl FnMut(&mut dyn FnMut(u64) -> u64) -> Child,
+    mut restart: impl FnMut(&mut dyn FnMut(u64) -> u64) -> Command,
 ) -> usize {
     let load = tokio::spawn(client(port));
     let mut kills = 0;
@@ -113,7 +138,7 @@ async fn stream_through_kills(
         server.wait().unwrap();
         println!("killed the server ({kill})");
         tokio::time::sleep(Duration::from_millis(rand(200))).await;
-        server = restart(rand);
+        server = spawn(restart(rand), dir, port).await;
     }
     let Ok(acked) = tokio::time::timeout(Duration::from_secs(150), load).await else {
         let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
@@ -176,9 +201,9 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
     let tmp = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let mut rand = rng();
-    let server = start(tmp.path(), port);
+    let server = start(tmp.path(), port).await;
     let kills = stream_through_kills(tmp.path(), port, (KILLS, 100), server, &mut rand, |_| {
-        start(tmp.path(), port)
+        command(tmp.path(), port)
     })
     .await;
     assert!(kills >= 3, "only {kills} kills landed during the load");
@@ -200,10 +225,11 @@ async fn a_power_cut_after_each_kill_loses_nothing_acked_and_stores_each_batch_o
             .env("POWERLOSS_DIR", dir.join("data"))
             .env("POWERLOSS_JOURNAL", &journal)
             .env("POWERLOSS_SYNC_DELAY_US", "4000");
-        spawn(cmd, &dir)
+        cmd
     };
     let mut total = power_loss::Cut::default();
-    let kills = stream_through_kills(&dir, port, (CUTS, 100), powered(), &mut rand, |rand| {
+    let server = spawn(powered(), &dir, port).await;
+    let kills = stream_through_kills(&dir, port, (CUTS, 100), server, &mut rand, |rand| {
         // Until a cut has lost something, a cut loses all that was not synced.
         let cut = power_loss::cut_power(&journal, total.lost == 0, rand);
         println!("power cut: {cut:?}");
@@ -223,7 +249,7 @@ async fn a_power_cut_after_each_kill_loses_nothing_acked_and_stores_each_batch_o
 async fn a_second_server_on_the_same_data_directory_refuses_to_start_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let mut first = start(tmp.path(), port);
+    let mut first = start(tmp.path(), port).await;
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let health = || async move {
         if tokio::net::TcpStream::connect(addr).await.is_err() {
