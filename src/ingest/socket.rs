@@ -108,21 +108,23 @@ impl Conn {
 
 /// Runs one ingest socket to its end. `site` is `Err` when the key was wrong: the client
 /// still gets an `error` frame and close code, so the snippet can stop retrying.
-pub async fn serve_socket(
+pub fn serve_socket(
     ws: WsStream,
     settle: Settle,
     app: Arc<App>,
     site: Result<Arc<Site>, IngestError>,
     ua: Option<String>,
     slot: Option<IpSlot>,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     // Over the per-IP socket limit: the socket is told why and closed.
     let site = if slot.is_none() {
         Err(IngestError::RateLimited)
     } else {
         site
     };
-    app.metrics.sessions_open.inc();
+    // Split and built before the future, which then holds the halves and not the whole
+    // stream (an async fn keeps room for its arguments for as long as it runs); what only
+    // the hello needs is boxed for the same reason. Both are held by every idle session.
     let (sink, mut stream) = ws.split();
     let mut conn = Conn {
         sink,
@@ -130,22 +132,33 @@ pub async fn serve_socket(
         send_timeout: Duration::from_millis(app.config.limits.ack_send_timeout_ms.max(1)),
         settle,
     };
-    if let Err(End::Error(e)) = drive(&app, &mut conn, &mut stream, site, ua).await {
-        app.metrics.error(e.code());
-        tracing::debug!(
-            code = e.code(),
-            close = e.close_code(),
-            "Closing ingest socket."
-        );
-        // Boxed: the close path (with its 4 KiB linger buffer) would otherwise sit inside
-        // every open session's future.
-        Box::pin(conn.close_with(&e)).await;
-        if let Ok(ws) = conn.sink.reunite(stream) {
-            Box::pin(linger(ws.into_inner())).await;
+    let opening = Box::new(Opening { site, ua });
+    async move {
+        app.metrics.sessions_open.inc();
+        if let Err(End::Error(e)) = drive(&app, &mut conn, &mut stream, opening).await {
+            app.metrics.error(e.code());
+            tracing::debug!(
+                code = e.code(),
+                close = e.close_code(),
+                "Closing ingest socket."
+            );
+            // Boxed: the close path (with its 4 KiB linger buffer) would otherwise sit inside
+            // every open session's future.
+            Box::pin(conn.close_with(&e)).await;
+            if let Ok(ws) = conn.sink.reunite(stream) {
+                Box::pin(linger(ws.into_inner())).await;
+            }
         }
+        app.metrics.sessions_open.dec();
+        drop(slot);
     }
-    app.metrics.sessions_open.dec();
-    drop(slot);
+}
+
+/// What the hello is checked against: the site the key named (or why there is none), and
+/// the client's user agent.
+struct Opening {
+    site: Result<Arc<Site>, IngestError>,
+    ua: Option<String>,
 }
 
 /// A lingering close: reads and discards what the client still sends (up to a time and byte
@@ -235,9 +248,9 @@ async fn handshake(
     app: &Arc<App>,
     conn: &mut Conn,
     stream: &mut SplitStream<WsStream>,
-    site: Result<Arc<Site>, IngestError>,
-    ua: Option<String>,
+    opening: Box<Opening>,
 ) -> Result<IngestSession, End> {
+    let Opening { site, ua } = *opening;
     let site = site?;
     let hello_deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout();
     let hello = loop {
@@ -271,11 +284,10 @@ async fn drive(
     app: &Arc<App>,
     conn: &mut Conn,
     stream: &mut SplitStream<WsStream>,
-    site: Result<Arc<Site>, IngestError>,
-    ua: Option<String>,
+    opening: Box<Opening>,
 ) -> Result<(), End> {
     let limits = &app.config.limits;
-    let mut session = Box::pin(handshake(app, conn, stream, site, ua)).await?;
+    let mut session = Box::pin(handshake(app, conn, stream, opening)).await?;
     let state = session.ack_state().clone();
     let mut bucket = Bucket::new(
         limits.max_batches_per_second_per_session,
