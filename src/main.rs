@@ -1,9 +1,9 @@
 //! The `spoor` binary: reads configuration, sets up tracing, binds, and calls
 //! [`spoor::serve`]; or runs the load generator.
 
-/// jemalloc rather than glibc's malloc: 9-14 % more events a second at full load, where
+/// jemalloc rather than glibc's malloc: about 9 % more events a second at full load, where
 /// glibc's arenas were contended by buffers freed on another thread than the one that
-/// allocated them; per idle session no more memory (docs/benchmarks.md).
+/// allocated them, and per idle session no more memory (docs/benchmarks.md).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -58,9 +58,18 @@ async fn spawn(mut cmd: Command, dir: &std::path::Path, port: u16) -> Child {
         let _ = child.wait();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    panic!(
+        "the server never listened on {port}; its log ends:\n{}",
+        log_tail(dir)
+    );
+}
+
+/// The last few KB of the server's log, for a failure's message.
+fn log_tail(dir: &std::path::Path) -> String {
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-    let tail = log.get(log.len().saturating_sub(4000)..).unwrap_or(&log);
-    panic!("the server never listened on {port}; its log ends:\n{tail}");
+    log.get(log.len().saturating_sub(4000)..)
+        .unwrap_or(&log)
+        .to_owned()
 }
 
 /// `spoor serve` on `dir/data` and `port`, its output not yet directed.
@@ -141,9 +150,10 @@ async fn stream_through_kills(
         server = spawn(restart(rand), dir, port).await;
     }
     let Ok(acked) = tokio::time::timeout(Duration::from_secs(150), load).await else {
-        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        let tail = log.get(log.len().saturating_sub(4000)..).unwrap_or(&log);
-        panic!("the client did not finish; the server's log ends:\n{tail}");
+        panic!(
+            "the client did not finish; the server's log ends:\n{}",
+            log_tail(dir)
+        );
     };
     let acked = acked.unwrap();
     assert_eq!(acked, BATCHES as i64 - 1);

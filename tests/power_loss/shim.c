@@ -69,18 +69,11 @@ static char *paths[MAX_FD];
 static useconds_t sync_delay; /* $POWERLOSS_SYNC_DELAY_US: a slower disk */
 
 __attribute__((constructor)) static void init(void) {
-  real_open64 = dlsym(RTLD_NEXT, "open64");
-  real_open = dlsym(RTLD_NEXT, "open");
-  real_pwrite64 = dlsym(RTLD_NEXT, "pwrite64");
-  real_write = dlsym(RTLD_NEXT, "write");
-  real_ftruncate64 = dlsym(RTLD_NEXT, "ftruncate64");
-  real_fsync = dlsym(RTLD_NEXT, "fsync");
-  real_fdatasync = dlsym(RTLD_NEXT, "fdatasync");
-  real_unlink = dlsym(RTLD_NEXT, "unlink");
-  real_close = dlsym(RTLD_NEXT, "close");
-  real_mkdir = dlsym(RTLD_NEXT, "mkdir");
-  real_writev = dlsym(RTLD_NEXT, "writev");
-  real_mmap64 = dlsym(RTLD_NEXT, "mmap64");
+  /* The libc function each interposed one passes on to. */
+#define REAL(name) real_##name = dlsym(RTLD_NEXT, #name)
+  REAL(open64), REAL(open), REAL(pwrite64), REAL(write), REAL(ftruncate64), REAL(fsync);
+  REAL(fdatasync), REAL(unlink), REAL(close), REAL(mkdir), REAL(writev), REAL(mmap64);
+#undef REAL
   const char *d = getenv("POWERLOSS_DIR");
   const char *j = getenv("POWERLOSS_JOURNAL");
   if (!d || !j)
