@@ -80,6 +80,7 @@ fn command(dir: &std::path::Path, port: u16) -> Command {
         format!(
             "listen = \"127.0.0.1:{port}\"\nstore = \"embedded:{}\"\nread_token = \"rt_crash\"\n\
              [limits]\nmax_batches_per_second_per_session = 0\n\
+             [embedded]\nsegment_bytes = 16384\n\
              [[site]]\nid = \"test\"\nwrite_key = \"{}\"\n",
             dir.join("data").display(),
             common::KEY
