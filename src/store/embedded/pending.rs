@@ -345,4 +345,4 @@ impl Pending {
 
 #[cfg(test)]
 #[path = "pending_tests.rs"]
-mod tests;
+pub(super) mod tests;

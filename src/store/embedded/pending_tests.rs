@@ -12,7 +12,7 @@ use super::super::recover::{checkpoint, land, take_off};
 use super::super::EmbeddedStore;
 
 /// What a crash at this moment would leave: the files as the kernel has them.
-fn crash_copy(from: &Path, to: &Path) {
+pub(in crate::store::embedded) fn crash_copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.join("log")).unwrap();
     std::fs::copy(from.join("spoor.redb"), to.join("spoor.redb")).unwrap();
     for f in std::fs::read_dir(from.join("log")).unwrap() {
@@ -22,7 +22,7 @@ fn crash_copy(from: &Path, to: &Path) {
 }
 
 /// A store whose checkpoints run only when a test (or a write) asks.
-fn without_timed_checkpoints(dir: &Path) -> EmbeddedStore {
+pub(in crate::store::embedded) fn without_timed_checkpoints(dir: &Path) -> EmbeddedStore {
     let settings = crate::config::EmbeddedConfig {
         checkpoint_ms: 3_600_000,
         ..Default::default()

@@ -1,8 +1,10 @@
 //! Tests of recovery, checkpoints and segment removal (`recover.rs`).
 
+use super::super::pending::tests::{crash_copy, without_timed_checkpoints};
 use super::*;
 use crate::config::EmbeddedConfig;
 use crate::store::fixtures::chunk_of;
+use std::path::Path;
 
 /// Batch `seq` of session `sid`, 3,000 bytes of events.
 fn of(sid: &str, seq: u64) -> ChunkWrite {
@@ -85,31 +87,32 @@ async fn segments_go_when_their_chunks_do_and_mostly_deleted_ones_are_compacted(
     assert_eq!(checkpoint(&store.inner).unwrap(), 0);
 }
 
-#[tokio::test]
-async fn the_zeros_written_ahead_of_the_log_are_cut_off_at_the_next_start() {
-    let tmp = tempfile::tempdir().unwrap();
-    let settings = EmbeddedConfig {
-        checkpoint_ms: 3_600_000,
-        ..EmbeddedConfig::default()
-    };
-    let store = EmbeddedStore::open_with(tmp.path(), &settings).unwrap();
+/// A store with 40 batches of `s_kept` in its log only (no checkpoint since), and where its
+/// log ends: (segment, offset).
+async fn logged(dir: &Path) -> (EmbeddedStore, (u64, u64)) {
+    let store = without_timed_checkpoints(dir);
     for seq in 0..40 {
         store
             .commit(Arc::new(vec![of("s_kept", seq)]))
             .await
             .unwrap();
     }
-    let (id, end) = store.inner.log.lock().unwrap().end();
+    let end = store.inner.log.lock().unwrap().end();
+    (store, end)
+}
+
+#[tokio::test]
+async fn the_zeros_written_ahead_of_the_log_are_cut_off_at_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, (id, end)) = logged(tmp.path()).await;
     // What a crash now leaves: the segment with zeros after its last record.
     let crashed = tmp.path().join("crashed");
-    std::fs::create_dir_all(log::dir_of(&crashed)).unwrap();
-    std::fs::copy(tmp.path().join("spoor.redb"), crashed.join("spoor.redb")).unwrap();
+    crash_copy(tmp.path(), &crashed);
     let seg = log::segment_path(&log::dir_of(&crashed), id);
-    std::fs::copy(log::segment_path(&log::dir_of(tmp.path()), id), &seg).unwrap();
     assert!(std::fs::metadata(&seg).unwrap().len() > end, "zeros ahead");
     drop(store);
 
-    let store = EmbeddedStore::open_with(&crashed, &settings).unwrap();
+    let store = without_timed_checkpoints(&crashed);
     kept_intact(&store).await;
     assert_eq!(
         std::fs::metadata(&seg).unwrap().len(),
@@ -122,52 +125,29 @@ async fn the_zeros_written_ahead_of_the_log_are_cut_off_at_the_next_start() {
 #[tokio::test]
 async fn a_segment_a_crash_caught_as_it_was_begun_is_begun_again() {
     let tmp = tempfile::tempdir().unwrap();
+    let (_store, (id, _)) = logged(tmp.path()).await;
+    let next = |dir: &Path| log::segment_path(&log::dir_of(dir), id + 1);
+    // Each thing a crash can leave of the next segment's beginning: nothing written, part
+    // of the header, its size but not its bytes.
+    for (n, begun) in [&b""[..], b"SPOO", &[0u8; 8]].into_iter().enumerate() {
+        let crashed = tmp.path().join(format!("crashed{n}"));
+        crash_copy(tmp.path(), &crashed);
+        std::fs::write(next(&crashed), begun).unwrap();
+        let reopened = without_timed_checkpoints(&crashed);
+        kept_intact(&reopened).await;
+        assert_eq!(reopened.inner.current(), id + 1, "begun again");
+        assert_eq!(&std::fs::read(next(&crashed)).unwrap()[..8], log::MAGIC);
+    }
+    // A segment that is not one at all still keeps the store from opening.
+    let crashed = tmp.path().join("foreign");
+    crash_copy(tmp.path(), &crashed);
+    std::fs::write(next(&crashed), b"NOTSPOOR").unwrap();
     let settings = EmbeddedConfig {
         checkpoint_ms: 3_600_000,
         ..EmbeddedConfig::default()
     };
-    let store = EmbeddedStore::open_with(tmp.path(), &settings).unwrap();
-    for seq in 0..40 {
-        store
-            .commit(Arc::new(vec![of("s_kept", seq)]))
-            .await
-            .unwrap();
-    }
-    let (id, _) = store.inner.log.lock().unwrap().end();
-    let log_dir = log::dir_of(tmp.path());
-    // Each thing a crash can leave of the next segment's beginning: nothing written, part
-    // of the header, its size but not its bytes. And a segment that is not one at all.
-    for (n, next) in [&b""[..], b"SPOO", &[0u8; 8]].into_iter().enumerate() {
-        let crashed = tmp.path().join(format!("crashed{n}"));
-        std::fs::create_dir_all(log::dir_of(&crashed)).unwrap();
-        std::fs::copy(tmp.path().join("spoor.redb"), crashed.join("spoor.redb")).unwrap();
-        let seg = |dir: &Path, id| log::segment_path(&log::dir_of(dir), id);
-        std::fs::copy(log::segment_path(&log_dir, id), seg(&crashed, id)).unwrap();
-        std::fs::write(seg(&crashed, id + 1), next).unwrap();
-        let reopened = EmbeddedStore::open_with(&crashed, &settings).unwrap();
-        kept_intact(&reopened).await;
-        assert_eq!(reopened.inner.current(), id + 1, "begun again");
-        assert_eq!(
-            &std::fs::read(seg(&crashed, id + 1)).unwrap()[..8],
-            log::MAGIC
-        );
-    }
-    let crashed = tmp.path().join("foreign");
-    std::fs::create_dir_all(log::dir_of(&crashed)).unwrap();
-    std::fs::copy(tmp.path().join("spoor.redb"), crashed.join("spoor.redb")).unwrap();
-    std::fs::copy(
-        log::segment_path(&log_dir, id),
-        log::segment_path(&log::dir_of(&crashed), id),
-    )
-    .unwrap();
-    std::fs::write(
-        log::segment_path(&log::dir_of(&crashed), id + 1),
-        b"NOTSPOOR",
-    )
-    .unwrap();
     assert!(matches!(
         EmbeddedStore::open_with(&crashed, &settings),
         Err(StoreError::Corrupt(_))
     ));
-    drop(store);
 }
