@@ -87,8 +87,8 @@ pub(super) fn sizes(dir: &Path) -> Result<Vec<(u64, u64)>, StoreError> {
         .collect())
 }
 
-/// Makes a directory entry (a new or removed segment) durable.
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+/// Makes a directory's entries (a new or removed segment, the store's own names) durable.
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("syncing", dir, e))

@@ -84,12 +84,8 @@ pub(super) fn sync_names(data: &Path) -> Result<(), StoreError> {
     std::fs::create_dir_all(&log)
         .map_err(|e| unavailable(format!("creating {}: {e}", log.display())))?;
     let parent = data.parent().filter(|p| !p.as_os_str().is_empty());
-    for d in [parent.unwrap_or(Path::new(".")), data] {
-        std::fs::File::open(d)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| unavailable(format!("syncing {}: {e}", d.display())))?;
-    }
-    Ok(())
+    log::sync_dir(parent.unwrap_or(Path::new(".")))?;
+    log::sync_dir(data)
 }
 
 /// Applies the records after the last durable commit, cuts off a record a crash left
