@@ -50,20 +50,52 @@ fn main() -> anyhow::Result<()> {
         // codes are noise.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")?;
     match cli.command {
-        Some(Command::Bench(args)) => runtime.block_on(async {
+        Some(Command::Bench(args)) => runtime(None)?.block_on(async {
             let report = bench::run(args).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }),
         Some(Command::Compact(args)) => compact(&args),
-        Some(Command::Serve(args)) => runtime.block_on(serve(args)),
-        None => runtime.block_on(serve(cli.serve)),
+        Some(Command::Serve(args)) => serve(&args),
+        None => serve(&cli.serve),
     }
+}
+
+/// A multi-thread runtime with `workers` worker threads, or tokio's default (one per core,
+/// or `TOKIO_WORKER_THREADS`).
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
+/// Runtime workers beside the embedded store's own threads: one fewer than the cores (at
+/// least one), unless `TOKIO_WORKER_THREADS` says otherwise. The store's write lane is a
+/// thread of its own that is busy most of the time at full load, so a worker per core
+/// oversubscribed the machine; on two cores, one worker measured more events a second at
+/// full load and less CPU per event at the steady load than two (docs/benchmarks.md).
+fn workers_beside_store_lanes() -> Option<usize> {
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().ok()?.get();
+    Some(cores.saturating_sub(1).max(1))
+}
+
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let (config, generated) = Config::resolve(args).context("reading the configuration")?;
+    let workers = match config.store {
+        StoreSpec::Embedded(_) => workers_beside_store_lanes(),
+        // The driver's work runs on the runtime itself: a worker per core.
+        StoreSpec::Mongo(_) => None,
+    };
+    runtime(workers)?.block_on(serve_on(config, generated))
 }
 
 fn compact(args: &CompactArgs) -> anyhow::Result<()> {
@@ -90,8 +122,10 @@ fn compact(args: &CompactArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (config, generated) = Config::resolve(&args).context("reading the configuration")?;
+async fn serve_on(
+    config: Config,
+    generated: spoor::config::bootstrap::Generated,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
