@@ -2,7 +2,9 @@
 //! streams batches and resends whatever was not acked. Afterwards every batch is stored
 //! exactly once and no batch that was ever acked is missing. The same again with a power cut
 //! after each kill: whatever the server had written but not synced is lost, kept or torn
-//! (`power_loss/`), and still no acked batch may be missing.
+//! (`power_loss/`), and still no acked batch may be missing. And power cuts while sessions
+//! are deleted, which empties log segments and removes them: a deletion that was answered
+//! stays, and the sessions kept lose nothing acked.
 
 mod common;
 mod power_loss;
@@ -19,6 +21,10 @@ const IN_FLIGHT: u64 = 32;
 const KILLS: usize = 8;
 /// With a power cut after each: more, since little is ever unsynced at a kill.
 const CUTS: usize = 16;
+/// The deleting client's sessions, one after the other (every second one is deleted), and
+/// each one's batches: a session spans several 16 KiB segments, so a deletion empties some.
+const SESSIONS: u64 = 24;
+const SESSION_BATCHES: u64 = 500;
 
 async fn start(dir: &std::path::Path, port: u16) -> Child {
     spawn(command(dir, port), dir, port).await
@@ -101,11 +107,59 @@ fn batch(seq: u64) -> tokio_tungstenite::tungstenite::Message {
         "ev":[[1, 0, seq, 1], [9, 1, "crash", {"seq": seq}]]}))
 }
 
-/// The resending client: returns the highest ack it ever saw once everything is acked.
-async fn client(port: u16) -> i64 {
+/// The resending client: returns once every batch is acked.
+async fn client(port: u16) {
     let acked = AtomicI64::new(-1);
     common::resend_until_acked(port, "crash_sess_01", BATCHES, IN_FLIGHT, batch, &acked).await;
-    acked.load(Ordering::SeqCst)
+    assert_eq!(acked.load(Ordering::SeqCst), BATCHES as i64 - 1);
+}
+
+fn sid(k: u64) -> String {
+    format!("crash_sess_{k:03}")
+}
+
+/// Streams [`SESSIONS`] sessions one after the other, each until every batch is acked, and
+/// deletes every second one once it is.
+async fn client_deleting(port: u16) {
+    for k in 0..SESSIONS {
+        let acked = AtomicI64::new(-1);
+        common::resend_until_acked(port, &sid(k), SESSION_BATCHES, IN_FLIGHT, batch, &acked).await;
+        if k % 2 == 1 {
+            delete_until_answered(port, &sid(k)).await;
+        }
+    }
+}
+
+/// Sends `DELETE /api/sessions/{sid}` until it is answered 204, or 404 (a deletion the
+/// server made, whose answer a kill cut off). A plain HTTP/1.1 exchange, since the server
+/// may die in the middle of it.
+async fn delete_until_answered(port: u16, sid: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "DELETE /api/sessions/{sid}?site=test HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+         authorization: Bearer rt_crash\r\nconnection: close\r\n\r\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the deletion of {sid} is answered"
+        );
+        let exchange = async {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            s.write_all(request.as_bytes()).await?;
+            let mut answer = Vec::new();
+            s.read_to_end(&mut answer).await?;
+            std::io::Result::Ok(answer)
+        };
+        if let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(10), exchange).await {
+            let status = String::from_utf8_lossy(&answer);
+            if status.starts_with("HTTP/1.1 204") || status.starts_with("HTTP/1.1 404") {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A xorshift generator seeded from the clock (the seed is printed, to rerun a failure).
@@ -125,18 +179,19 @@ fn rng() -> impl FnMut(u64) -> u64 {
     }
 }
 
-/// Streams every batch while up to `kills` times, `min_gap_ms` to 4 × that apart, the
+/// Runs the client `load` while up to `kills` times, `min_gap_ms` to 4 × that apart, the
 /// server is killed and started again with the command `restart` gives; returns the number
-/// of kills once the client has everything acked.
+/// of kills once the client is done.
 async fn stream_through_kills(
     dir: &std::path::Path,
     port: u16,
+    load: impl std::future::Future<Output = ()> + Send + 'static,
     (kills_max, min_gap_ms): (usize, u64),
     mut server: Child,
     rand: &mut impl FnMut(u64) -> u64,
     mut restart: impl FnMut(&mut dyn FnMut(u64) -> u64) -> Command,
 ) -> usize {
-    let load = tokio::spawn(client(port));
+    let load = tokio::spawn(load);
     let mut kills = 0;
     for kill in 0..kills_max {
         tokio::time::sleep(Duration::from_millis(min_gap_ms + rand(3 * min_gap_ms))).await;
@@ -150,14 +205,13 @@ async fn stream_through_kills(
         tokio::time::sleep(Duration::from_millis(rand(200))).await;
         server = spawn(restart(rand), dir, port).await;
     }
-    let Ok(acked) = tokio::time::timeout(Duration::from_secs(150), load).await else {
+    let Ok(done) = tokio::time::timeout(Duration::from_secs(150), load).await else {
         panic!(
             "the client did not finish; the server's log ends:\n{}",
             log_tail(dir)
         );
     };
-    let acked = acked.unwrap();
-    assert_eq!(acked, BATCHES as i64 - 1);
+    done.unwrap();
     server.kill().unwrap();
     server.wait().unwrap();
     kills
@@ -167,37 +221,7 @@ async fn stream_through_kills(
 /// and the server's log shows the kills landed between checkpoints.
 async fn verify(dir: &std::path::Path) {
     let store = spoor::store::embedded::EmbeddedStore::open(&dir.join("data")).unwrap();
-    let mut seen = 0u64;
-    let mut from = 0;
-    loop {
-        let page = store
-            .read_chunks("test", "crash_sess_01", from, 500)
-            .await
-            .unwrap();
-        for c in &page {
-            assert_eq!(c.seq, seen, "seqs are contiguous and unique");
-            let ev: serde_json::Value = rmp_serde::from_slice(&c.ev).unwrap();
-            assert_eq!(
-                ev[1][3]["seq"], c.seq,
-                "batch {} holds its own events",
-                c.seq
-            );
-            seen += 1;
-        }
-        match page.last() {
-            Some(l) if page.len() == 500 => from = l.seq + 1,
-            _ => break,
-        }
-    }
-    assert_eq!(seen, BATCHES, "every batch is stored");
-    let summary = store
-        .session("test", "crash_sess_01")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(summary.batches, BATCHES, "no batch counted twice");
-    assert_eq!(summary.events, 2 * BATCHES);
-    assert_eq!(summary.acked, BATCHES as i64 - 1);
+    stored_whole(&store, "crash_sess_01", BATCHES).await;
     // The kills landed between checkpoints: the log's records were applied again at start.
     let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
     assert!(
@@ -207,15 +231,90 @@ async fn verify(dir: &std::path::Path) {
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// Session `sid` holds batches `0..batches`, each once, with its own content, counted once,
+/// and all acked.
+async fn stored_whole(store: &spoor::store::embedded::EmbeddedStore, sid: &str, batches: u64) {
+    let mut seen = 0u64;
+    let mut from = 0;
+    loop {
+        let page = store.read_chunks("test", sid, from, 500).await.unwrap();
+        for c in &page {
+            assert_eq!(c.seq, seen, "seqs of {sid} are contiguous and unique");
+            let ev: serde_json::Value = rmp_serde::from_slice(&c.ev).unwrap();
+            assert_eq!(
+                ev[1][3]["seq"], c.seq,
+                "batch {} of {sid} holds its own events",
+                c.seq
+            );
+            seen += 1;
+        }
+        match page.last() {
+            Some(l) if page.len() == 500 => from = l.seq + 1,
+            _ => break,
+        }
+    }
+    assert_eq!(seen, batches, "every batch of {sid} is stored");
+    let summary = store.session("test", sid).await.unwrap().unwrap();
+    assert_eq!(summary.batches, batches, "no batch of {sid} counted twice");
+    assert_eq!(summary.events, 2 * batches);
+    assert_eq!(summary.acked, batches as i64 - 1);
+}
+
+/// The server with the power-loss shim (`power_loss/`) on `dir/data`, journaling to
+/// `dir/journal`, each sync 4 ms slower.
+fn powered(dir: &std::path::Path, port: u16, shim: &std::path::Path) -> Command {
+    let mut cmd = command(dir, port);
+    cmd.env("LD_PRELOAD", shim)
+        .env("POWERLOSS_DIR", dir.join("data"))
+        .env("POWERLOSS_JOURNAL", dir.join("journal"))
+        .env("POWERLOSS_SYNC_DELAY_US", "4000");
+    cmd
+}
+
+/// Runs `load` through up to [`CUTS`] kills, each followed by a power cut (the first cut that
+/// finds anything unsynced loses all of it); returns the kills and what the cuts did.
+async fn load_through_power_cuts(
+    dir: &std::path::Path,
+    load: impl std::future::Future<Output = ()> + Send + 'static,
+    port: u16,
+) -> (usize, power_loss::Cut) {
+    let shim = power_loss::build_shim(dir);
+    let journal = dir.join("journal");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let mut rand = rng();
+    let mut total = power_loss::Cut::default();
+    let server = spawn(powered(dir, port, &shim), dir, port).await;
+    let kills = stream_through_kills(dir, port, load, (CUTS, 100), server, &mut rand, |rand| {
+        // Until a cut has lost something, a cut loses all that was not synced.
+        let cut = power_loss::cut_power(&journal, total.lost == 0, rand);
+        println!("power cut: {cut:?}");
+        total.recorded += cut.recorded;
+        total.unsynced += cut.unsynced;
+        total.lost += cut.lost;
+        total.torn += cut.torn;
+        total.unremoved += cut.unremoved;
+        powered(dir, port, &shim)
+    })
+    .await;
+    (kills, total)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_once() {
     let tmp = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let mut rand = rng();
     let server = start(tmp.path(), port).await;
-    let kills = stream_through_kills(tmp.path(), port, (KILLS, 100), server, &mut rand, |_| {
-        command(tmp.path(), port)
-    })
+    let load = client(port);
+    let kills = stream_through_kills(
+        tmp.path(),
+        port,
+        load,
+        (KILLS, 100),
+        server,
+        &mut rand,
+        |_| command(tmp.path(), port),
+    )
     .await;
     assert!(kills >= 3, "only {kills} kills landed during the load");
     verify(tmp.path()).await;
@@ -225,35 +324,55 @@ async fn sigkill_at_random_moments_loses_nothing_acked_and_stores_each_batch_onc
 async fn a_power_cut_after_each_kill_loses_nothing_acked_and_stores_each_batch_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().canonicalize().unwrap();
-    let shim = power_loss::build_shim(&dir);
-    let journal = dir.join("journal");
-    std::fs::create_dir_all(dir.join("data")).unwrap();
     let port = common::free_port();
-    let mut rand = rng();
-    let powered = || {
-        let mut cmd = command(&dir, port);
-        cmd.env("LD_PRELOAD", &shim)
-            .env("POWERLOSS_DIR", dir.join("data"))
-            .env("POWERLOSS_JOURNAL", &journal)
-            .env("POWERLOSS_SYNC_DELAY_US", "4000");
-        cmd
-    };
-    let mut total = power_loss::Cut::default();
-    let server = spawn(powered(), &dir, port).await;
-    let kills = stream_through_kills(&dir, port, (CUTS, 100), server, &mut rand, |rand| {
-        // Until a cut has lost something, a cut loses all that was not synced.
-        let cut = power_loss::cut_power(&journal, total.lost == 0, rand);
-        println!("power cut: {cut:?}");
-        total.recorded += cut.recorded;
-        total.unsynced += cut.unsynced;
-        total.lost += cut.lost;
-        total.torn += cut.torn;
-        powered()
-    })
-    .await;
+    let (kills, total) = load_through_power_cuts(&dir, client(port), port).await;
     assert!(kills >= 3, "only {kills} kills landed during the load");
     assert!(total.lost > 0, "the cuts lost unsynced writes: {total:?}");
     verify(&dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_cuts_while_sessions_are_deleted_keep_each_deletion_and_every_acked_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let port = common::free_port();
+    let (kills, total) = load_through_power_cuts(&dir, client_deleting(port), port).await;
+    assert!(kills >= 3, "only {kills} kills landed during the load");
+    assert!(total.lost > 0, "the cuts lost unsynced writes: {total:?}");
+    let store = spoor::store::embedded::EmbeddedStore::open(&dir.join("data")).unwrap();
+    for k in 0..SESSIONS {
+        if k % 2 == 1 {
+            assert!(
+                store.session("test", &sid(k)).await.unwrap().is_none(),
+                "deleted session {k} stays deleted"
+            );
+            let left = store.read_chunks("test", &sid(k), 0, 10).await.unwrap();
+            assert!(left.is_empty(), "deleted session {k} has no chunks left");
+        } else {
+            stored_whole(&store, &sid(k), SESSION_BATCHES).await;
+        }
+    }
+    // Deletions emptied segments, and the checkpoints removed them (ids start at 1).
+    let ids: Vec<u64> = std::fs::read_dir(dir.join("data/log"))
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".seg")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let removed = ids.iter().max().copied().unwrap_or(0) - ids.len() as u64;
+    println!(
+        "segments: {} left, {removed} removed; cuts brought {} back",
+        ids.len(),
+        total.unremoved
+    );
+    assert!(removed > 0, "no segment was removed: {ids:?}");
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
 }
 
 #[tokio::test]

@@ -78,6 +78,8 @@ pub struct Cut {
     pub unsynced: usize,
     pub lost: usize,
     pub torn: usize,
+    /// Of the lost: file removals, whose files came back.
+    pub unremoved: usize,
 }
 
 /// Applies a power cut to the files the journal at `journal` recorded, then removes the
@@ -152,6 +154,7 @@ pub fn cut_power(journal: &Path, lose_all: bool, rand: &mut dyn FnMut(u64) -> u6
         let keep = if lose_all { 0 } else { rand(3) };
         if keep == 0 {
             cut.lost += 1;
+            cut.unremoved += usize::from(r.kind == b'U');
             if r.kind == b'C' {
                 absent.push(&r.path);
             }
