@@ -56,7 +56,7 @@ fn main() {
         let signals = walker.observe(batch.t0, &batch.stats, &batch.ev);
         walk_ns += (t.elapsed() - d).as_nanos();
         decode_ns += d.as_nanos();
-        marks += batch.stats.marks.len() + signals.heat.0.len();
+        marks += batch.stats.marks.len() + signals.heat.len();
         drop((batch, signals));
     }
     let per_event = |ns: u128| ns as f64 / (batches * events) as f64;

@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use crate::heat::delta::ElementRef;
 use crate::heat::records::depth_step;
-use crate::heat::{hour_of, Class, HeatDelta, UrlRules};
+use crate::heat::{hour_of, Additions, ChunkHeat, Class, UrlRules};
 use crate::protocol::events::{CLICK, CUSTOM, INPUT, LAYOUT, PAGE, RESIZE, SCROLL};
 use crate::protocol::{ChunkStats, Hello};
 
@@ -40,7 +40,7 @@ pub const DEAD_CLICK_MS: i64 = 1_000;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Signals {
     /// Additions to the heatmaps (click cells, scroll depth, elements).
-    pub heat: HeatDelta,
+    pub heat: ChunkHeat,
     /// Page keys (URLs after the site's rules) the chunk visited, in order.
     pub pages: Vec<String>,
     /// Rows of `ev` that are rage clicks.

@@ -1,6 +1,7 @@
 //! The signal walker's rage clicks, dead clicks and heat additions, on marks built here.
 
 use super::*;
+use crate::heat::HeatDelta;
 use crate::protocol::events::Mark;
 
 thread_local! {
@@ -159,10 +160,10 @@ fn a_burst_across_two_batches_counts_once() {
 }
 
 /// Every cell of a delta: (page, class, document y of its top, clicks, rage).
-fn cells_of(d: &HeatDelta) -> Vec<(String, Class, f64, u32, u32)> {
+fn cells_of(d: &ChunkHeat) -> Vec<(String, Class, f64, u32, u32)> {
     use crate::heat::records::{Record, BAND_CELLS, CELL_PX};
     let mut out = Vec::new();
-    for (k, r) in &d.0 {
+    for (k, r) in d.iter() {
         if let Record::Cells(c) = r {
             for c in &c.0 {
                 let y = f64::from(k.band * BAND_CELLS + u32::from(c.row)) * CELL_PX;
@@ -228,8 +229,9 @@ fn a_view_counts_each_depth_once_however_often_it_scrolls() {
         &stats(vec![mark(0, 0, SCROLL, 0.0, 2200.0, None)]),
         &ev(),
     );
-    let mut total = s.heat.clone();
-    total.add(&more.heat);
+    let mut total = HeatDelta::default();
+    total.add_chunk(&s.heat);
+    total.add_chunk(&more.heat);
     let scroll = total
         .0
         .iter()
@@ -265,8 +267,9 @@ fn elements_count_clicks_rage_and_dead_clicks() {
         &stats(vec![mark(0, 0, SCROLL, 0.0, 10.0, None)]),
         &ev(),
     );
-    let mut total = a.heat.clone();
-    total.add(&b.heat);
+    let mut total = HeatDelta::default();
+    total.add_chunk(&a.heat);
+    total.add_chunk(&b.heat);
     let list = total
         .0
         .values()

@@ -21,7 +21,7 @@ pub mod urls;
 
 use serde::{Deserialize, Serialize};
 
-pub use delta::HeatDelta;
+pub use delta::{Additions, ChunkHeat, HeatDelta};
 pub use fold::{Fold, HeatQuery};
 pub use urls::UrlRules;
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::error::StoreError;
-use crate::heat::{Class, HeatDelta, UrlRules};
+use crate::heat::{Additions, Class, HeatDelta, UrlRules};
 
 /// Bytes per packed click point: t, x, y, vw, vh, rage.
 const POINT: usize = 41;

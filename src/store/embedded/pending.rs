@@ -39,7 +39,7 @@ use super::heat::{add_heat, save_layout};
 use super::runs::{self, CHUNK_RUNS};
 use super::{encode, unavailable, BY_LAST, PAGE_LAYOUTS, SESSIONS};
 use crate::error::StoreError;
-use crate::heat::{Class, HeatDelta};
+use crate::heat::{ChunkHeat, Class, HeatDelta};
 use crate::store::summary::{stored_up_to_acked, SessionSummary};
 
 /// Sessions, heat record keys or chunk index entries pending at most: a group that finds
@@ -189,11 +189,13 @@ impl Pending {
         }
     }
 
-    pub fn add_heat(&mut self, site: &str, delta: &HeatDelta) {
+    pub fn add_heat(&mut self, site: &str, delta: &ChunkHeat) {
         match self.heat.get_mut(site) {
-            Some(d) => d.add(delta),
+            Some(d) => d.add_chunk(delta),
             None => {
-                self.heat.insert(site.to_owned(), delta.clone());
+                let mut d = HeatDelta::default();
+                d.add_chunk(delta);
+                self.heat.insert(site.to_owned(), d);
             }
         }
     }

@@ -26,7 +26,7 @@ use super::codec::{chunk_len, decode_chunk, write_chunk};
 use crate::error::StoreError;
 use crate::gps::Position;
 use crate::heat::records::Record;
-use crate::heat::{Class, HeatDelta, Kind, RecordKey};
+use crate::heat::{ChunkHeat, Class, Kind, RecordKey};
 use crate::outbox::EventBatch;
 use crate::protocol::{ChunkStats, GpsFix, Hello};
 use crate::signals::Signals;
@@ -53,7 +53,7 @@ type HeatIn = (String, u8, u8, u64, u32, ByteBuf);
 /// band, the encoded record), the records encoded beforehand into one buffer (`ends`: where
 /// each one ends in `bytes`).
 struct HeatOut<'a> {
-    delta: &'a HeatDelta,
+    delta: &'a ChunkHeat,
     bytes: &'a [u8],
     ends: &'a [usize],
 }
@@ -61,26 +61,29 @@ struct HeatOut<'a> {
 impl Serialize for HeatOut<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        s.collect_seq(self.delta.0.iter().zip(starts.zip(self.ends)).map(
-            |((k, _), (from, &to))| {
-                (
-                    &*k.page,
-                    k.kind.code(),
-                    k.class.code(),
-                    k.hour,
-                    k.band,
-                    RawBytes::new(&self.bytes[from..to]),
-                )
-            },
-        ))
+        s.collect_seq(
+            self.delta
+                .iter()
+                .zip(starts.zip(self.ends))
+                .map(|((k, _), (from, &to))| {
+                    (
+                        &*k.page,
+                        k.kind.code(),
+                        k.class.code(),
+                        k.hour,
+                        k.band,
+                        RawBytes::new(&self.bytes[from..to]),
+                    )
+                }),
+        )
     }
 }
 
 /// Encodes a delta's records one after the other into `bytes`, noting where each ends.
-fn encode_heat(delta: &HeatDelta, bytes: &mut Vec<u8>, ends: &mut Vec<usize>) {
+fn encode_heat(delta: &ChunkHeat, bytes: &mut Vec<u8>, ends: &mut Vec<usize>) {
     bytes.clear();
     ends.clear();
-    for r in delta.0.values() {
+    for (_, r) in delta.iter() {
         r.encode_into(bytes);
         ends.push(bytes.len());
     }
@@ -317,7 +320,7 @@ impl<'a> Cursor<'a> {
 
 fn chunk_of(blob: &[u8], redo: ChunkIn) -> Result<ChunkWrite, StoreError> {
     let stored = decode_chunk(redo.seq, blob)?;
-    let mut heat = HeatDelta::default();
+    let mut heat = ChunkHeat::default();
     for (page, kind, class, hour, band, rec) in redo.heat {
         let (Some(kind), Some(class)) = (Kind::from_code(kind), Class::from_code(class)) else {
             return Err(corrupt("unknown heat kind or class"));
@@ -329,7 +332,7 @@ fn chunk_of(blob: &[u8], redo: ChunkIn) -> Result<ChunkWrite, StoreError> {
             hour,
             band,
         };
-        heat.0.insert(key, Record::decode(kind, &rec)?);
+        heat.put(key, Record::decode(kind, &rec)?);
     }
     let mut layouts = Vec::with_capacity(redo.layouts.len());
     for (page, class, t, row) in redo.layouts {
@@ -466,8 +469,8 @@ mod tests {
         // then and one written now must hold the same bytes.
         let chunks = crate::store::fixtures::rich_group();
         let delta = &chunks[0].signals.heat;
-        assert!(delta.0.len() > 1, "several records");
-        let before: Vec<_> = (delta.0.iter())
+        assert!(delta.len() > 1, "several records");
+        let before: Vec<_> = (delta.iter())
             .map(|(k, r)| {
                 let code = (k.kind.code(), k.class.code());
                 (

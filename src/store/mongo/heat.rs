@@ -209,7 +209,7 @@ impl MongoStore {
                 by_site
                     .entry(c.meta.site.to_string())
                     .or_default()
-                    .add(&c.signals.heat);
+                    .add_chunk(&c.signals.heat);
             }
         }
         let adds: Vec<(&str, &RecordKey, &Record)> = by_site
