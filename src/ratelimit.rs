@@ -59,13 +59,10 @@ impl KeyLimits {
         }
     }
 
-    pub fn take(&self, site: &str, n: u32) -> bool {
+    pub fn take(&self, site: &str, n: u32, now: Instant) -> bool {
         match self.buckets.get(site) {
             // The lock is held for a few arithmetic operations; nothing awaits under it.
-            Some(b) => b
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(n, Instant::now()),
+            Some(b) => b.lock().unwrap_or_else(|p| p.into_inner()).take(n, now),
             None => true,
         }
     }

@@ -26,8 +26,9 @@ pub struct ChunkHeat {
     /// Sorted by key; empty once the records are in `many`.
     few: Vec<(RecordKey, Record)>,
     many: BTreeMap<RecordKey, Record>,
-    /// The index in `few` found last.
-    last: usize,
+    /// The index in `few` found last, per kind (a click's cells and element, then a scroll,
+    /// alternate).
+    last: [usize; 3],
 }
 
 /// A clicked element's place: page, class, hour and selector (dead-click verdicts come later
@@ -186,21 +187,29 @@ impl Additions for ChunkHeat {
                 && k.band == band
                 && (Arc::ptr_eq(&k.page, page) || *k.page == **page)
         };
-        if !self.few.get(self.last).is_some_and(|(k, _)| same(k)) {
-            let key = key(page, kind, class, hour, band);
-            self.last = match self.few.binary_search_by(|(k, _)| k.cmp(&key)) {
+        let last = &mut self.last[usize::from(kind.code())];
+        if !self.few.get(*last).is_some_and(|(k, _)| same(k)) {
+            // RecordKey's order, without making a key to compare with.
+            let found = self.few.binary_search_by(|(k, _)| {
+                (&*k.page, k.kind, k.class, k.hour, k.band).cmp(&(&**page, kind, class, hour, band))
+            });
+            *last = match found {
                 Ok(i) => i,
                 Err(i) if self.few.len() < FEW => {
-                    self.few.insert(i, (key, empty(kind)));
+                    self.few
+                        .insert(i, (key(page, kind, class, hour, band), empty(kind)));
                     i
                 }
                 Err(_) => {
                     self.many = self.few.drain(..).collect();
-                    return self.many.entry(key).or_insert_with(|| empty(kind));
+                    return self
+                        .many
+                        .entry(key(page, kind, class, hour, band))
+                        .or_insert_with(|| empty(kind));
                 }
             };
         }
-        &mut self.few[self.last].1
+        &mut self.few[*last].1
     }
 }
 

@@ -121,7 +121,10 @@ async fn ingest(app: &Arc<App>, site: Option<Arc<Site>>, req: &AppRequest) -> Re
         p.site = site.id.clone();
         crate::gps::validate(p, now)?;
     }
-    if !app.key_limits.take(&site.id, positions.len() as u32) {
+    if !app
+        .key_limits
+        .take(&site.id, positions.len() as u32, std::time::Instant::now())
+    {
         return Err(IngestError::RateLimited.into());
     }
     let new = app.positions.commit(positions).await.map_err(|e| {

@@ -162,23 +162,23 @@ impl IngestSession {
     /// through it (resends too: they move the page and scroll along), and stores it unless
     /// it is already durable. Waits for room in the pipeline: that wait is the backpressure.
     pub async fn accept(&mut self, batch: Batch) -> Result<Accepted, IngestError> {
-        match self.take(batch)? {
+        match self.take(batch, std::time::Instant::now())? {
             Taken::Done(a) => Ok(a),
             Taken::Waiting(w) => self.wait(w).await.map(|()| Accepted::Submitted),
         }
     }
 
     /// [`IngestSession::accept`] without waiting: a batch the pipeline has no room for now
-    /// comes back as [`Taken::Waiting`], for [`IngestSession::wait`].
-    pub fn take(&mut self, batch: Batch) -> Result<Taken, IngestError> {
-        if !self.app.key_limits.take(&self.meta.site, 1) {
+    /// comes back as [`Taken::Waiting`], for [`IngestSession::wait`]. `now` is for the rate
+    /// limits.
+    pub fn take(&mut self, batch: Batch, now: std::time::Instant) -> Result<Taken, IngestError> {
+        if !self.app.key_limits.take(&self.meta.site, 1, now) {
             return Err(IngestError::RateLimited);
         }
         let resend = batch.seq as i64 <= self.state.acked();
         if batch.stats.dom_bytes > 0 && !resend {
             // Refused whole, before anything of it is stored.
-            self.dom
-                .take(batch.stats.dom_bytes, std::time::Instant::now())?;
+            self.dom.take(batch.stats.dom_bytes, now)?;
         }
         let signals = self.walker.observe(batch.t0, &batch.stats, &batch.ev);
         // Walked: the marks are not stored, and need not wait in the pipeline.

@@ -294,7 +294,11 @@ async fn drive(
         limits.session_batch_burst,
     );
     let mut sent = session.acked();
-    let idle = tokio::time::sleep(limits.idle_timeout());
+    // The idle timer is set once per idle period, not per batch: a batch only notes its time,
+    // and a timer that fires early is set again from there.
+    let idle_after = limits.idle_timeout();
+    let mut active = tokio::time::Instant::now();
+    let idle = tokio::time::sleep_until(active + idle_after);
     tokio::pin!(idle);
     // Pings find dead peers (a vanished laptop, a dropped NAT mapping) long before the idle
     // timeout would; a ping still unanswered at the next tick ends the socket.
@@ -327,7 +331,13 @@ async fn drive(
             _ = &mut shutdown => {
                 return Box::pin(goodbye(app, conn, &state, session.submitted(), sent)).await;
             }
-            _ = &mut idle => return Err(IngestError::IdleTimeout.into()),
+            _ = &mut idle => {
+                if tokio::time::Instant::now() < active + idle_after {
+                    idle.as_mut().reset(active + idle_after);
+                    continue;
+                }
+                return Err(IngestError::IdleTimeout.into());
+            }
             _ = ping.tick(), if limits.ping_interval_ms > 0 => {
                 if unanswered {
                     tracing::debug!("No answer to a ping; closing the socket.");
@@ -357,12 +367,14 @@ async fn drive(
                     }
                     Received::Frame(ClientFrame::Batch(b)) => b,
                 };
-                idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout());
-                if !bucket.take(1, std::time::Instant::now()) {
+                // One clock read for the batch's limits and the idle timer.
+                active = tokio::time::Instant::now();
+                let now = active.into_std();
+                if !bucket.take(1, now) {
                     return Err(IngestError::RateLimited.into());
                 }
                 // Most batches find room at once, with no future to allocate.
-                let accepted = match session.take(batch)? {
+                let accepted = match session.take(batch, now)? {
                     Taken::Done(a) => a,
                     Taken::Waiting(w) => {
                         Box::pin(session.wait(w)).await?;
