@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::clock::now_ms;
 use crate::error::IngestError;
 use crate::pipeline::{AckState, Waiting};
 use crate::protocol::{Batch, Hello};
@@ -192,7 +191,7 @@ impl IngestSession {
             meta: self.meta.clone(),
             seq: batch.seq,
             t0: batch.t0,
-            rx: now_ms(),
+            rx: batch.rx,
             ev: batch.ev,
             stats,
             signals,

@@ -113,7 +113,10 @@ impl Batcher {
         let linger = tokio::time::sleep_until(tokio::time::Instant::now() + self.config.linger());
         tokio::pin!(linger);
         let mut bytes = first.chunk.ev.len();
-        let mut group = vec![first];
+        // Room for what already waits: a group taken from a deep queue is not grown (and
+        // copied) a doubling at a time.
+        let mut group = Vec::with_capacity((self.rx.len() + 1).min(self.config.max_group_batches));
+        group.push(first);
         while group.len() < self.config.max_group_batches {
             let next = match self.rx.try_recv() {
                 Ok(s) => s,

@@ -49,6 +49,8 @@ pub struct Batch {
     pub t0: i64,
     pub ev: Bytes,
     pub stats: ChunkStats,
+    /// When the server decoded it (epoch ms): its receive time.
+    pub rx: i64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -274,6 +276,7 @@ fn decode_frame(
                 t0,
                 ev: frame.slice(start..end),
                 stats,
+                rx: now_ms,
             }))
         }
         Some(other) => Err(IngestError::invalid(
