@@ -272,12 +272,13 @@ fn powered(dir: &std::path::Path, port: u16, shim: &std::path::Path) -> Command 
 }
 
 /// Runs `load` through up to [`CUTS`] kills, each followed by a power cut (the first cut that
-/// finds anything unsynced loses all of it); returns the kills and what the cuts did.
+/// finds anything unsynced loses all of it), and checks that at least 3 kills landed and the
+/// cuts lost something; returns what they did.
 async fn load_through_power_cuts(
     dir: &std::path::Path,
     load: impl std::future::Future<Output = ()> + Send + 'static,
     port: u16,
-) -> (usize, power_loss::Cut) {
+) -> power_loss::Cut {
     let shim = power_loss::build_shim(dir);
     let journal = dir.join("journal");
     std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -296,7 +297,9 @@ async fn load_through_power_cuts(
         powered(dir, port, &shim)
     })
     .await;
-    (kills, total)
+    assert!(kills >= 3, "only {kills} kills landed during the load");
+    assert!(total.lost > 0, "the cuts lost unsynced writes: {total:?}");
+    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,9 +328,7 @@ async fn a_power_cut_after_each_kill_loses_nothing_acked_and_stores_each_batch_o
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().canonicalize().unwrap();
     let port = common::free_port();
-    let (kills, total) = load_through_power_cuts(&dir, client(port), port).await;
-    assert!(kills >= 3, "only {kills} kills landed during the load");
-    assert!(total.lost > 0, "the cuts lost unsynced writes: {total:?}");
+    load_through_power_cuts(&dir, client(port), port).await;
     verify(&dir).await;
 }
 
@@ -336,9 +337,7 @@ async fn power_cuts_while_sessions_are_deleted_keep_each_deletion_and_every_acke
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().canonicalize().unwrap();
     let port = common::free_port();
-    let (kills, total) = load_through_power_cuts(&dir, client_deleting(port), port).await;
-    assert!(kills >= 3, "only {kills} kills landed during the load");
-    assert!(total.lost > 0, "the cuts lost unsynced writes: {total:?}");
+    let total = load_through_power_cuts(&dir, client_deleting(port), port).await;
     let store = spoor::store::embedded::EmbeddedStore::open(&dir.join("data")).unwrap();
     for k in 0..SESSIONS {
         if k % 2 == 1 {

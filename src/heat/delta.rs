@@ -60,6 +60,19 @@ fn key(page: &Arc<str>, kind: Kind, class: Class, hour: u64, band: u32) -> Recor
     }
 }
 
+/// The record at (page, kind, class, hour, band) in `map`, empty if it was not there.
+fn in_map<'m>(
+    map: &'m mut BTreeMap<RecordKey, Record>,
+    page: &Arc<str>,
+    kind: Kind,
+    class: Class,
+    hour: u64,
+    band: u32,
+) -> &'m mut Record {
+    map.entry(key(page, kind, class, hour, band))
+        .or_insert_with(|| empty(kind))
+}
+
 /// What the walker adds, written once for both kinds of additions: each finds (or makes) the
 /// record it adds to with [`Additions::record`].
 pub trait Additions {
@@ -132,9 +145,7 @@ impl Additions for HeatDelta {
         hour: u64,
         band: u32,
     ) -> &mut Record {
-        self.0
-            .entry(key(page, kind, class, hour, band))
-            .or_insert_with(|| empty(kind))
+        in_map(&mut self.0, page, kind, class, hour, band)
     }
 }
 
@@ -175,10 +186,7 @@ impl Additions for ChunkHeat {
         band: u32,
     ) -> &mut Record {
         if !self.many.is_empty() {
-            return self
-                .many
-                .entry(key(page, kind, class, hour, band))
-                .or_insert_with(|| empty(kind));
+            return in_map(&mut self.many, page, kind, class, hour, band);
         }
         let same = |k: &RecordKey| {
             k.kind == kind
@@ -202,10 +210,7 @@ impl Additions for ChunkHeat {
                 }
                 Err(_) => {
                     self.many = self.few.drain(..).collect();
-                    return self
-                        .many
-                        .entry(key(page, kind, class, hour, band))
-                        .or_insert_with(|| empty(kind));
+                    return in_map(&mut self.many, page, kind, class, hour, band);
                 }
             };
         }
