@@ -65,6 +65,8 @@ pub struct Metrics {
     pub pipeline_queued: Gauge,
     /// Bytes accepted and not yet durable (set when scraped).
     pub pipeline_inflight_bytes: Gauge,
+    /// The async runtime's worker threads (set when scraped).
+    pub runtime_workers: Gauge,
 }
 
 impl Default for Metrics {
@@ -129,6 +131,7 @@ impl Metrics {
             checkpoints: Gauge::default(),
             pipeline_queued: Gauge::default(),
             pipeline_inflight_bytes: Gauge::default(),
+            runtime_workers: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -191,6 +194,11 @@ impl Metrics {
             "pipeline_inflight_bytes",
             "Bytes accepted and not yet durable",
             m.pipeline_inflight_bytes.clone(),
+        );
+        registry.register(
+            "runtime_workers",
+            "Worker threads of the async runtime (one fewer than the cores on the embedded store, beside its write lane)",
+            m.runtime_workers.clone(),
         );
         registry.register(
             "tracker_reports_skipped",

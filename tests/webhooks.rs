@@ -512,17 +512,7 @@ async fn on_mongodb_an_event_recorded_before_a_sigkill_is_delivered_after_the_re
     };
     let tmp = tempfile::tempdir().unwrap();
     let db = format!("spoor_hooks_{}", std::process::id());
-    // The URI names a server (and perhaps a database and options): this test's database.
-    let (base, query) = uri.split_once('?').unwrap_or((uri.as_str(), ""));
-    let hosts = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[hosts..].find('/') {
-        Some(j) => &base[..hosts + j],
-        None => base,
-    };
-    let store = match query {
-        "" => format!("{base}/{db}"),
-        q => format!("{base}/{db}?{q}"),
-    };
+    let store = common::mongo_uri_with_database(&uri, &db);
     sigkill_before_delivery(tmp.path(), &store).await;
     let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
     client.database(&db).drop().await.unwrap();

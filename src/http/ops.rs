@@ -51,6 +51,9 @@ pub fn metrics(app: Arc<App>, auth: Option<String>) -> Result<Response, ApiError
     m.pipeline_inflight_bytes
         .set(app.pipeline.inflight_bytes() as i64);
     m.pending_bytes.set(app.budget.used() as i64);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        m.runtime_workers.set(rt.metrics().num_workers() as i64);
+    }
     if let Some(log) = app.store.log_stats() {
         m.log_segments.set(log.segments as i64);
         m.log_bytes.set(log.bytes as i64);

@@ -39,6 +39,21 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// `uri` (a server, perhaps a database and options) with its database replaced by `db`,
+/// for a test that runs `spoor serve` on a database of its own.
+pub fn mongo_uri_with_database(uri: &str, db: &str) -> String {
+    let (base, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let hosts = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[hosts..].find('/') {
+        Some(j) => &base[..hosts + j],
+        None => base,
+    };
+    match query {
+        "" => format!("{base}/{db}"),
+        q => format!("{base}/{db}?{q}"),
+    }
+}
+
 /// A port that was free a moment ago (for servers started as separate processes).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
