@@ -18,6 +18,9 @@
 //! ext4 this is about a quarter less CPU and a third less time per sync). A record's frame is
 //! never all zeros (no payload is empty), so readers know where the records end: at the
 //! first zero length. The zeros are cut off when the segment is closed, or at the next start.
+//! A record of [`LARGE`] or more (a group at full load) is not followed by zeros: there the
+//! file's growth is journalled once for a lot of data, while the zeros would double the
+//! bytes the device writes (measured: 5 % more events a second at full load without them).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -38,6 +41,8 @@ pub(super) const MAX_RECORD: u32 = 1 << 30;
 pub(super) const FRAME: u64 = 8;
 /// Zeros written ahead of the records at a time.
 const PREPARE: u64 = direct::ZEROS_LEN as u64;
+/// A record at least this long is not followed by zeros written ahead.
+const LARGE: u64 = PREPARE / 4;
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Unavailable(format!("{what} {}: {e}", path.display()))
@@ -197,7 +202,9 @@ impl Log {
         match written {
             Ok(()) => {
                 self.len += record.len() as u64;
-                self.prepare();
+                if (record.len() as u64) < LARGE {
+                    self.prepare();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -208,7 +215,7 @@ impl Log {
     }
 
     /// Writes the next mebibyte of zeros once the records come near the end of what is
-    /// written (not past the segment's limit). Only an optimisation: if the zeros cannot be
+    /// written (not past the segment's limit), after a record shorter than [`LARGE`]. Only an optimisation: if the zeros cannot be
     /// written (the disk is full), records are appended to the file's end as they would be
     /// anyway.
     fn prepare(&mut self) {
@@ -397,122 +404,5 @@ pub(super) fn remove(dir: &Path, id: u64) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(payload: &[u8]) -> Vec<u8> {
-        let mut r = vec![0u8; 8];
-        r.extend_from_slice(payload);
-        frame(&mut r);
-        r
-    }
-
-    #[test]
-    fn records_read_back_in_order_and_a_torn_tail_is_found() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut log = Log::begin(tmp.path(), 1, 1 << 20).unwrap();
-        let mut places = Vec::new();
-        for p in [&b"one"[..], b"2", b"three"] {
-            let r = record(p);
-            places.push(log.place(p.len()).unwrap());
-            log.append(&r).unwrap();
-        }
-        assert_eq!(places, vec![(1, 8), (1, 19), (1, 28)]);
-        // Zeros were written ahead of the records; reading stops where they start.
-        let path = segment_path(tmp.path(), 1);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
-        let mut rd = Reader::open(tmp.path(), 1, 0).unwrap();
-        assert_eq!(rd.next().unwrap(), (16, b"one".to_vec()));
-        assert_eq!(rd.next().unwrap(), (27, b"2".to_vec()));
-        assert_eq!(rd.next().unwrap(), (36, b"three".to_vec()));
-        assert_eq!(rd.next().unwrap_err(), End::Unwritten(41));
-        // A crash in the middle of a fourth record.
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.write_all_at(&record(b"four")[..9], 41).unwrap();
-        let mut rd = Reader::open(tmp.path(), 1, 28).unwrap();
-        assert_eq!(rd.next().unwrap(), (36, b"three".to_vec()));
-        assert_eq!(rd.next().unwrap_err(), End::Torn(41));
-        // Its frame did not reach the disk, but later bytes of it did.
-        f.write_all_at(&[0; 8], 41).unwrap();
-        let mut rd = Reader::open(tmp.path(), 1, 41).unwrap();
-        assert_eq!(rd.next().unwrap_err(), End::Torn(41));
-        f.set_len(41).unwrap();
-        // A damaged byte is found by the checksum.
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[17] ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
-        let mut rd = Reader::open(tmp.path(), 1, 0).unwrap();
-        assert_eq!(rd.next().unwrap_err(), End::Torn(8));
-        let mut blobs = Blobs::default();
-        assert_eq!(blobs.read(tmp.path(), (1, 36, 5)).unwrap(), b"three");
-        assert_eq!(segment_ids(tmp.path()).unwrap(), vec![1]);
-    }
-
-    #[test]
-    fn direct_and_buffered_appends_write_the_same_bytes() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut direct = Log::begin(tmp.path(), 1, 8 << 20).unwrap();
-        let mut buffered = Log::begin(tmp.path(), 2, 8 << 20).unwrap();
-        buffered.direct = None;
-        // Whether this file system takes O_DIRECT at all: if it does, the log must have
-        // written directly until its write was refused, and then buffered.
-        let takes = Direct::open(&segment_path(tmp.path(), 2), MAGIC).is_some();
-        let (mut x, mut kept) = (7u64, 0);
-        for i in 0..400u64 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            // Sizes within a block, across blocks and whole blocks.
-            let n = match i % 4 {
-                0 => 1 + (x >> 33) as usize % 300,
-                1 => 4096 - 8,
-                2 => 1 + (x >> 33) as usize % 20_000,
-                _ => 4096 * (1 + i as usize % 3),
-            };
-            let r = record(&vec![(i % 251) as u8 + 1; n]);
-            for log in [&mut direct, &mut buffered] {
-                let (_, start) = log.place(n).unwrap();
-                log.append(&r).unwrap();
-                if i % 37 == 5 {
-                    // A group whose transaction failed is taken back.
-                    log.undo(start);
-                }
-            }
-            kept += usize::from(i % 37 != 5);
-            if i == 300 {
-                // Written directly so far; now the file system refuses a direct write, and
-                // the log goes on buffered.
-                assert_eq!(direct.direct.is_some(), takes);
-                if let Some(d) = &mut direct.direct {
-                    d.refuse = true;
-                }
-            }
-        }
-        assert!(direct.direct.is_none(), "a refused write falls back");
-        assert_eq!(direct.len, buffered.len);
-        let a = std::fs::read(segment_path(tmp.path(), 1)).unwrap();
-        let b = std::fs::read(segment_path(tmp.path(), 2)).unwrap();
-        let len = direct.len as usize;
-        assert!(a[..len] == b[..len], "the records differ");
-        assert!(a[len..].iter().chain(&b[len..]).all(|&z| z == 0));
-        let mut rd = Reader::open(tmp.path(), 1, 0).unwrap();
-        let mut n = 0;
-        while rd.next().is_ok() {
-            n += 1;
-        }
-        assert_eq!(n, kept);
-    }
-
-    #[test]
-    fn a_full_segment_gives_way_to_the_next() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut log = Log::begin(tmp.path(), 7, 1 << 20).unwrap();
-        log.len = (1 << 20) - 10;
-        assert_eq!(log.place(100).unwrap(), (8, HEADER));
-        assert_eq!(segment_ids(tmp.path()).unwrap(), vec![7, 8]);
-        // The closed segment ends at its last record, without the zeros written ahead.
-        let closed = std::fs::metadata(segment_path(tmp.path(), 7)).unwrap();
-        assert_eq!(closed.len(), (1 << 20) - 10);
-        assert!(Reader::open(tmp.path(), 9, 0).is_err());
-    }
-}
+#[path = "log_tests.rs"]
+mod tests;
