@@ -151,3 +151,80 @@ async fn a_segment_a_crash_caught_as_it_was_begun_is_begun_again() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+/// A store whose first session's 40 batches fill segments of their own, then the
+/// second's; the first deleted, which removes those segments. The bytes of the removed
+/// segments; whether the removal was also made durable (a checkpoint since).
+async fn deleted_in_segments_of_its_own(
+    dir: &Path,
+    settings: &EmbeddedConfig,
+    checkpointed: bool,
+) -> Vec<(u64, Vec<u8>)> {
+    let log_dir = log::dir_of(dir);
+    let store = EmbeddedStore::open_with(dir, settings).unwrap();
+    for sid in ["s_gone", "s_kept"] {
+        for seq in 0..40 {
+            store.commit(Arc::new(vec![of(sid, seq)])).await.unwrap();
+        }
+    }
+    let before: Vec<(u64, Vec<u8>)> = log::sizes(&log_dir)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| (id, std::fs::read(log::segment_path(&log_dir, id)).unwrap()))
+        .collect();
+    // The deletion's checkpoint makes it durable, then removes the segments it emptied.
+    assert!(store.delete_session("shop", "s_gone").await.unwrap());
+    if checkpointed {
+        checkpoint(&store.inner).unwrap();
+    }
+    let left: Vec<u64> = log::sizes(&log_dir).unwrap().iter().map(|s| s.0).collect();
+    let removed: Vec<_> = before
+        .into_iter()
+        .filter(|s| !left.contains(&s.0))
+        .collect();
+    assert!(removed.len() >= 3, "{} removed", removed.len());
+    // What a power cut leaves (the store's files as they are now).
+    crash_copy(dir, &dir.join("crashed"));
+    removed
+}
+
+#[tokio::test]
+async fn segments_a_power_cut_brings_back_are_removed_again() {
+    let settings = EmbeddedConfig {
+        segment_bytes: 32 * 1024,
+        checkpoint_ms: 3_600_000,
+        ..EmbeddedConfig::default()
+    };
+    // Cut right after the removals (their live counts, 0, still in redb), or after the
+    // next checkpoint had dropped those counts too.
+    for checkpointed in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let removed = deleted_in_segments_of_its_own(tmp.path(), &settings, checkpointed).await;
+        // The cut came before the directory's sync: the removals are undone.
+        let crashed = tmp.path().join("crashed");
+        let crashed_log = log::dir_of(&crashed);
+        for (id, bytes) in &removed {
+            std::fs::write(log::segment_path(&crashed_log, *id), bytes).unwrap();
+        }
+        let store = EmbeddedStore::open_with(&crashed, &settings).unwrap();
+        kept_intact(&store).await;
+        assert!(store.session("shop", "s_gone").await.unwrap().is_none());
+        assert!(store
+            .read_chunks("shop", "s_gone", 0, 100)
+            .await
+            .unwrap()
+            .is_empty());
+        // Nothing points into them: the next checkpoint removes them again, and only them.
+        assert_eq!(checkpoint(&store.inner).unwrap(), removed.len());
+        let now: Vec<u64> = log::sizes(&crashed_log)
+            .unwrap()
+            .iter()
+            .map(|s| s.0)
+            .collect();
+        assert!(now.len() > 1 && now.iter().all(|id| removed.iter().all(|r| r.0 != *id)));
+        drop(store);
+        let store = EmbeddedStore::open_with(&crashed, &settings).unwrap();
+        kept_intact(&store).await;
+        assert!(store.session("shop", "s_gone").await.unwrap().is_none());
+    }
+}
