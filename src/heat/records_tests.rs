@@ -133,3 +133,67 @@ fn elements_add_by_selector_and_keep_the_most_clicked() {
     let long = "é".repeat(200);
     assert!(clip_selector(&long).len() <= MAX_SELECTOR);
 }
+
+/// Version 1's bytes: `views`, then each list's length and counts.
+fn scroll_v1(s: &Scroll) -> Vec<u8> {
+    let mut v = vec![1];
+    v.extend_from_slice(&s.views.to_le_bytes());
+    for list in [&s.reached, &s.fold] {
+        v.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for n in list {
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    v
+}
+
+#[test]
+fn scroll_lists_are_written_as_runs_when_shorter_and_older_records_still_read() {
+    // A chunk's view down a 4,000 px page: one run of ones, one fold.
+    let mut chunk = Scroll::default();
+    chunk.view(720.0);
+    chunk.reach(0, depth_step(4_000.0));
+    let bytes = enc(|v| chunk.encode_into(v));
+    assert!(bytes.len() <= 40, "{} bytes", bytes.len());
+    assert!(scroll_v1(&chunk).len() > 700);
+    // A page's record after many views: counts that differ step by step stay plain.
+    let mut page = Scroll::default();
+    for i in 0..150 {
+        page.view(400.0 + 7.0 * f64::from(i));
+        page.reach(0, depth_step(25.0 * f64::from(i)));
+    }
+    let plain = enc(|v| page.encode_into(v));
+    assert!(
+        plain.len() <= scroll_v1(&page).len() + 2,
+        "never much longer"
+    );
+    for s in [&chunk, &page, &Scroll::default()] {
+        assert_eq!(&Scroll::decode(&enc(|v| s.encode_into(v))).unwrap(), s);
+        assert_eq!(&Scroll::decode(&scroll_v1(s)).unwrap(), s, "version 1");
+    }
+    // Damaged runs are errors: a run of nothing, more counts than a list holds.
+    let runs = |count: u32, len: u32, n: u32| {
+        let mut v = vec![2, 1, 0, 0, 0, 1];
+        v.extend_from_slice(&n.to_le_bytes());
+        v.extend_from_slice(&count.to_le_bytes());
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0, 0]);
+        v
+    };
+    let good = Scroll::decode(&runs(3, 10, 1)).unwrap();
+    assert_eq!(
+        (good.views, good.reached, good.fold),
+        (1, vec![3; 10], vec![])
+    );
+    for bad in [
+        runs(3, 0, 1),
+        runs(3, DEPTH_STEPS as u32 + 1, 1),
+        runs(3, 1, 2),
+    ] {
+        assert!(Scroll::decode(&bad).is_err());
+    }
+    assert!(
+        Scroll::decode(&[3, 0, 0, 0, 0]).is_err(),
+        "an unknown version"
+    );
+}
