@@ -6,17 +6,18 @@ pub(super) fn chunk_len(c: &ChunkWrite) -> usize {
     21 + 4 * c.signals.rage_rows.len() + c.ev.len()
 }
 
-/// Writes the chunk record into `v` (exactly `chunk_len` bytes, reserved in the page).
-pub(super) fn write_chunk(c: &ChunkWrite, v: &mut [u8]) {
+/// Appends the chunk record to `v` (`chunk_len` bytes).
+pub(super) fn push_chunk(c: &ChunkWrite, v: &mut Vec<u8>) {
     let rage = &c.signals.rage_rows;
-    v[0] = CHUNK_V2;
-    v[1..9].copy_from_slice(&c.t0.to_le_bytes());
-    v[9..17].copy_from_slice(&c.rx.to_le_bytes());
-    v[17..21].copy_from_slice(&(rage.len() as u32).to_le_bytes());
-    for (i, r) in rage.iter().enumerate() {
-        v[21 + 4 * i..25 + 4 * i].copy_from_slice(&r.to_le_bytes());
+    v.reserve(chunk_len(c));
+    v.push(CHUNK_V2);
+    v.extend_from_slice(&c.t0.to_le_bytes());
+    v.extend_from_slice(&c.rx.to_le_bytes());
+    v.extend_from_slice(&(rage.len() as u32).to_le_bytes());
+    for r in rage {
+        v.extend_from_slice(&r.to_le_bytes());
     }
-    v[21 + 4 * rage.len()..].copy_from_slice(&c.ev);
+    v.extend_from_slice(&c.ev);
 }
 
 pub(super) fn le_i64(v: &[u8], at: usize) -> Option<i64> {

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteBuf, Bytes as RawBytes};
 
-use super::codec::{chunk_len, decode_chunk, write_chunk};
+use super::codec::{chunk_len, decode_chunk, push_chunk};
 use crate::error::StoreError;
 use crate::gps::Position;
 use crate::heat::records::Record;
@@ -207,8 +207,8 @@ pub(super) fn group_record(
         let len = chunk_len(c);
         put_u32(&mut out, len);
         let at = out.len();
-        out.resize(at + len, 0);
-        write_chunk(c, &mut out[at..]);
+        push_chunk(c, &mut out);
+        debug_assert_eq!(out.len() - at, len);
         blobs.push((at as u64, len as u32));
         encode_heat(&c.signals.heat, &mut heat, &mut ends);
         sized(&mut out, |out| {
