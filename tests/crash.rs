@@ -80,19 +80,14 @@ fn log_tail(dir: &std::path::Path) -> String {
 
 /// `spoor serve` on `dir/data` and `port`, its output not yet directed.
 fn command(dir: &std::path::Path, port: u16) -> Command {
-    let cfg = dir.join("spoor.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"embedded:{}\"\nread_token = \"rt_crash\"\n\
-             [limits]\nmax_batches_per_second_per_session = 0\n\
-             [embedded]\nsegment_bytes = 16384\n\
-             [[site]]\nid = \"test\"\nwrite_key = \"{}\"\n",
-            dir.join("data").display(),
-            common::KEY
-        ),
-    )
-    .unwrap();
+    let cfg = common::spoor_toml(
+        dir,
+        port,
+        &format!("embedded:{}", dir.join("data").display()),
+        "read_token = \"rt_crash\"\n[limits]\nmax_batches_per_second_per_session = 0\n\
+         [embedded]\nsegment_bytes = 16384\n",
+        common::KEY,
+    );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoor"));
     cmd.args(["serve", "--config"])
         .arg(&cfg)

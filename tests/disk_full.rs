@@ -29,17 +29,13 @@ fn batch(seq: u64) -> tokio_tungstenite::tungstenite::Message {
 fn start(dir: &Path, port: u16) -> Child {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let cfg = dir.join("spoor.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"embedded:{}\"\nread_token = \"{TOKEN}\"\n\
-             [limits]\nmax_batches_per_second_per_session = 0\n\
-             [[site]]\nid = \"test\"\nwrite_key = \"{KEY}\"\n",
-            data.display(),
-        ),
-    )
-    .unwrap();
+    let cfg = common::spoor_toml(
+        dir,
+        port,
+        &format!("embedded:{}", data.display()),
+        &format!("read_token = \"{TOKEN}\"\n[limits]\nmax_batches_per_second_per_session = 0\n"),
+        KEY,
+    );
     let log = std::fs::File::create(dir.join("server.log")).unwrap();
     Command::new("unshare")
         .args(["-rm", "sh", "-c"])

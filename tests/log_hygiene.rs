@@ -22,16 +22,9 @@ const BODY_MARK: &str = "body-marker-a6c0d4e2";
 async fn logs_hold_no_keys_tokens_or_event_bodies() {
     let tmp = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let cfg = tmp.path().join("spoor.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"embedded:{}\"\nread_token = \"{SECRET_TOKEN}\"\n\
-             [[site]]\nid = \"test\"\nwrite_key = \"{SECRET_KEY}\"\n",
-            tmp.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let store = format!("embedded:{}", tmp.path().join("data").display());
+    let token = format!("read_token = \"{SECRET_TOKEN}\"\n");
+    let cfg = common::spoor_toml(tmp.path(), port, &store, &token, SECRET_KEY);
     let mut server = Command::new(env!("CARGO_BIN_EXE_spoor"))
         .args(["serve", "--config"])
         .arg(&cfg)

@@ -39,17 +39,13 @@ fn start_db(bin: &str, dir: &Path, port: u16) -> Child {
 }
 
 fn start_spoor(dir: &Path, port: u16, db_port: u16) -> Child {
-    let cfg = dir.join("spoor.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"mongodb://127.0.0.1:{db_port}/spoor_faults\"\n\
-             read_token = \"rt_faults\"\n[limits]\nmax_batches_per_second_per_session = 0\n\
-             [[site]]\nid = \"test\"\nwrite_key = \"{}\"\n",
-            common::KEY
-        ),
-    )
-    .unwrap();
+    let cfg = common::spoor_toml(
+        dir,
+        port,
+        &format!("mongodb://127.0.0.1:{db_port}/spoor_faults"),
+        "read_token = \"rt_faults\"\n[limits]\nmax_batches_per_second_per_session = 0\n",
+        common::KEY,
+    );
     Command::new(env!("CARGO_BIN_EXE_spoor"))
         .args(["serve", "--config"])
         .arg(&cfg)

@@ -15,16 +15,7 @@ use common::TestServer;
 async fn workers_of(store: &str, workers: Option<&str>) -> f64 {
     let tmp = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let cfg = tmp.path().join("spoor.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\nstore = \"{store}\"\n\
-             [[site]]\nid = \"test\"\nwrite_key = \"{}\"\n",
-            common::KEY
-        ),
-    )
-    .unwrap();
+    let cfg = common::spoor_toml(tmp.path(), port, store, "", common::KEY);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_spoor"));
     cmd.args(["serve", "--config"])
         .arg(&cfg)

@@ -54,6 +54,21 @@ pub fn mongo_uri_with_database(uri: &str, db: &str) -> String {
     }
 }
 
+/// Writes `dir/spoor.toml` for `spoor serve`: listening on `port`, on `store`, with `more`
+/// (top-level settings and tables) and one site `test` with write key `key`. Returns its path.
+pub fn spoor_toml(dir: &Path, port: u16, store: &str, more: &str, key: &str) -> PathBuf {
+    let cfg = dir.join("spoor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nstore = \"{store}\"\n{more}\
+             [[site]]\nid = \"test\"\nwrite_key = \"{key}\"\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 /// A port that was free a moment ago (for servers started as separate processes).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
