@@ -215,9 +215,9 @@ impl Log {
     }
 
     /// Writes the next mebibyte of zeros once the records come near the end of what is
-    /// written (not past the segment's limit), after a record shorter than [`LARGE`]. Only an optimisation: if the zeros cannot be
-    /// written (the disk is full), records are appended to the file's end as they would be
-    /// anyway.
+    /// written (not past the segment's limit); called after a record shorter than [`LARGE`].
+    /// Only an optimisation: if the zeros cannot be written (the disk is full), records are
+    /// appended to the file's end as they would be anyway.
     fn prepare(&mut self) {
         if self.len + PREPARE / 2 <= self.prepared || self.len >= self.limit {
             return;
