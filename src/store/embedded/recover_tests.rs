@@ -188,6 +188,17 @@ async fn deleted_in_segments_of_its_own(
     removed
 }
 
+/// `s_gone` is deleted (no summary, no chunk) and `s_kept` whole.
+async fn gone_and_kept(store: &EmbeddedStore) {
+    kept_intact(store).await;
+    assert!(store.session("shop", "s_gone").await.unwrap().is_none());
+    assert!(store
+        .read_chunks("shop", "s_gone", 0, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 #[tokio::test]
 async fn segments_a_power_cut_brings_back_are_removed_again() {
     let settings = EmbeddedConfig {
@@ -207,13 +218,7 @@ async fn segments_a_power_cut_brings_back_are_removed_again() {
             std::fs::write(log::segment_path(&crashed_log, *id), bytes).unwrap();
         }
         let store = EmbeddedStore::open_with(&crashed, &settings).unwrap();
-        kept_intact(&store).await;
-        assert!(store.session("shop", "s_gone").await.unwrap().is_none());
-        assert!(store
-            .read_chunks("shop", "s_gone", 0, 100)
-            .await
-            .unwrap()
-            .is_empty());
+        gone_and_kept(&store).await;
         // Nothing points into them: the next checkpoint removes them again, and only them.
         assert_eq!(checkpoint(&store.inner).unwrap(), removed.len());
         let now: Vec<u64> = log::sizes(&crashed_log)
@@ -224,7 +229,6 @@ async fn segments_a_power_cut_brings_back_are_removed_again() {
         assert!(now.len() > 1 && now.iter().all(|id| removed.iter().all(|r| r.0 != *id)));
         drop(store);
         let store = EmbeddedStore::open_with(&crashed, &settings).unwrap();
-        kept_intact(&store).await;
-        assert!(store.session("shop", "s_gone").await.unwrap().is_none());
+        gone_and_kept(&store).await;
     }
 }
