@@ -10,7 +10,9 @@
 #   node-ws        a Node `ws` server that decodes each batch and acks at once, storing nothing
 #   bare           tokio-tungstenite acking by count: no decoding, no storing (the ceiling)
 #   bare-durable   bare, plus a log: each group's bytes appended with one write and one
-#                  fdatasync before its acks, grouped as spoor groups (the floor of durability)
+#                  fdatasync before its acks, grouped as spoor groups, by a writer thread
+#   bare-inline    bare-durable on one thread that writes and syncs each group itself (no
+#                  thread wakes another: the floor of durability at light loads)
 #   spoor-base     another spoor binary, $SPOOR_BASE (say, the last release), for before/after
 #
 # Scenarios: max (100 sessions as fast as acks allow), half, steady (500 sessions × 20 events
@@ -49,6 +51,7 @@ start() { # peer
     node-ws) node bench/peers/node-ws/server.mjs "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
     bare) target/release/examples/bare_ack "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & ;;
     bare-durable) target/release/examples/bare_durable "127.0.0.1:$PORT" "$work/data" >"$work/server.log" 2>&1 & ;;
+    bare-inline) target/release/examples/bare_durable "127.0.0.1:$PORT" "$work/data" 2000 inline >"$work/server.log" 2>&1 & ;;
   esac
   server=$!
   wait_port

@@ -6,7 +6,7 @@
 #   bench/threads.sh                                   # spoor, the steady load
 #   bench/threads.sh spoor --connections 100 --batch-events 50 --interval-ms 0    # max load
 #   SPOOR_BIN=/tmp/spoor-old bench/threads.sh          # another build
-#   bench/threads.sh bare-durable                      # a peer (bare, bare-durable)
+#   bench/threads.sh bare-durable                      # a peer (bare, bare-durable, bare-inline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=18090
@@ -24,7 +24,8 @@ case $peer in
   spoor) serve_spoor "$BIN" ;;
   bare) target/release/examples/bare_ack "127.0.0.1:$PORT" >"$work/server.log" 2>&1 & server=$!; wait_port ;;
   bare-durable) target/release/examples/bare_durable "127.0.0.1:$PORT" "$work/data" >"$work/server.log" 2>&1 & server=$!; wait_port ;;
-  *) echo "unknown peer $peer (spoor, bare, bare-durable)" >&2; exit 2 ;;
+  bare-inline) target/release/examples/bare_durable "127.0.0.1:$PORT" "$work/data" 2000 inline >"$work/server.log" 2>&1 & server=$!; wait_port ;;
+  *) echo "unknown peer $peer (spoor, bare, bare-durable, bare-inline)" >&2; exit 2 ;;
 esac
 snap() {
   python3 - "$server" <<'PY'
