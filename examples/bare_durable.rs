@@ -126,7 +126,6 @@ fn writer(rx: flume::Receiver<Job>, mut log: Log, linger: Duration) -> std::io::
 /// `inline`: the same grouping as a task on the runtime's only thread, which writes and
 /// syncs the group itself, blocking that thread meanwhile: no thread ever wakes another for a
 /// group. What durability costs with no hand-off at all.
-#[allow(clippy::disallowed_methods)]
 async fn writer_inline(
     rx: flume::Receiver<Job>,
     mut log: Log,
