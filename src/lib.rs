@@ -37,7 +37,8 @@
 //!   wires them; [`store`]: the seam, its feed, retention, the embedded store and MongoDB.
 //! - [`live`]: the live hub; [`replay`]: reading sessions back, live follow, the live map
 //!   feed; [`gps`]: positions and the tracker apps' protocols.
-//! - [`app`]: the state every handler shares; [`clock`]; [`metrics`]; [`bench`](mod@bench): the load
+//! - [`app`]: the state every handler shares; [`clock`]; [`metrics`]; [`placement`]: the
+//!   server's threads on one CPU at light loads; [`bench`](mod@bench): the load
 //!   generator.
 
 pub mod app;
@@ -56,6 +57,7 @@ pub mod metrics;
 pub mod net;
 pub mod outbox;
 pub mod pipeline;
+pub mod placement;
 pub mod protocol;
 pub mod ratelimit;
 pub mod replay;

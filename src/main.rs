@@ -95,8 +95,18 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         // The driver's work runs on the runtime itself: a worker per core.
         StoreSpec::Mongo(_) => None,
     };
+    // Started before the runtime, so that its thread begins with every CPU the process may use.
+    let _placement = match config.store {
+        StoreSpec::Embedded(_) if config.pipeline.gather_threads => {
+            spoor::placement::spawn(PLACEMENT_TICK)
+        }
+        _ => None,
+    };
     runtime(workers)?.block_on(serve_on(config, generated))
 }
+
+/// How often the placement looks at the load (`src/placement/`).
+const PLACEMENT_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn compact(args: &CompactArgs) -> anyhow::Result<()> {
     let dir = match args.store().context("reading the configuration")? {

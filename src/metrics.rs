@@ -67,6 +67,10 @@ pub struct Metrics {
     pub pipeline_inflight_bytes: Gauge,
     /// The async runtime's worker threads (set when scraped).
     pub runtime_workers: Gauge,
+    /// 1 while the threads are gathered on one CPU (`src/placement/`; set when scraped).
+    pub threads_gathered: Gauge,
+    /// Times the threads were gathered or spread (set when scraped).
+    pub thread_moves: Gauge,
 }
 
 impl Default for Metrics {
@@ -76,6 +80,25 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Where the work runs: the runtime's workers and the placement (all set when scraped).
+    fn register_threads(&self, registry: &mut Registry) {
+        registry.register(
+            "runtime_workers",
+            "Worker threads of the async runtime (one fewer than the cores on the embedded store, beside its write lane)",
+            self.runtime_workers.clone(),
+        );
+        registry.register(
+            "threads_gathered",
+            "1 while the server's threads run on one CPU because the load is light",
+            self.threads_gathered.clone(),
+        );
+        registry.register(
+            "thread_moves",
+            "Times the server's threads were gathered on one CPU or spread again",
+            self.thread_moves.clone(),
+        );
+    }
+
     /// The group commit's histograms.
     fn register_commits(&self, registry: &mut Registry) {
         let commits = [
@@ -132,6 +155,8 @@ impl Metrics {
             pipeline_queued: Gauge::default(),
             pipeline_inflight_bytes: Gauge::default(),
             runtime_workers: Gauge::default(),
+            threads_gathered: Gauge::default(),
+            thread_moves: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -195,11 +220,7 @@ impl Metrics {
             "Bytes accepted and not yet durable",
             m.pipeline_inflight_bytes.clone(),
         );
-        registry.register(
-            "runtime_workers",
-            "Worker threads of the async runtime (one fewer than the cores on the embedded store, beside its write lane)",
-            m.runtime_workers.clone(),
-        );
+        m.register_threads(&mut registry);
         registry.register(
             "tracker_reports_skipped",
             "Tracker-app reports that were not positions (no fix, no geometry, not decryptable), by app",

@@ -165,6 +165,10 @@ pub struct PipelineConfig {
     /// `false` writes every client batch in its own transaction: only for benchmarks that
     /// show what group commit buys.
     pub group_commit: bool,
+    /// At light loads, run all of the server's threads on one CPU, and spread them again as
+    /// the load grows (`src/placement/`): the hand-offs between the runtime and the embedded
+    /// store's lanes then wake no idle CPU. Embedded store, Linux only.
+    pub gather_threads: bool,
     /// Tracker-app requests waiting for the position writer. Like `queue_capacity`, a full
     /// queue makes requests wait (and the apps retry later), never grows memory.
     pub position_queue_capacity: usize,
@@ -181,6 +185,7 @@ impl Default for PipelineConfig {
             max_group_bytes: 8 * 1024 * 1024,
             linger_us: 2_000,
             group_commit: true,
+            gather_threads: true,
             position_queue_capacity: 1_024,
             max_group_positions: 20_000,
         }

@@ -54,6 +54,10 @@ pub fn metrics(app: Arc<App>, auth: Option<String>) -> Result<Response, ApiError
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         m.runtime_workers.set(rt.metrics().num_workers() as i64);
     }
+    m.threads_gathered
+        .set(i64::from(crate::placement::gathered_on().is_some()));
+    m.thread_moves
+        .set(i64::try_from(crate::placement::moves()).unwrap_or(i64::MAX));
     if let Some(log) = app.store.log_stats() {
         m.log_segments.set(log.segments as i64);
         m.log_bytes.set(log.bytes as i64);
