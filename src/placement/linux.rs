@@ -50,7 +50,7 @@ pub fn spawn(tick: Duration) -> Option<Placement> {
 }
 
 fn watch(tick: Duration, allowed: &CpuSet, cpus: &[usize], stop: &AtomicBool) {
-    let mut policy = Policy::default();
+    let mut policy = Policy::at_start();
     let mut gathered = false;
     let mut last = (Instant::now(), process_cpu_s(), cpu_times());
     while !stop.load(Ordering::Relaxed) {

@@ -11,8 +11,8 @@
 //! need a CPU of their own: one CPU cut the most events a second by 18 %.
 //!
 //! So a thread of its own looks four times a second at the process's CPU time and at how
-//! busy each CPU is. After a second below [`GATHER_BELOW`] of a CPU it gathers every thread
-//! on the least busy CPU; the moment the process uses more than [`SPREAD_ABOVE`], or that
+//! busy each CPU is. After a second below [`GATHER_BELOW`] of a CPU (or its first look, as
+//! the server starts) it gathers every thread on the least busy CPU; the moment the process uses more than [`SPREAD_ABOVE`], or that
 //! CPU is nearly full (another process wants it too), it spreads them again. Threads made
 //! later inherit their maker's CPUs. `[pipeline] gather_threads = false` turns it off; it
 //! runs only for the embedded store, whose lanes are the hand-offs it saves (with MongoDB
@@ -65,6 +65,14 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The rule as a server starts: with no load behind it, so its first calm tick gathers.
+    pub fn at_start() -> Self {
+        Policy {
+            calm: CALM_TICKS - 1,
+            ..Policy::default()
+        }
+    }
+
     /// One tick: `own` is the process's CPU time over the tick as a share of one CPU, `busy`
     /// each CPU it may use with that CPU's busy share (every process's) over the tick.
     pub fn decide(&mut self, own: f64, busy: &[(usize, f64)]) -> Decision {
@@ -141,6 +149,14 @@ mod tests {
         }
         assert_eq!(p.decide(0.2, &two(0.5, 0.3)), Decision::Stay);
         assert_eq!(p.decide(0.61, &two(0.5, 0.7)), Decision::Spread);
+    }
+
+    #[test]
+    fn a_starting_server_gathers_at_its_first_calm_tick() {
+        let mut p = Policy::at_start();
+        assert_eq!(p.decide(0.5, &two(0.5, 0.2)), Decision::Stay, "busy start");
+        let mut p = Policy::at_start();
+        assert_eq!(p.decide(0.01, &two(0.5, 0.2)), Decision::Gather(1));
     }
 
     #[test]
