@@ -51,7 +51,8 @@ pub fn spawn(tick: Duration) -> Option<Placement> {
 
 fn watch(tick: Duration, allowed: &CpuSet, cpus: &[usize], stop: &AtomicBool) {
     let mut policy = Policy::at_start();
-    let mut gathered = false;
+    // Whether the threads may be off the CPUs they started with.
+    let mut moved = false;
     let mut last = (Instant::now(), process_cpu_s(), cpu_times());
     while !stop.load(Ordering::Relaxed) {
         std::thread::park_timeout(tick);
@@ -77,17 +78,19 @@ fn watch(tick: Duration, allowed: &CpuSet, cpus: &[usize], stop: &AtomicBool) {
         };
         match apply(&mask) {
             Ok(threads) => {
-                gathered = to.is_some();
+                moved = to.is_some();
                 note(to);
                 tracing::debug!(cpu = ?to, threads, own, "Threads placed.");
             }
             Err(e) => {
+                // A gather may have moved some threads before it failed: spread them all.
                 tracing::warn!(error = %e, "Cannot place the threads; leaving them spread.");
+                moved = true;
                 break;
             }
         }
     }
-    if gathered && apply(allowed).is_ok() {
+    if moved && apply(allowed).is_ok() && super::gathered_on().is_some() {
         note(None);
     }
 }
