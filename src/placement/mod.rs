@@ -4,19 +4,21 @@
 //! A batch crosses threads on its way to its ack: the runtime worker hands the group to the
 //! store's write lane, the write lane to the sync lane, and each hands it back. At a light
 //! load each of those threads sleeps between groups, and the kernel wakes a sleeping thread
-//! on an idle CPU if it has one, which costs an interrupt to that CPU and, in a virtual
-//! machine, an exit to the hypervisor on both sides. Kept on one CPU, the same wake-ups are
-//! plain context switches: on the 2-vCPU VM of `docs/benchmarks.md` that cut the CPU per
-//! event at the steady load by 14 % (and bare-durable's by 25 %). Under a full load the lanes
-//! need a CPU of their own: one CPU cut the most events a second by 18 %.
+//! on an idle CPU if it has one. That costs far more than a switch between threads on one
+//! CPU, at least in a virtual machine (where an idle vCPU halts and is woken through the
+//! hypervisor; the cause is inferred, the cost measured): on the 2-vCPU VM of
+//! `docs/benchmarks.md`, gathering cut the CPU per event at the steady load by 14 % (pinning
+//! bare-durable, 25 %). Under a full load the lanes need a CPU of their own: one CPU cut the
+//! most events a second by 18 %.
 //!
 //! So a thread of its own looks four times a second at the process's CPU time and at how
-//! busy each CPU is. After a second below [`GATHER_BELOW`] of a CPU (or its first look, as
-//! the server starts) it gathers every thread on the least busy CPU; the moment the process uses more than [`SPREAD_ABOVE`], or that
-//! CPU is nearly full (another process wants it too), it spreads them again. Threads made
-//! later inherit their maker's CPUs. `[pipeline] gather_threads = false` turns it off; it
-//! runs only for the embedded store, whose lanes are the hand-offs it saves (with MongoDB
-//! the other side of each commit is another process), and only on Linux.
+//! busy each CPU is. After a second below [`GATHER_BELOW`] of a CPU (or at its first look, as
+//! the server starts) it gathers every thread on the least busy CPU; the moment the process
+//! uses more than [`SPREAD_ABOVE`], or that CPU is nearly full (another process wants it
+//! too), it spreads them again. Threads made later inherit their maker's CPUs.
+//! `[pipeline] gather_threads = false` turns it off; it runs only for the embedded store,
+//! whose lanes are the hand-offs it saves (with MongoDB the other side of each commit is
+//! another process), and only on Linux.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
