@@ -92,7 +92,11 @@ impl Policy {
             }
             return Decision::Stay;
         }
-        self.calm = if own < GATHER_BELOW { self.calm + 1 } else { 0 };
+        self.calm = if own < GATHER_BELOW {
+            self.calm.saturating_add(1)
+        } else {
+            0
+        };
         if self.calm < CALM_TICKS || busy.len() < 2 {
             return Decision::Stay;
         }
