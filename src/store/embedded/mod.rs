@@ -5,11 +5,11 @@
 //! checkpoint (`pending.rs`): its chunks' index entries, session summaries, live bytes,
 //! heat and page layouts. Only a group with geofence events or positions also writes to redb,
 //! in a transaction committed without an fsync. A group is acked once an `fdatasync` of the
-//! log (which serves every group written before it) has followed. A checkpoint, every second
-//! or sooner when much is pending, writes what is pending to redb in its durable commit while
-//! groups go on, and at open the records after the last checkpoint are applied again
-//! (`recover.rs`). No other commit is durable: a write that must be (a deletion, a geofence)
-//! is followed by a checkpoint.
+//! log (which serves every group written before it) has followed. A checkpoint, every 3
+//! seconds or sooner when much is pending, writes what is pending to redb in its durable
+//! commit while groups go on, and at open the records after the last checkpoint are applied
+//! again (`recover.rs`). No other commit is durable: a write that must be (a deletion, a
+//! geofence) is followed by a checkpoint.
 //!
 //! Tables:
 //! - `chunk_runs`: (site, sid, last seq) → runs of (seq, segment, offset, length) of the chunk
