@@ -269,8 +269,16 @@ pub(super) fn apply_group(
         stored.push(is_new);
         if is_new {
             let chunks = &mut t.dirty.chunks;
-            let at = chunks.partition_point(|e| e.0 < c.seq);
-            chunks.insert(at, (c.seq, place));
+            // Batches come in order: an append, which reads only the last entry (a session's
+            // pending entries are cold by its next batch; the binary search missed the cache
+            // at every step).
+            match chunks.last() {
+                Some(last) if last.0 > c.seq => {
+                    let at = chunks.partition_point(|e| e.0 < c.seq);
+                    chunks.insert(at, (c.seq, place));
+                }
+                _ => chunks.push((c.seq, place)),
+            }
             live += i64::from(place.2);
             t.dirty.summary.apply(c);
             if !c.signals.heat.is_empty() {
