@@ -518,6 +518,22 @@ async fn on_mongodb_an_event_recorded_before_a_sigkill_is_delivered_after_the_re
     client.database(&db).drop().await.unwrap();
 }
 
+/// Returns once a checkpoint has landed since the call: the embedded store makes a delivery's
+/// result durable in its next checkpoint, which the result asks for (a checkpoint that lands
+/// after this call began after a result written seconds before); MongoDB writes it durably
+/// at once.
+async fn until_checkpointed(server: &TestServer, store: &str) {
+    if !store.starts_with("embedded:") {
+        return;
+    }
+    let start = server.metric("spoor_checkpoints").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.metric("spoor_checkpoints").await < start + 1.0 {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A crossing's enter is recorded and in flight to a receiver that holds it; spoor is
 /// SIGKILLed, restarted, and delivers the same event.
 async fn sigkill_before_delivery(dir: &std::path::Path, store: &str) {
@@ -564,6 +580,10 @@ async fn sigkill_before_delivery(dir: &std::path::Path, store: &str) {
     // It leaves; after another SIGKILL an old fix from inside is resent (an app that never
     // heard its answer): it is stored once more as nothing, and enters nothing.
     report(&server, "van", 400.0, t0 + 15, 5.0).await;
+    // Killed only once the delivery's result is durable (a kill before that sends the enter
+    // again, with its id, as at-least-once allows): then a third delivery can only be a
+    // second enter.
+    until_checkpointed(&server, store).await;
     spoor.kill().unwrap();
     spoor.wait().unwrap();
     let mut spoor = spoor_process(dir, store, port, &rx.url());

@@ -492,7 +492,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn update_deliveries(&self, done: Vec<Delivery>) -> Result<(), StoreError> {
-        self.blocking(move |db| outbox::update_deliveries(db, &done))
+        self.with_inner(move |inner| outbox::update_deliveries(inner, &done))
             .await
     }
 

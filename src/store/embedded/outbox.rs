@@ -10,6 +10,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::shared::Inner;
 use super::{corrupt, encode, unavailable, Database};
 use crate::error::StoreError;
 use crate::geofence::{DeviceFences, Fence, FenceEvent, FenceEventQuery};
@@ -208,11 +209,12 @@ pub(super) fn due_deliveries(
     Ok(out)
 }
 
-/// Not fsynced: the next checkpoint (within a second) makes it durable. A crash before
-/// that sends those deliveries again, which at-least-once allows; an fsync per result would
-/// take the writer from ingest as often as receivers answer.
-pub(super) fn update_deliveries(db: &Database, done: &[Delivery]) -> Result<(), StoreError> {
-    let txn = super::commit::begin_staged(db)?;
+/// Not fsynced: the next checkpoint (within `checkpoint_ms`, 3 s), which this asks for, makes
+/// it durable. A crash before that sends those deliveries again, which at-least-once allows;
+/// an fsync per result would take the writer from ingest as often as receivers answer.
+pub(super) fn update_deliveries(inner: &Inner, done: &[Delivery]) -> Result<(), StoreError> {
+    let db = inner.db()?;
+    let txn = super::commit::begin_staged(&db)?;
     {
         let mut rows = txn.open_table(DELIVERIES).map_err(unavailable)?;
         let mut due = txn.open_table(DELIVERIES_DUE).map_err(unavailable)?;
@@ -234,7 +236,10 @@ pub(super) fn update_deliveries(db: &Database, done: &[Delivery]) -> Result<(), 
             }
         }
     }
-    txn.commit().map_err(unavailable)
+    txn.commit().map_err(unavailable)?;
+    // Checkpoints run only when something changed.
+    inner.note_change();
+    Ok(())
 }
 
 pub(super) fn deliveries(db: &Database, q: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {

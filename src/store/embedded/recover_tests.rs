@@ -232,3 +232,51 @@ async fn segments_a_power_cut_brings_back_are_removed_again() {
         gone_and_kept(&store).await;
     }
 }
+
+#[tokio::test]
+async fn a_delivery_result_alone_brings_the_next_checkpoint() {
+    // A receiver's answer is written without an fsync: it is durable once a checkpoint has
+    // run, and checkpoints run only when something changed. With no ingest after it, the
+    // answer itself must ask for one, or a crash sends the delivery again however long ago.
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = EmbeddedConfig {
+        checkpoint_ms: 20,
+        ..EmbeddedConfig::default()
+    };
+    let store = EmbeddedStore::open_with(tmp.path(), &settings).unwrap();
+    let checkpoints = || store.log_stats().unwrap().checkpoints;
+    let quiet = async {
+        // Nothing changed (after whatever opening asked for): the timer ticks, no checkpoint
+        // runs.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let before = checkpoints();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(checkpoints(), before, "a checkpoint with nothing to write");
+        before
+    };
+    let before = quiet.await;
+    let delivered = crate::outbox::Delivery {
+        event: "ev_1".into(),
+        webhook: "hook_a".into(),
+        kind: "geofence.enter".into(),
+        site: "shop".into(),
+        body: "{}".into(),
+        state: crate::outbox::DeliveryState::Delivered,
+        attempts: 1,
+        created: 1,
+        next_at: 1,
+        last_attempt: Some(2),
+        done_at: Some(2),
+        last_status: Some(204),
+        last_error: None,
+    };
+    store.update_deliveries(vec![delivered]).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while checkpoints() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint made the result durable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
