@@ -245,16 +245,12 @@ async fn a_delivery_result_alone_brings_the_next_checkpoint() {
     };
     let store = EmbeddedStore::open_with(tmp.path(), &settings).unwrap();
     let checkpoints = || store.log_stats().unwrap().checkpoints;
-    let quiet = async {
-        // Nothing changed (after whatever opening asked for): the timer ticks, no checkpoint
-        // runs.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let before = checkpoints();
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert_eq!(checkpoints(), before, "a checkpoint with nothing to write");
-        before
-    };
-    let before = quiet.await;
+    let ms = std::time::Duration::from_millis;
+    // Nothing changed (after whatever opening asked for): the timer ticks, no checkpoint runs.
+    tokio::time::sleep(ms(100)).await;
+    let before = checkpoints();
+    tokio::time::sleep(ms(200)).await;
+    assert_eq!(checkpoints(), before, "a checkpoint with nothing to write");
     let delivered = crate::outbox::Delivery {
         event: "ev_1".into(),
         webhook: "hook_a".into(),
@@ -277,6 +273,6 @@ async fn a_delivery_result_alone_brings_the_next_checkpoint() {
             std::time::Instant::now() < deadline,
             "no checkpoint made the result durable"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(ms(10)).await;
     }
 }
