@@ -41,6 +41,7 @@ pub(super) fn logged<T>(
 ) -> Result<(T, LogEnd), StoreError> {
     logged_as(
         inner,
+        inner.log_for_write()?,
         record,
         changes_pending,
         true,
@@ -58,13 +59,13 @@ pub(super) fn logged<T>(
 /// writer nor records how far the log is applied (the checkpoint does).
 fn logged_as<T>(
     inner: &Inner,
+    mut log: std::sync::MutexGuard<'_, log::Log>,
     mut record: Vec<u8>,
     changes_pending: bool,
     with_txn: bool,
     apply: impl FnOnce(Option<&WriteTransaction>, u64, u64) -> Result<T, StoreError>,
 ) -> Result<(T, LogEnd), StoreError> {
     log::frame(&mut record);
-    let mut log = inner.log_for_write()?;
     let (seg, start) = log.place(record.len() - log::FRAME as usize)?;
     // The record first: a full disk fails it here, before anything pending has changed.
     log.append(&record)?;
@@ -183,13 +184,34 @@ pub(super) fn commit_group(
 ) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
     let (record, blobs) = redo::group_record(chunks, events)?;
     let with_txn = needs_txn(chunks, events) || inner.pending()?.full();
-    logged_as(inner, record, true, with_txn, |txn, seg, start| {
+    write_group(
+        inner,
+        inner.log_for_write()?,
+        record,
+        &blobs,
+        with_txn,
+        chunks,
+        events,
+    )
+}
+
+/// Appends a group's `record` to the locked `log` and applies it.
+pub(super) fn write_group(
+    inner: &Inner,
+    log: std::sync::MutexGuard<'_, log::Log>,
+    record: Vec<u8>,
+    blobs: &[(u64, u32)],
+    with_txn: bool,
+    chunks: &[ChunkWrite],
+    events: Option<&EventBatch>,
+) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
+    logged_as(inner, log, record, true, with_txn, |txn, seg, start| {
         let db = inner.db()?;
         let mut pending = inner.pending()?;
         if pending.wants_checkpoint() {
             inner.hurry();
         }
-        let places = placed(seg, start, &blobs);
+        let places = placed(seg, start, blobs);
         let out = apply_group(
             txn,
             &mut Look::new(&db),

@@ -1,6 +1,12 @@
 //! Two threads of the store's own for the group-commit path: one writes groups (the log and
 //! redb), one syncs the log, so the next group is written while the last one syncs.
 //!
+//! A small group that would wait on nothing is written on the batcher's own thread instead
+//! ([`try_commit_group`]): at a light load the two wakes a trip to the write lane costs (there
+//! and back) were more than the writing; with it, the server's CPU per event at the steady
+//! load of `docs/benchmarks.md` fell by a tenth. A full load's groups are large, and go to
+//! the lane, which then writes on the other CPU while the runtime serves the sockets.
+//!
 //! The blocking pool could run both, but it hands each call to whichever of its threads is
 //! idle, and under a full load it grew to about a hundred threads that each did a little of
 //! the work (counted per thread during `spoor bench`), every call paying the pool's hand-off
@@ -11,9 +17,13 @@
 use std::future::Future;
 use std::sync::{Arc, Weak};
 
+use super::commit::{commit_group, needs_txn, write_group, LogEnd};
+use super::redo;
 use super::shared::Inner;
 use super::unavailable;
 use crate::error::StoreError;
+use crate::outbox::EventBatch;
+use crate::store::{ChunkWrite, CommitOutcome};
 
 type Job = Box<dyn FnOnce(Option<&Inner>) + Send>;
 
@@ -43,6 +53,20 @@ impl Lanes {
         run(self.write.clone(), f).await
     }
 
+    /// Writes a group: here if [`try_commit_group`] may, else on the write lane.
+    pub(super) async fn write_group(
+        &self,
+        inner: &Inner,
+        chunks: Arc<Vec<ChunkWrite>>,
+        events: Option<Arc<EventBatch>>,
+    ) -> Result<(Vec<CommitOutcome>, LogEnd), StoreError> {
+        if let Some(written) = try_commit_group(inner, &chunks, events.as_deref()) {
+            return written;
+        }
+        self.write(move |inner| commit_group(inner, &chunks, events.as_deref()))
+            .await
+    }
+
     /// Runs `f` on the sync lane; the future owns what it needs.
     pub(super) fn sync<T: Send + 'static>(
         &self,
@@ -50,6 +74,43 @@ impl Lanes {
     ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static {
         run(self.sync.clone(), f)
     }
+}
+
+/// A group with fewer batches than this may be written on the batcher's own thread.
+const INLINE_BELOW_BATCHES: usize = 64;
+/// A group with fewer `ev` bytes than this may be written on the batcher's own thread.
+const INLINE_BELOW_BYTES: usize = 128 << 10;
+
+/// [`commit_group`] on the caller's thread (the batcher's runtime worker) instead of the
+/// write lane, for a small group. Only a group that needs no redb
+/// write transaction, while nothing pending is to be spilled and no one holds the log (a
+/// checkpoint syncing it, a flush writing what is pending), so the caller waits on no sync
+/// and on no other writer; what it waits on is the log's own append. `None`: the group is
+/// for the write lane.
+pub(super) fn try_commit_group(
+    inner: &Inner,
+    chunks: &[ChunkWrite],
+    events: Option<&EventBatch>,
+) -> Option<Result<(Vec<CommitOutcome>, LogEnd), StoreError>> {
+    let small = chunks.len() < INLINE_BELOW_BATCHES
+        && chunks.iter().map(|c| c.ev.len()).sum::<usize>() < INLINE_BELOW_BYTES;
+    if !small || needs_txn(chunks, events) || inner.is_stopping() {
+        return None;
+    }
+    let log = match inner.try_log_for_write()? {
+        Ok(log) => log,
+        Err(e) => return Some(Err(e)),
+    };
+    match inner.pending() {
+        Ok(p) if p.full() => return None,
+        Ok(_) => {}
+        Err(e) => return Some(Err(e)),
+    }
+    Some(
+        redo::group_record(chunks, events).and_then(|(record, blobs)| {
+            write_group(inner, log, record, &blobs, false, chunks, events)
+        }),
+    )
 }
 
 fn lane(name: &str, inner: Weak<Inner>) -> Result<flume::Sender<Job>, StoreError> {
@@ -110,5 +171,37 @@ mod tests {
         let err = waiting.await.unwrap_err();
         assert!(err.to_string().contains("closed"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_small_group_is_written_here_unless_it_would_wait() {
+        use crate::store::fixtures::{chunk_of, rich_group};
+        use crate::store::Store;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = super::super::EmbeddedStore::open(tmp.path()).unwrap();
+        let inner = &store.inner;
+        let (out, _) = try_commit_group(inner, &[chunk_of(0, 10)], None)
+            .expect("a small group is written here")
+            .unwrap();
+        assert!(out[0].stored);
+        {
+            // A checkpoint holds the log while it syncs: the group waits on the lane instead.
+            let _held = inner.log.lock().unwrap();
+            assert!(try_commit_group(inner, &[chunk_of(1, 10)], None).is_none());
+        }
+        let many: Vec<ChunkWrite> = (1..=INLINE_BELOW_BATCHES as u64)
+            .map(|seq| chunk_of(seq, 10))
+            .collect();
+        assert!(try_commit_group(inner, &many, None).is_none());
+        let big = [chunk_of(1, INLINE_BELOW_BYTES)];
+        assert!(try_commit_group(inner, &big, None).is_none());
+        // A GPS fix is written to redb: that waits for redb's writer.
+        assert!(try_commit_group(inner, &rich_group(), None).is_none());
+        assert_eq!(store.acked("shop", "s_1").await.unwrap(), 0);
+        // What the lane writes follows what was written here.
+        let out = store.commit(Arc::new(many)).await.unwrap();
+        assert!(out.iter().all(|o| o.stored));
+        let last = INLINE_BELOW_BATCHES as i64;
+        assert_eq!(store.acked("shop", "s_1").await.unwrap(), last);
     }
 }

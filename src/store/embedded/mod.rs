@@ -27,8 +27,8 @@
 //!
 //! The log takes one group at a time, and redb runs one write transaction at a time (most
 //! groups need none), which is why the batcher hands them whole groups. Groups are written
-//! and synced on two threads of the store's own (`lanes.rs`); every other call runs on the
-//! blocking pool.
+//! and synced on two threads of the store's own (`lanes.rs`; a small group is written on the
+//! batcher's thread); every other call runs on the blocking pool.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -256,10 +256,7 @@ impl Store for EmbeddedStore {
         chunks: Arc<Vec<ChunkWrite>>,
         events: Option<Arc<EventBatch>>,
     ) -> Result<(Vec<CommitOutcome>, super::Durable), StoreError> {
-        let (out, end) = self
-            .lanes
-            .write(move |inner| commit_group(inner, &chunks, events.as_deref()))
-            .await?;
+        let (out, end) = self.lanes.write_group(&self.inner, chunks, events).await?;
         let durable = self.lanes.sync(move |inner| inner.sync_to(end));
         Ok((out, Box::pin(durable)))
     }

@@ -132,6 +132,23 @@ impl Inner {
         Ok(log)
     }
 
+    /// [`Inner::log_for_write`] if no one holds the log now; `None` if someone does.
+    pub(super) fn try_log_for_write(
+        &self,
+    ) -> Option<Result<std::sync::MutexGuard<'_, Log>, StoreError>> {
+        let log = match self.log.try_lock() {
+            Ok(log) => log,
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                return Some(Err(unavailable("the log lock is poisoned")))
+            }
+        };
+        if self.is_broken() {
+            return Some(Err(reopening()));
+        }
+        Some(Ok(log))
+    }
+
     /// Runs `f` in a write transaction (not durable by itself: the next checkpoint makes it
     /// so) that first writes out what is pending: for every write to the sessions or heat
     /// outside a group, so that it sees, and is not undone by, what groups left pending.
