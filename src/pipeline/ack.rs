@@ -3,13 +3,15 @@
 //!
 //! The batcher never blocks on a client: it stores the session's new cumulative ack in an
 //! atomic and wakes the connection, which writes one `ack` frame for however many commits
-//! happened since it last looked. A drop guard travels with every submitted batch, so if a
+//! happened since it last looked. One task waits on a state (the socket's, or the HTTP
+//! request's), so a single waker slot serves, with no lock on either side. A drop guard travels with every submitted batch, so if a
 //! batch is dropped anywhere (store failure, shutdown, a panic) its sender hears about it.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 #[derive(Debug)]
 pub struct AckState {
@@ -19,7 +21,9 @@ pub struct AckState {
     done: AtomicU64,
     /// Set when any batch of this sender could not be made durable.
     failed: AtomicBool,
-    notify: Notify,
+    /// Set by a change, cleared by the waiter that sees it.
+    changed: AtomicBool,
+    waker: AtomicWaker,
 }
 
 impl AckState {
@@ -28,7 +32,8 @@ impl AckState {
             acked: AtomicI64::new(acked),
             done: AtomicU64::new(0),
             failed: AtomicBool::new(false),
-            notify: Notify::new(),
+            changed: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
         })
     }
 
@@ -44,10 +49,22 @@ impl AckState {
         self.failed.load(Ordering::Acquire)
     }
 
-    /// Resolves after the next change (a change before the call is not lost: `Notify`
-    /// keeps one permit).
+    /// Resolves after the next change (a change since the last one seen is not lost). For
+    /// one waiting task at a time: a second one's wait could take the first's wake.
     pub async fn changed(&self) {
-        self.notify.notified().await
+        std::future::poll_fn(|cx| {
+            if self.changed.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A change between the look above and the registration woke no one.
+            if self.changed.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     fn finish(&self, acked: Option<i64>) {
@@ -58,7 +75,8 @@ impl AckState {
             None => self.failed.store(true, Ordering::Release),
         }
         self.done.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_one();
+        self.changed.store(true, Ordering::Release);
+        self.waker.wake();
     }
 }
 
@@ -114,6 +132,19 @@ mod tests {
         AckGuard::new(s.clone()).ack(0);
         tokio::time::timeout(std::time::Duration::from_secs(1), s.changed())
             .await
-            .expect("the stored permit wakes the waiter");
+            .expect("the change before the wait is seen");
+        // Seen once: the next wait waits for the next change.
+        let again = tokio::time::timeout(std::time::Duration::from_millis(20), s.changed());
+        assert!(again.await.is_err(), "a change was seen twice");
+        let waiting = tokio::spawn({
+            let s = s.clone();
+            async move { s.changed().await }
+        });
+        tokio::task::yield_now().await;
+        AckGuard::new(s.clone()).ack(1);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("a change while waiting wakes the waiter")
+            .unwrap();
     }
 }
