@@ -47,20 +47,36 @@ impl Bucket {
 /// One bucket per site key, shared by all its sessions.
 #[derive(Debug, Default)]
 pub struct KeyLimits {
-    buckets: HashMap<String, Mutex<Bucket>>,
+    buckets: HashMap<String, KeyBucket>,
 }
 
 impl KeyLimits {
     pub fn new<'a>(sites: impl Iterator<Item = &'a str>, rate: u32, burst: u32) -> Self {
+        let bucket =
+            || KeyBucket((rate > 0).then(|| Arc::new(Mutex::new(Bucket::new(rate, burst)))));
         KeyLimits {
-            buckets: sites
-                .map(|s| (s.to_owned(), Mutex::new(Bucket::new(rate, burst))))
-                .collect(),
+            buckets: sites.map(|s| (s.to_owned(), bucket())).collect(),
         }
     }
 
     pub fn take(&self, site: &str, n: u32, now: Instant) -> bool {
-        match self.buckets.get(site) {
+        self.bucket(site).take(n, now)
+    }
+
+    /// A site's bucket, to keep: a session looks it up once, not once a batch.
+    pub fn bucket(&self, site: &str) -> KeyBucket {
+        self.buckets.get(site).cloned().unwrap_or_default()
+    }
+}
+
+/// One site key's bucket, shared; none when the key's rate is unlimited.
+#[derive(Debug, Clone, Default)]
+pub struct KeyBucket(Option<Arc<Mutex<Bucket>>>);
+
+impl KeyBucket {
+    /// Takes `n` tokens if there are enough (always, when unlimited).
+    pub fn take(&self, n: u32, now: Instant) -> bool {
+        match &self.0 {
             // The lock is held for a few arithmetic operations; nothing awaits under it.
             Some(b) => b.lock().unwrap_or_else(|p| p.into_inner()).take(n, now),
             None => true,

@@ -370,6 +370,37 @@ async fn a_flood_from_one_socket_is_rate_limited_and_others_keep_their_acks() {
 }
 
 #[tokio::test]
+async fn a_site_keys_rate_is_shared_by_its_sessions_and_no_other_keys() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_batches_per_second_per_key = 1;
+        c.limits.key_batch_burst = 20;
+    })
+    .await;
+    let mut a = s.connect(KEY).await;
+    open(&mut a, "sess_key_0001").await;
+    let mut b = s.connect(KEY).await;
+    open(&mut b, "sess_key_0002").await;
+    // Each session alone stays far below its own limit; together they spend the key's burst.
+    for seq in 0..10 {
+        a.send(pack(&batch(seq, moves(seq)))).await.unwrap();
+        b.send(pack(&batch(seq, moves(seq)))).await.unwrap();
+    }
+    assert_eq!(await_ack(&mut a, 9).await, 9);
+    assert_eq!(await_ack(&mut b, 9).await, 9);
+    // A token a second comes back: a few more batches find the bucket empty.
+    for seq in 10..15 {
+        let _ = a.send(pack(&batch(seq, moves(seq)))).await;
+    }
+    expect_error(&mut a, "rate_limited", 1008).await;
+    // Another site's key has a bucket of its own.
+    let mut shop = s.connect(SHOP_KEY).await;
+    open(&mut shop, "sess_key_0003").await;
+    shop.send(pack(&batch(0, moves(0)))).await.unwrap();
+    assert_eq!(await_ack(&mut shop, 0).await, 0);
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn one_host_cannot_hold_more_sockets_than_its_limit() {
     let s = TestServer::start_with(|c| c.limits.max_sessions_per_ip = 2).await;
     let mut a = s.connect(KEY).await;

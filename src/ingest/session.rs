@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::error::IngestError;
 use crate::pipeline::{AckState, Waiting};
 use crate::protocol::{Batch, Hello};
+use crate::ratelimit::KeyBucket;
 use crate::signals::SignalWalker;
 use crate::site::Site;
 use crate::store::{ChunkWrite, SessionMeta};
@@ -41,6 +42,8 @@ pub struct IngestSession {
     walker: SignalWalker,
     submitted: u64,
     dom: DomBudget,
+    /// The site key's rate limit.
+    key_limit: KeyBucket,
 }
 
 /// What a session may still send of full-page replay data: nothing unless its site opted in,
@@ -126,6 +129,7 @@ impl IngestSession {
                 window_start: std::time::Instant::now(),
                 window_used: 0,
             },
+            key_limit: app.key_limits.bucket(&site.id),
             app: app.clone(),
             walker: SignalWalker::new(&meta.hello, Arc::new(site.url_rules.clone())),
             meta,
@@ -171,7 +175,7 @@ impl IngestSession {
     /// comes back as [`Taken::Waiting`], for [`IngestSession::wait`]. `now` is for the rate
     /// limits.
     pub fn take(&mut self, batch: Batch, now: std::time::Instant) -> Result<Taken, IngestError> {
-        if !self.app.key_limits.take(&self.meta.site, 1, now) {
+        if !self.key_limit.take(1, now) {
             return Err(IngestError::RateLimited);
         }
         let resend = batch.seq as i64 <= self.state.acked();
