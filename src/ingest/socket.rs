@@ -294,16 +294,20 @@ async fn drive(
         limits.session_batch_burst,
     );
     let mut sent = session.acked();
-    // The idle timer is set once per idle period, not per batch: a batch only notes its time,
-    // and a timer that fires early is set again from there.
-    let idle_after = limits.idle_timeout();
-    let mut active = tokio::time::Instant::now();
-    let idle = tokio::time::sleep_until(active + idle_after);
-    tokio::pin!(idle);
+    // One timer for both the idle timeout and the next ping, set again only when it fires: a
+    // batch only notes its time, and a timer that fires early is set again from there.
     // Pings find dead peers (a vanished laptop, a dropped NAT mapping) long before the idle
-    // timeout would; a ping still unanswered at the next tick ends the socket.
-    let ping_every = std::time::Duration::from_millis(limits.ping_interval_ms.max(1));
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    // timeout would; a ping still unanswered at the next one's time ends the socket.
+    let idle_after = limits.idle_timeout();
+    let ping_every = (limits.ping_interval_ms > 0)
+        .then(|| std::time::Duration::from_millis(limits.ping_interval_ms));
+    let mut active = tokio::time::Instant::now();
+    let mut next_ping = ping_every.map(|p| active + p);
+    let due = |active: tokio::time::Instant, next_ping: Option<tokio::time::Instant>| {
+        next_ping.map_or(active + idle_after, |p| p.min(active + idle_after))
+    };
+    let timer = tokio::time::sleep_until(due(active, next_ping));
+    tokio::pin!(timer);
     let mut unanswered = false;
     let mut pings = Bucket::new(
         limits.max_client_pings_per_second,
@@ -331,20 +335,21 @@ async fn drive(
             _ = &mut shutdown => {
                 return Box::pin(goodbye(app, conn, &state, session.submitted(), sent)).await;
             }
-            _ = &mut idle => {
-                if tokio::time::Instant::now() < active + idle_after {
-                    idle.as_mut().reset(active + idle_after);
-                    continue;
+            _ = &mut timer => {
+                let now = tokio::time::Instant::now();
+                if now >= active + idle_after {
+                    return Err(IngestError::IdleTimeout.into());
                 }
-                return Err(IngestError::IdleTimeout.into());
-            }
-            _ = ping.tick(), if limits.ping_interval_ms > 0 => {
-                if unanswered {
-                    tracing::debug!("No answer to a ping; closing the socket.");
-                    return Err(End::Closed);
+                if next_ping.is_some_and(|p| now >= p) {
+                    if unanswered {
+                        tracing::debug!("No answer to a ping; closing the socket.");
+                        return Err(End::Closed);
+                    }
+                    unanswered = true;
+                    next_ping = ping_every.map(|p| now + p);
+                    Box::pin(conn.send_raw(Message::Ping(Default::default()))).await?;
                 }
-                unanswered = true;
-                Box::pin(conn.send_raw(Message::Ping(Default::default()))).await?;
+                timer.as_mut().reset(due(active, next_ping));
             }
             frame = next_frame(app, conn, stream) => {
                 let batch = match frame? {
