@@ -27,6 +27,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Fired when the server begins to shut down: sockets stop reading and say goodbye.
     pub shutdown: CancellationToken,
+    /// Every open session's ack state: shutdown wakes each (`lib.rs`).
+    pub open_acks: Arc<crate::pipeline::OpenAcks>,
     /// Every socket task, so shutdown can wait for them.
     pub tasks: TaskTracker,
     pub ws_config: WebSocketConfig,

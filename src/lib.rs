@@ -160,7 +160,17 @@ pub async fn serve(
         proxies: config.trusted_proxies.clone(),
         metrics: metrics.clone(),
     };
+    // Sockets hear of the shutdown through their ack states.
+    let open_acks = Arc::new(pipeline::OpenAcks::default());
+    tokio::spawn({
+        let (open_acks, shutdown) = (open_acks.clone(), shutdown.clone());
+        async move {
+            shutdown.cancelled().await;
+            open_acks.stop_all();
+        }
+    });
     let app = Arc::new(App {
+        open_acks,
         tickets: Default::default(),
         warned_devices: Default::default(),
         budget,

@@ -116,6 +116,9 @@ async fn graceful_shutdown_acks_what_it_wrote_and_closes_with_1001() {
     let s = TestServer::start_in(tmp.path(), |_| {}, Some(store.clone() as Arc<dyn Store>)).await;
     let mut ws = s.connect(KEY).await;
     open(&mut ws, "sess_shut_01").await;
+    // A socket with nothing in flight hears of the shutdown too.
+    let mut idle = s.connect(KEY).await;
+    open(&mut idle, "sess_shut_02").await;
     store.set_open(false);
     for seq in 0..5 {
         ws.send(pack(&batch(seq, moves(seq)))).await.unwrap();
@@ -125,7 +128,7 @@ async fn graceful_shutdown_acks_what_it_wrote_and_closes_with_1001() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     s.shutdown.cancel();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    expect_error(&mut idle, "shutting_down", 1001).await;
     store.set_open(true);
     let mut last_ack = -1;
     loop {

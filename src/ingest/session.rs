@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::app::App;
 use crate::error::IngestError;
-use crate::pipeline::{AckState, Waiting};
+use crate::pipeline::{AckState, OpenAck, Waiting};
 use crate::protocol::{Batch, Hello};
 use crate::ratelimit::KeyBucket;
 use crate::signals::SignalWalker;
@@ -44,6 +44,8 @@ pub struct IngestSession {
     dom: DomBudget,
     /// The site key's rate limit.
     key_limit: KeyBucket,
+    /// Where shutdown finds the session's ack state.
+    _open: OpenAck,
 }
 
 /// What a session may still send of full-page replay data: nothing unless its site opted in,
@@ -121,7 +123,9 @@ impl IngestSession {
             (acked.map_err(unavailable)?, 0)
         };
         app.outbound.session_opened(&meta);
+        let state = AckState::new(acked);
         Ok(IngestSession {
+            _open: app.open_acks.register(&state),
             dom: DomBudget {
                 enabled: site.dom,
                 session_left: site.dom_session_bytes.saturating_sub(dom_sent),
@@ -133,7 +137,7 @@ impl IngestSession {
             app: app.clone(),
             walker: SignalWalker::new(&meta.hello, Arc::new(site.url_rules.clone())),
             meta,
-            state: AckState::new(acked),
+            state,
             submitted: 0,
         })
     }

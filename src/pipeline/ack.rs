@@ -7,8 +7,9 @@
 //! request's), so a single waker slot serves, with no lock on either side. A drop guard travels with every submitted batch, so if a
 //! batch is dropped anywhere (store failure, shutdown, a panic) its sender hears about it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
@@ -23,6 +24,8 @@ pub struct AckState {
     failed: AtomicBool,
     /// Set by a change, cleared by the waiter that sees it.
     changed: AtomicBool,
+    /// Set when the server begins to shut down ([`OpenAcks::stop_all`]).
+    stopping: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -33,6 +36,7 @@ impl AckState {
             done: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             changed: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         })
     }
@@ -47,6 +51,18 @@ impl AckState {
 
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Acquire)
+    }
+
+    /// Whether the server is shutting down: its sender says goodbye.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Marks the server as shutting down, as a change.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.changed.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// Resolves after the next change (a change since the last one seen is not lost). For
@@ -107,6 +123,74 @@ impl Drop for AckGuard {
     }
 }
 
+/// Every open session's ack state, so that shutdown reaches each through the wake it already
+/// waits on: a shared cancellation future instead, polled at every wake of every socket,
+/// took two locks each time.
+#[derive(Debug, Default)]
+pub struct OpenAcks {
+    inner: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    next: u64,
+    states: HashMap<u64, Weak<AckState>>,
+    stopped: bool,
+}
+
+impl OpenAcks {
+    /// Adds a session's state until the returned guard drops (one that comes after
+    /// [`OpenAcks::stop_all`] is stopped at once).
+    pub fn register(self: &Arc<Self>, state: &Arc<AckState>) -> OpenAck {
+        let mut open = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if open.stopped {
+            state.stop();
+        }
+        let id = open.next;
+        open.next += 1;
+        open.states.insert(id, Arc::downgrade(state));
+        OpenAck {
+            open: self.clone(),
+            id,
+        }
+    }
+
+    /// Tells every open session, and every one registered later, that the server is
+    /// shutting down.
+    pub fn stop_all(&self) {
+        let states: Vec<Weak<AckState>> = {
+            let mut open = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            open.stopped = true;
+            open.states.values().cloned().collect()
+        };
+        for s in states.iter().filter_map(Weak::upgrade) {
+            s.stop();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map_or(0, |o| o.states.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A session's place in [`OpenAcks`].
+#[derive(Debug)]
+pub struct OpenAck {
+    open: Arc<OpenAcks>,
+    id: u64,
+}
+
+impl Drop for OpenAck {
+    fn drop(&mut self) {
+        let mut open = self.open.inner.lock().unwrap_or_else(|p| p.into_inner());
+        open.states.remove(&self.id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +230,29 @@ mod tests {
             .await
             .expect("a change while waiting wakes the waiter")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn stopping_wakes_every_open_state_and_any_opened_later() {
+        let open = Arc::new(OpenAcks::default());
+        let (a, b) = (AckState::new(-1), AckState::new(-1));
+        let _ra = open.register(&a);
+        let rb = open.register(&b);
+        drop(rb);
+        assert_eq!(open.len(), 1);
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.changed().await }
+        });
+        tokio::task::yield_now().await;
+        open.stop_all();
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting)
+            .await
+            .expect("the stop wakes the waiter")
+            .unwrap();
+        assert!(a.stopping() && !b.stopping());
+        let c = AckState::new(-1);
+        let _rc = open.register(&c);
+        assert!(c.stopping());
     }
 }

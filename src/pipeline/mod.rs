@@ -26,7 +26,7 @@ use crate::live::LiveHub;
 use crate::metrics::Metrics;
 use crate::store::{ChunkWrite, Store};
 use crate::webhook::Outbound;
-pub use ack::{AckGuard, AckState};
+pub use ack::{AckGuard, AckState, OpenAck, OpenAcks};
 pub use positions::PositionPipeline;
 
 /// The running pipelines' tasks: the batcher and the position writer.
