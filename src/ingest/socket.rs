@@ -80,7 +80,41 @@ impl Conn {
     /// Sends one message within the send deadline: a client that does not read fills its
     /// buffers, and a send that cannot finish must not hold the socket's task forever.
     async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
-        match tokio::time::timeout(self.send_timeout, self.sink.send(msg)).await {
+        // Most sends go straight into the socket: tried once before a deadline is set up.
+        let mut msg = Some(msg);
+        let sink = &mut self.sink;
+        let at_once = std::future::poll_fn(|cx| {
+            use futures_util::Sink;
+            use std::task::Poll;
+            let mut sink = std::pin::Pin::new(&mut *sink);
+            if msg.is_some() {
+                match sink.as_mut().poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let m = msg.take().expect("looked at above");
+                        if let Err(e) = sink.as_mut().start_send(m) {
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Poll::Pending => return Poll::Ready(None),
+                }
+            }
+            match sink.poll_flush(cx) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending => Poll::Ready(None),
+            }
+        })
+        .await;
+        if let Some(r) = at_once {
+            return r.map_err(|_| End::Closed);
+        }
+        let rest = async {
+            match msg {
+                Some(m) => self.sink.send(m).await,
+                None => self.sink.flush().await,
+            }
+        };
+        match tokio::time::timeout(self.send_timeout, rest).await {
             Ok(r) => r.map_err(|_| End::Closed),
             Err(_) => Err(IngestError::NotReading.into()),
         }
@@ -313,10 +347,6 @@ async fn drive(
         limits.max_client_pings_per_second,
         limits.max_client_pings_per_second.saturating_mul(10),
     );
-    // Registered once: every socket shares the token, so a future made per loop would take
-    // its locks (contended by every worker) twice per batch.
-    let shutdown = app.shutdown.cancelled();
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             // Acks before new input: they free the client's buffer, and a failed commit
@@ -326,14 +356,15 @@ async fn drive(
                 if state.failed() {
                     return Err(IngestError::StoreUnavailable.into());
                 }
+                // Shutdown comes as a change of the ack state (`OpenAcks`).
+                if state.stopping() {
+                    return Box::pin(goodbye(app, conn, &state, session.submitted(), sent)).await;
+                }
                 let a = state.acked();
                 if a > sent {
                     Box::pin(conn.send(ServerFrame::Ack { seq: a })).await?;
                     sent = a;
                 }
-            }
-            _ = &mut shutdown => {
-                return Box::pin(goodbye(app, conn, &state, session.submitted(), sent)).await;
             }
             _ = &mut timer => {
                 let now = tokio::time::Instant::now();
