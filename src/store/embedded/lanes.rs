@@ -84,7 +84,8 @@ const INLINE_BELOW_BYTES: usize = 128 << 10;
 /// [`commit_group`] on the caller's thread (the batcher's runtime worker) instead of the
 /// write lane, for a small group. Only a group that needs no redb
 /// write transaction, while nothing pending is to be spilled and no one holds the log (a
-/// checkpoint syncing it, a flush writing what is pending), so the caller waits on no sync
+/// checkpoint syncing it, a flush writing what is pending), and only if the append is one
+/// write (no segment to close, no zeros to write ahead), so the caller waits on no sync
 /// and on no other writer; what it waits on is the log's own append. `None`: the group is
 /// for the write lane.
 pub(super) fn try_commit_group(
@@ -106,11 +107,17 @@ pub(super) fn try_commit_group(
         Ok(_) => {}
         Err(e) => return Some(Err(e)),
     }
-    Some(
-        redo::group_record(chunks, events).and_then(|(record, blobs)| {
-            write_group(inner, log, record, &blobs, false, chunks, events)
-        }),
-    )
+    let (record, blobs) = match redo::group_record(chunks, events) {
+        Ok(r) => r,
+        Err(e) => return Some(Err(e)),
+    };
+    // A segment to close (with a sync) or zeros to write ahead: the lane does that.
+    if !log.append_is_quick(record.len()) {
+        return None;
+    }
+    Some(write_group(
+        inner, log, record, &blobs, false, chunks, events,
+    ))
 }
 
 fn lane(name: &str, inner: Weak<Inner>) -> Result<flume::Sender<Job>, StoreError> {
@@ -180,28 +187,31 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = super::super::EmbeddedStore::open(tmp.path()).unwrap();
         let inner = &store.inner;
-        let (out, _) = try_commit_group(inner, &[chunk_of(0, 10)], None)
+        // A new log's first record writes zeros ahead of it: not here.
+        assert!(try_commit_group(inner, &[chunk_of(0, 10)], None).is_none());
+        store.commit(Arc::new(vec![chunk_of(0, 10)])).await.unwrap();
+        let (out, _) = try_commit_group(inner, &[chunk_of(1, 10)], None)
             .expect("a small group is written here")
             .unwrap();
         assert!(out[0].stored);
         {
             // A checkpoint holds the log while it syncs: the group waits on the lane instead.
             let _held = inner.log.lock().unwrap();
-            assert!(try_commit_group(inner, &[chunk_of(1, 10)], None).is_none());
+            assert!(try_commit_group(inner, &[chunk_of(2, 10)], None).is_none());
         }
-        let many: Vec<ChunkWrite> = (1..=INLINE_BELOW_BATCHES as u64)
+        let many: Vec<ChunkWrite> = (2..2 + INLINE_BELOW_BATCHES as u64)
             .map(|seq| chunk_of(seq, 10))
             .collect();
         assert!(try_commit_group(inner, &many, None).is_none());
-        let big = [chunk_of(1, INLINE_BELOW_BYTES)];
+        let big = [chunk_of(2, INLINE_BELOW_BYTES)];
         assert!(try_commit_group(inner, &big, None).is_none());
         // A GPS fix is written to redb: that waits for redb's writer.
         assert!(try_commit_group(inner, &rich_group(), None).is_none());
-        assert_eq!(store.acked("shop", "s_1").await.unwrap(), 0);
+        assert_eq!(store.acked("shop", "s_1").await.unwrap(), 1);
         // What the lane writes follows what was written here.
         let out = store.commit(Arc::new(many)).await.unwrap();
         assert!(out.iter().all(|o| o.stored));
-        let last = INLINE_BELOW_BATCHES as i64;
+        let last = 1 + INLINE_BELOW_BATCHES as i64;
         assert_eq!(store.acked("shop", "s_1").await.unwrap(), last);
     }
 }

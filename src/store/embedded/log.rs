@@ -182,6 +182,16 @@ impl Log {
         Ok((self.id, self.len))
     }
 
+    /// Whether a record of `len` bytes (framing included) goes in with one write of its own:
+    /// no segment to close and sync first, no zeros to write ahead after it.
+    pub(super) fn append_is_quick(&self, len: usize) -> bool {
+        let len = len as u64;
+        let end = self.len + len;
+        let closes = self.len > HEADER && end > self.limit;
+        let prepares = len < LARGE && end + PREPARE / 2 > self.prepared && end < self.limit;
+        !closes && !prepares
+    }
+
     /// Writes `record` (framing included, see [`frame`]) at the place [`Log::place`] gave; not
     /// yet durable. On failure the segment is cut back to where it was, so a partial record
     /// never stays in front of later ones.

@@ -164,3 +164,30 @@ fn zeros_are_written_ahead_only_after_a_small_record() {
     assert_eq!(lens, vec![5, n, n]);
     assert!(matches!(end, End::Clean | End::Unwritten(_)), "{end:?}");
 }
+
+#[test]
+fn an_append_is_quick_unless_it_closes_the_segment_or_writes_zeros_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let limit = 4 * PREPARE;
+    let mut log = Log::begin(tmp.path(), 1, limit).unwrap();
+    // A new segment has no zeros ahead yet: its first record writes them.
+    assert!(!log.append_is_quick(100));
+    let r = record(&[7; 92]);
+    log.place(92).unwrap();
+    log.append(&r).unwrap();
+    assert!(log.append_is_quick(100));
+    // Large records write no zeros ahead: two bring the log near where small ones would.
+    for _ in 0..2 {
+        assert!(log.append_is_quick(LARGE as usize));
+        let big = record(&vec![7; LARGE as usize - 8]);
+        log.place(big.len() - 8).unwrap();
+        log.append(&big).unwrap();
+    }
+    // Half a mebibyte before the zeros end, the next small record writes more of them.
+    let near = (log.prepared - PREPARE / 2 - log.len) as usize;
+    assert!(near < LARGE as usize);
+    assert!(log.append_is_quick(near));
+    assert!(!log.append_is_quick(near + 1));
+    // One past the limit closes the segment.
+    assert!(!log.append_is_quick((limit - log.len + 1) as usize));
+}
