@@ -2,7 +2,7 @@
 //! CPU the process may use once it is not.
 //!
 //! A batch crosses threads on its way to its ack: the runtime worker hands the group to the
-//! store's write lane, the write lane to the sync lane, and each hands it back. At a light
+//! store's sync lane (a large group to the write lane first), and each hands it back. At a light
 //! load each of those threads sleeps between groups, and the kernel wakes a sleeping thread
 //! on an idle CPU if it has one. That costs far more than a switch between threads on one
 //! CPU, at least in a virtual machine (where an idle vCPU halts and is woken through the

@@ -83,7 +83,8 @@ const INLINE_BELOW_BYTES: usize = 128 << 10;
 
 /// [`commit_group`] on the caller's thread (the batcher's runtime worker) instead of the
 /// write lane, for a small group. Only a group that needs no redb
-/// write transaction, while nothing pending is to be spilled and no one holds the log (a
+/// write transaction, while no sync of the log is under way (the device is busy with it),
+/// nothing pending is to be spilled and no one holds the log (a
 /// checkpoint syncing it, a flush writing what is pending), and only if the append is one
 /// write (no segment to close, no zeros to write ahead), so the caller waits on no sync
 /// and on no other writer; what it waits on is the log's own append. `None`: the group is
@@ -95,7 +96,8 @@ pub(super) fn try_commit_group(
 ) -> Option<Result<(Vec<CommitOutcome>, LogEnd), StoreError>> {
     let small = chunks.len() < INLINE_BELOW_BATCHES
         && chunks.iter().map(|c| c.ev.len()).sum::<usize>() < INLINE_BELOW_BYTES;
-    if !small || needs_txn(chunks, events) || inner.is_stopping() {
+    // While the log syncs, the device is busy and a direct write would wait for it.
+    if !small || needs_txn(chunks, events) || inner.is_stopping() || !inner.sync_idle() {
         return None;
     }
     let log = match inner.try_log_for_write()? {
@@ -197,6 +199,11 @@ mod tests {
         {
             // A checkpoint holds the log while it syncs: the group waits on the lane instead.
             let _held = inner.log.lock().unwrap();
+            assert!(try_commit_group(inner, &[chunk_of(2, 10)], None).is_none());
+        }
+        {
+            // The sync lane syncs the log: the device is busy.
+            let _syncing = inner.synced.lock().unwrap();
             assert!(try_commit_group(inner, &[chunk_of(2, 10)], None).is_none());
         }
         let many: Vec<ChunkWrite> = (2..2 + INLINE_BELOW_BATCHES as u64)

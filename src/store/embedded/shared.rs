@@ -45,7 +45,7 @@ pub(super) struct Inner {
     broken: AtomicBool,
     /// How far the log is known durable; held while syncing, so that one `fdatasync` serves
     /// every group that waits for it.
-    synced: Mutex<(u64, u64)>,
+    pub(super) synced: Mutex<(u64, u64)>,
     /// The last checkpoint's duration (µs) and the reopenings, for `/metrics`.
     pub(super) checkpoint_us: std::sync::atomic::AtomicU64,
     pub(super) checkpoints: std::sync::atomic::AtomicU64,
@@ -215,6 +215,11 @@ impl Inner {
         }
         *synced = (*synced).max(end);
         Ok(())
+    }
+
+    /// Whether no sync of the log is under way now (one holds the lock while it syncs).
+    pub(super) fn sync_idle(&self) -> bool {
+        self.synced.try_lock().is_ok()
     }
 
     /// Returns once everything written so far is durable (before answering what is acked).
