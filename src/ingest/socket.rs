@@ -63,18 +63,70 @@ struct Conn {
     settle: Settle,
 }
 
+/// What [`Conn::send_now`] managed.
+enum Now {
+    /// The frame is in the socket.
+    Sent,
+    /// The frame is in the sink; the socket takes the rest later.
+    Flushing,
+    /// The sink has no room yet: the frame, back.
+    Full(Message),
+}
+
 impl Conn {
-    async fn send(&mut self, frame: ServerFrame<'_>) -> Result<(), End> {
+    fn message(&self, frame: ServerFrame<'_>) -> Result<Message, End> {
         let bytes = frame.encode(self.enc)?;
-        let msg = match self.enc {
+        Ok(match self.enc {
             Encoding::MsgPack => Message::Binary(bytes.into()),
             Encoding::Json => Message::Text(
                 String::from_utf8(bytes)
                     .map_err(|_| IngestError::Internal)?
                     .into(),
             ),
-        };
+        })
+    }
+
+    async fn send(&mut self, frame: ServerFrame<'_>) -> Result<(), End> {
+        let msg = self.message(frame)?;
         self.send_raw(msg).await
+    }
+
+    /// An ack, the frame a busy socket sends most: written at once when the socket takes it,
+    /// with no future made (and none boxed); else sent as any frame is.
+    async fn send_ack(&mut self, seq: i64) -> Result<(), End> {
+        let msg = self.message(ServerFrame::Ack { seq })?;
+        match self.send_now(msg)? {
+            Now::Sent => Ok(()),
+            Now::Flushing => Box::pin(self.flush()).await,
+            Now::Full(msg) => Box::pin(self.send_raw(msg)).await,
+        }
+    }
+
+    /// Puts `msg` into the socket if it has room now. Polled with a waker that does nothing:
+    /// whatever is not done here is done by a future that registers the task's own.
+    fn send_now(&mut self, msg: Message) -> Result<Now, End> {
+        use futures_util::Sink;
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sink = std::pin::Pin::new(&mut self.sink);
+        match sink.as_mut().poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => return Err(End::Closed),
+            Poll::Pending => return Ok(Now::Full(msg)),
+        }
+        sink.as_mut().start_send(msg).map_err(|_| End::Closed)?;
+        match sink.poll_flush(&mut cx) {
+            Poll::Ready(r) => r.map(|()| Now::Sent).map_err(|_| End::Closed),
+            Poll::Pending => Ok(Now::Flushing),
+        }
+    }
+
+    /// Flushes what the sink holds within the send deadline.
+    async fn flush(&mut self) -> Result<(), End> {
+        match tokio::time::timeout(self.send_timeout, self.sink.flush()).await {
+            Ok(r) => r.map_err(|_| End::Closed),
+            Err(_) => Err(IngestError::NotReading.into()),
+        }
     }
 
     /// Sends one message within the send deadline: a client that does not read fills its
@@ -362,7 +414,7 @@ async fn drive(
                 }
                 let a = state.acked();
                 if a > sent {
-                    Box::pin(conn.send(ServerFrame::Ack { seq: a })).await?;
+                    conn.send_ack(a).await?;
                     sent = a;
                 }
             }
@@ -420,7 +472,7 @@ async fn drive(
                 if accepted == Accepted::Duplicate {
                     // A resend of something already durable: ack it again.
                     sent = sent.max(state.acked());
-                    Box::pin(conn.send(ServerFrame::Ack { seq: state.acked() })).await?;
+                    conn.send_ack(state.acked()).await?;
                 }
             }
         }
