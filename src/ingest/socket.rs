@@ -91,19 +91,27 @@ impl Conn {
         self.send_raw(msg).await
     }
 
-    /// An ack, the frame a busy socket sends most: written at once when the socket takes it,
-    /// with no future made (and none boxed); else sent as any frame is.
+    /// Sends an ack (the frame a busy socket sends most).
     async fn send_ack(&mut self, seq: i64) -> Result<(), End> {
         let msg = self.message(ServerFrame::Ack { seq })?;
+        self.send_raw(msg).await
+    }
+
+    /// Sends one message within the send deadline: a client that does not read fills its
+    /// buffers, and a send that cannot finish must not hold the socket's task forever. Most
+    /// messages go into the socket at once, with no future made; the rest wait in a boxed
+    /// one, so that this future stays small inside every session's.
+    async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
         match self.send_now(msg)? {
             Now::Sent => Ok(()),
-            Now::Flushing => Box::pin(self.flush()).await,
-            Now::Full(msg) => Box::pin(self.send_raw(msg)).await,
+            Now::Flushing => Box::pin(self.within_deadline(None)).await,
+            Now::Full(msg) => Box::pin(self.within_deadline(Some(msg))).await,
         }
     }
 
     /// Puts `msg` into the socket if it has room now. Polled with a waker that does nothing:
-    /// whatever is not done here is done by a future that registers the task's own.
+    /// whatever is not done here is done by [`Conn::within_deadline`], which registers the
+    /// task's own.
     fn send_now(&mut self, msg: Message) -> Result<Now, End> {
         use futures_util::Sink;
         use std::task::{Context, Poll, Waker};
@@ -121,52 +129,15 @@ impl Conn {
         }
     }
 
-    /// Flushes what the sink holds within the send deadline.
-    async fn flush(&mut self) -> Result<(), End> {
-        match tokio::time::timeout(self.send_timeout, self.sink.flush()).await {
-            Ok(r) => r.map_err(|_| End::Closed),
-            Err(_) => Err(IngestError::NotReading.into()),
-        }
-    }
-
-    /// Sends one message within the send deadline: a client that does not read fills its
-    /// buffers, and a send that cannot finish must not hold the socket's task forever.
-    async fn send_raw(&mut self, msg: Message) -> Result<(), End> {
-        // Most sends go straight into the socket: tried once before a deadline is set up.
-        let mut msg = Some(msg);
-        let sink = &mut self.sink;
-        let at_once = std::future::poll_fn(|cx| {
-            use futures_util::Sink;
-            use std::task::Poll;
-            let mut sink = std::pin::Pin::new(&mut *sink);
-            if msg.is_some() {
-                match sink.as_mut().poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {
-                        let m = msg.take().expect("looked at above");
-                        if let Err(e) = sink.as_mut().start_send(m) {
-                            return Poll::Ready(Some(Err(e)));
-                        }
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
-                    Poll::Pending => return Poll::Ready(None),
-                }
-            }
-            match sink.poll_flush(cx) {
-                Poll::Ready(r) => Poll::Ready(Some(r)),
-                Poll::Pending => Poll::Ready(None),
-            }
-        })
-        .await;
-        if let Some(r) = at_once {
-            return r.map_err(|_| End::Closed);
-        }
-        let rest = async {
+    /// Sends `msg` (or flushes what the sink holds) within the send deadline.
+    async fn within_deadline(&mut self, msg: Option<Message>) -> Result<(), End> {
+        let send = async {
             match msg {
                 Some(m) => self.sink.send(m).await,
                 None => self.sink.flush().await,
             }
         };
-        match tokio::time::timeout(self.send_timeout, rest).await {
+        match tokio::time::timeout(self.send_timeout, send).await {
             Ok(r) => r.map_err(|_| End::Closed),
             Err(_) => Err(IngestError::NotReading.into()),
         }
@@ -430,7 +401,7 @@ async fn drive(
                     }
                     unanswered = true;
                     next_ping = ping_every.map(|p| now + p);
-                    Box::pin(conn.send_raw(Message::Ping(Default::default()))).await?;
+                    conn.send_raw(Message::Ping(Default::default())).await?;
                 }
                 timer.as_mut().reset(due(active, next_ping));
             }

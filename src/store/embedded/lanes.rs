@@ -82,13 +82,13 @@ const INLINE_BELOW_BATCHES: usize = 64;
 const INLINE_BELOW_BYTES: usize = 128 << 10;
 
 /// [`commit_group`] on the caller's thread (the batcher's runtime worker) instead of the
-/// write lane, for a small group. Only a group that needs no redb
-/// write transaction, while no sync of the log is under way (the device is busy with it),
-/// nothing pending is to be spilled and no one holds the log (a
-/// checkpoint syncing it, a flush writing what is pending), and only if the append is one
-/// write (no segment to close, no zeros to write ahead), so the caller waits on no sync
-/// and on no other writer; what it waits on is the log's own append. `None`: the group is
-/// for the write lane.
+/// write lane, for a small group that would wait on nothing: it needs no redb write
+/// transaction and nothing pending is to be spilled (no wait for redb's writer), no one holds
+/// the log (a checkpoint syncing it, a flush writing what is pending), no sync of the log is
+/// under way (the device is busy with it), and its append is one write (no segment to close
+/// and sync, no zeros to write ahead). What the caller waits on is that write. `None`: the
+/// group is for the write lane (which encodes the record again when this found zeros due:
+/// once per half a mebibyte of log).
 pub(super) fn try_commit_group(
     inner: &Inner,
     chunks: &[ChunkWrite],
