@@ -4,8 +4,9 @@
 //! The batcher never blocks on a client: it stores the session's new cumulative ack in an
 //! atomic and wakes the connection, which writes one `ack` frame for however many commits
 //! happened since it last looked. One task waits on a state (the socket's, or the HTTP
-//! request's), so a single waker slot serves, with no lock on either side. A drop guard travels with every submitted batch, so if a
-//! batch is dropped anywhere (store failure, shutdown, a panic) its sender hears about it.
+//! request's), so a single waker slot serves, with no lock on either side. A drop guard
+//! travels with every submitted batch, so if a batch is dropped anywhere (store failure,
+//! shutdown, a panic) its sender hears about it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -168,12 +169,9 @@ impl OpenAcks {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.inner.lock().map_or(0, |o| o.states.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
