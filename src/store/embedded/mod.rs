@@ -60,6 +60,7 @@ mod purge;
 mod read;
 mod recover;
 mod redo;
+mod redo_out;
 mod runs;
 mod shared;
 

@@ -19,10 +19,11 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use serde_bytes::{ByteBuf, Bytes as RawBytes};
+use serde::Deserialize;
+use serde_bytes::ByteBuf;
 
 use super::codec::{chunk_len, decode_chunk, push_chunk};
+use super::redo_out::put_redo;
 use crate::error::StoreError;
 use crate::gps::Position;
 use crate::heat::records::Record;
@@ -49,66 +50,14 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 /// A heat addition as the redo reads it back: (page, kind, class, hour, band, the encoded record).
 type HeatIn = (String, u8, u8, u64, u32, ByteBuf);
 
-/// A chunk's heat additions as the redo writes them: a list of (page, kind, class, hour,
-/// band, the encoded record), the records encoded beforehand into one buffer (`ends`: where
-/// each one ends in `bytes`).
-struct HeatOut<'a> {
-    delta: &'a ChunkHeat,
-    bytes: &'a [u8],
-    ends: &'a [usize],
-}
-
-impl Serialize for HeatOut<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        s.collect_seq(
-            self.delta
-                .iter()
-                .zip(starts.zip(self.ends))
-                .map(|((k, _), (from, &to))| {
-                    (
-                        &*k.page,
-                        k.kind.code(),
-                        k.class.code(),
-                        k.hour,
-                        k.band,
-                        RawBytes::new(&self.bytes[from..to]),
-                    )
-                }),
-        )
-    }
-}
-
 /// Encodes a delta's records one after the other into `bytes`, noting where each ends.
-fn encode_heat(delta: &ChunkHeat, bytes: &mut Vec<u8>, ends: &mut Vec<usize>) {
+pub(super) fn encode_heat(delta: &ChunkHeat, bytes: &mut Vec<u8>, ends: &mut Vec<usize>) {
     bytes.clear();
     ends.clear();
     for (_, r) in delta.iter() {
         r.encode_into(bytes);
         ends.push(bytes.len());
     }
-}
-
-#[derive(Serialize)]
-struct ChunkOut<'a> {
-    site: &'a str,
-    sid: &'a str,
-    hello: &'a Hello,
-    ua: &'a Option<String>,
-    seq: u64,
-    events: u32,
-    clicks: u32,
-    first_dt: i64,
-    last_dt: i64,
-    pages: &'a [String],
-    fixes: &'a [GpsFix],
-    dom_bytes: u64,
-    identify: &'a Option<String>,
-    heat: HeatOut<'a>,
-    page_keys: &'a [String],
-    rage_bursts: u32,
-    dead_clicks: u32,
-    layouts: Vec<(&'a str, u8, i64, &'a RawBytes)>,
 }
 
 #[derive(Deserialize)]
@@ -131,39 +80,6 @@ struct ChunkIn {
     rage_bursts: u32,
     dead_clicks: u32,
     layouts: Vec<(String, u8, i64, ByteBuf)>,
-}
-
-/// The redo of a chunk whose heat records are encoded in `heat` ([`encode_heat`]).
-fn redo_of<'a>(c: &'a ChunkWrite, heat: (&'a [u8], &'a [usize])) -> ChunkOut<'a> {
-    let (s, g) = (&c.stats, &c.signals);
-    ChunkOut {
-        site: &c.meta.site,
-        sid: &c.meta.sid,
-        hello: &c.meta.hello,
-        ua: &c.meta.ua,
-        seq: c.seq,
-        events: s.events,
-        clicks: s.clicks,
-        first_dt: s.first_dt,
-        last_dt: s.last_dt,
-        pages: &s.pages,
-        fixes: &s.fixes,
-        dom_bytes: s.dom_bytes,
-        identify: &s.identify,
-        heat: HeatOut {
-            delta: &g.heat,
-            bytes: heat.0,
-            ends: heat.1,
-        },
-        page_keys: &g.pages,
-        rage_bursts: g.rage_bursts,
-        dead_clicks: g.dead_clicks,
-        layouts: g
-            .layouts
-            .iter()
-            .map(|(p, class, t, row)| (p.as_str(), class.code(), *t, RawBytes::new(row)))
-            .collect(),
-    }
 }
 
 fn put_u32(out: &mut Vec<u8>, n: usize) {
@@ -190,13 +106,18 @@ fn events_into(out: &mut Vec<u8>, events: Option<&EventBatch>) -> Result<(), Sto
     })
 }
 
+/// Room made for a chunk's redo and lengths besides its blob: a busy page's are ~380 bytes
+/// (max load: 1,043 bytes a batch in the log, 662 of them the blob). Too little, and the
+/// group's buffer grows, copying all of it, on the write lane.
+const REDO_ROOM: usize = 512;
+
 /// A record (8 bytes of framing left for `log::frame`) for a group of chunks, and where each
 /// chunk's blob lies in it: (offset from the record's start, length).
 pub(super) fn group_record(
     chunks: &[ChunkWrite],
     events: Option<&EventBatch>,
 ) -> Result<(Vec<u8>, BlobAt), StoreError> {
-    let size: usize = chunks.iter().map(|c| chunk_len(c) + 200).sum();
+    let size: usize = chunks.iter().map(|c| chunk_len(c) + REDO_ROOM).sum();
     let mut out = Vec::with_capacity(16 + size);
     out.extend_from_slice(&[0; 8]);
     out.push(GROUP);
@@ -212,7 +133,8 @@ pub(super) fn group_record(
         blobs.push((at as u64, len as u32));
         encode_heat(&c.signals.heat, &mut heat, &mut ends);
         sized(&mut out, |out| {
-            rmp_serde::encode::write(out, &redo_of(c, (&heat, &ends))).map_err(corrupt)
+            put_redo(out, c, (&heat, &ends));
+            Ok(())
         })?;
     }
     events_into(&mut out, events)?;
@@ -485,15 +407,9 @@ mod tests {
             .collect();
         let (mut bytes, mut ends) = (vec![7u8; 3], vec![1]);
         encode_heat(delta, &mut bytes, &mut ends);
-        let now = HeatOut {
-            delta,
-            bytes: &bytes,
-            ends: &ends,
-        };
-        assert_eq!(
-            rmp_serde::to_vec(&now).unwrap(),
-            rmp_serde::to_vec(&before).unwrap()
-        );
+        let mut now = Vec::new();
+        super::super::redo_out::put_heat(&mut now, delta, (&bytes, &ends));
+        assert_eq!(now, rmp_serde::to_vec(&before).unwrap());
     }
 
     #[test]
