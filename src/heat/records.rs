@@ -254,17 +254,24 @@ impl Scroll {
         v.push(SCROLL_RUNS);
         v.extend_from_slice(&self.views.to_le_bytes());
         for list in [&self.reached, &self.fold] {
-            let runs = list.chunk_by(|a, b| a == b);
-            let n = runs.clone().count();
-            if 2 * n < list.len() {
-                v.reserve(5 + 8 * n);
-                v.push(1);
-                v.extend_from_slice(&(n as u32).to_le_bytes());
-                for run in runs {
-                    v.extend_from_slice(&run[0].to_le_bytes());
-                    v.extend_from_slice(&(run.len() as u32).to_le_bytes());
+            // Runs, written as they are found (one pass: a chunk's lists are mostly a run
+            // of zeros and one of ones), unless they come to half the plain list's length.
+            let at = v.len();
+            v.push(1);
+            v.extend_from_slice(&[0; 4]);
+            let mut n = 0;
+            for run in list.chunk_by(|a, b| a == b) {
+                n += 1;
+                if 2 * n >= list.len() {
+                    break;
                 }
+                v.extend_from_slice(&run[0].to_le_bytes());
+                v.extend_from_slice(&(run.len() as u32).to_le_bytes());
+            }
+            if 2 * n < list.len() {
+                v[at + 1..at + 5].copy_from_slice(&(n as u32).to_le_bytes());
             } else {
+                v.truncate(at);
                 v.reserve(5 + 4 * list.len());
                 v.push(0);
                 v.extend_from_slice(&(list.len() as u32).to_le_bytes());

@@ -197,3 +197,55 @@ fn scroll_lists_are_written_as_runs_when_shorter_and_older_records_still_read() 
         "an unknown version"
     );
 }
+
+/// Version 2 as it was first written (runs counted, then written): the one-pass writer must
+/// choose the same mode and write the same bytes.
+fn scroll_v2_two_passes(s: &Scroll) -> Vec<u8> {
+    let mut v = vec![2];
+    v.extend_from_slice(&s.views.to_le_bytes());
+    for list in [&s.reached, &s.fold] {
+        let runs = list.chunk_by(|a, b| a == b);
+        let n = runs.clone().count();
+        if 2 * n < list.len() {
+            v.push(1);
+            v.extend_from_slice(&(n as u32).to_le_bytes());
+            for run in runs {
+                v.extend_from_slice(&run[0].to_le_bytes());
+                v.extend_from_slice(&(run.len() as u32).to_le_bytes());
+            }
+        } else {
+            v.push(0);
+            v.extend_from_slice(&(list.len() as u32).to_le_bytes());
+            for n in list {
+                v.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn scroll_runs_are_written_in_one_pass_as_they_were_in_two() {
+    let mut seen_runs = 0;
+    for len in 0..12usize {
+        // Every list of `len` counts drawn from {0, 1, 2}, in a few patterns each: runs of
+        // every length, and lists exactly at the runs/plain threshold.
+        for seed in 0..40u32 {
+            let list: Vec<u32> = (0..len)
+                .map(|i| {
+                    (seed.wrapping_mul(2_654_435_761) >> (i % 16)) % 3
+                        / (1 + (i as u32 % 2) * (seed % 3))
+                })
+                .collect();
+            let s = Scroll {
+                views: seed,
+                reached: list.clone(),
+                fold: list.iter().rev().copied().collect(),
+            };
+            let bytes = enc(|v| s.encode_into(v));
+            assert_eq!(bytes, scroll_v2_two_passes(&s), "{s:?}");
+            seen_runs += usize::from(bytes[5] == 1);
+        }
+    }
+    assert!(seen_runs > 50, "runs mode is exercised ({seen_runs})");
+}
