@@ -285,3 +285,21 @@ fn elements_count_clicks_rage_and_dead_clicks() {
     assert_eq!((more.clicks, more.dead), (1, 1));
     assert_eq!(a.dead_clicks + b.dead_clicks, 4);
 }
+
+#[test]
+fn a_rage_burst_counts_clicks_up_to_the_radius_and_not_past_it() {
+    // (18, 24) from the first click is exactly 30 px away; (18, 24.01) is just past it.
+    for (dy, rage) in [(24.0, 1), (24.01, 0)] {
+        let mut t = walker();
+        let s = t.observe(
+            0,
+            &stats(vec![
+                mark(0, 0, CLICK, 100.0, 100.0, None),
+                mark(1, 100, CLICK, 118.0, 100.0 + dy, None),
+                mark(2, 200, CLICK, 100.0, 100.0, None),
+            ]),
+            &ev(),
+        );
+        assert_eq!(s.rage_bursts, rage, "dy {dy}");
+    }
+}
