@@ -49,8 +49,9 @@ const MAX_PENDING: usize = 8_192;
 const MAX_PENDING_CHUNKS: usize = 262_144;
 /// Pending at which a group hurries the checkpoint on, long before the bounds above: at the
 /// most this machine ingests (~250,000 batches a second), about four checkpoints a second
-/// instead of one. A checkpoint costs a redb commit and two syncs however little it holds:
-/// hurried at 16,384 chunks there were thirteen a second, their syncs queued with the log's.
+/// instead of one every `checkpoint_ms`. A checkpoint costs a redb commit and its syncs however
+/// little it holds: hurried at 16,384 chunks there were thirteen a second, their syncs queued
+/// with the log's.
 const HURRY_SESSIONS: usize = 2_048;
 const HURRY_CHUNKS: usize = 65_536;
 /// Bytes of page layouts pending at most, and at which a group hurries the checkpoint on.
