@@ -257,9 +257,7 @@ impl Store for EmbeddedStore {
         chunks: Arc<Vec<ChunkWrite>>,
         events: Option<Arc<EventBatch>>,
     ) -> Result<(Vec<CommitOutcome>, super::Durable), StoreError> {
-        let (out, end) = self.lanes.write_group(&self.inner, chunks, events).await?;
-        let durable = self.lanes.sync(move |inner| inner.sync_to(end));
-        Ok((out, Box::pin(durable)))
+        self.lanes.stage(&self.inner, chunks, events).await
     }
 
     fn log_stats(&self) -> Option<super::LogStats> {

@@ -20,6 +20,11 @@ use crate::error::StoreError;
 /// MiB that must be writable before a database that failed to write is reopened.
 const PROBE_MIB: usize = 4;
 
+/// A log whose `fdatasync`s take less than this on average (µs) is synced on the thread that
+/// wrote a small group ([`Inner::sync_is_quick`]): that thread serves the sockets, and waits
+/// meanwhile, so only a quick device is waited for there.
+pub(super) const QUICK_SYNC_US: u64 = 500;
+
 pub(super) struct Inner {
     /// `None` while it is reopened after an I/O error.
     db: RwLock<Option<Arc<Database>>>,
@@ -46,6 +51,9 @@ pub(super) struct Inner {
     /// How far the log is known durable; held while syncing, so that one `fdatasync` serves
     /// every group that waits for it.
     pub(super) synced: Mutex<(u64, u64)>,
+    /// A moving average of the log's syncs (µs), an eighth per sync; it starts above
+    /// [`QUICK_SYNC_US`], so the sync lane measures the device first.
+    pub(super) sync_avg_us: std::sync::atomic::AtomicU64,
     /// The last checkpoint's duration (µs) and the reopenings, for `/metrics`.
     pub(super) checkpoint_us: std::sync::atomic::AtomicU64,
     pub(super) checkpoints: std::sync::atomic::AtomicU64,
@@ -76,6 +84,7 @@ impl Inner {
             stopping: AtomicBool::new(false),
             broken: AtomicBool::new(false),
             synced: Mutex::new((0, 0)),
+            sync_avg_us: std::sync::atomic::AtomicU64::new(2 * QUICK_SYNC_US),
             checkpoint_us: Default::default(),
             checkpoints: Default::default(),
             reopens: Default::default(),
@@ -207,12 +216,18 @@ impl Inner {
                 log::segment_path(&self.dir, log.id()),
             )
         };
+        let started = std::time::Instant::now();
         if let Err(e) = file.sync_data() {
             if !self.broken.swap(true, Ordering::AcqRel) {
                 tracing::error!(error = %e, "Syncing the log failed; the store is reopened, and the log applied again, once writes succeed.");
             }
             return Err(unavailable(format!("syncing {}: {e}", path.display())));
         }
+        // Only the holder of `synced` writes the average.
+        let took = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u64;
+        let avg = self.sync_avg_us.load(Ordering::Relaxed);
+        self.sync_avg_us
+            .store(avg - avg / 8 + took / 8, Ordering::Relaxed);
         *synced = (*synced).max(end);
         Ok(())
     }
@@ -220,6 +235,15 @@ impl Inner {
     /// Whether no sync of the log is under way now (one holds the lock while it syncs).
     pub(super) fn sync_idle(&self) -> bool {
         self.synced.try_lock().is_ok()
+    }
+
+    /// Whether a group just written may be synced on the writer's own thread: the log's
+    /// syncs are quick on average, none is under way (it would be waited for), and no
+    /// checkpoint runs (its writes to the device would be).
+    pub(super) fn sync_is_quick(&self) -> bool {
+        self.sync_avg_us.load(Ordering::Relaxed) < QUICK_SYNC_US
+            && self.sync_idle()
+            && self.checkpointing.try_lock().is_ok()
     }
 
     /// Returns once everything written so far is durable (before answering what is acked).
