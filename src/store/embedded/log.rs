@@ -197,7 +197,6 @@ impl Log {
     /// never stays in front of later ones.
     pub(super) fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
         debug_assert!(record.len() as u64 > FRAME, "no record is empty");
-        let path = segment_path(&self.dir, self.id);
         let written = match &mut self.direct {
             Some(d) => match d.append(self.len, record) {
                 Err(e) if direct::refused(&e) => {
@@ -219,7 +218,7 @@ impl Log {
             }
             Err(e) => {
                 self.cut();
-                Err(io("appending to", &path, e))
+                Err(io("appending to", &segment_path(&self.dir, self.id), e))
             }
         }
     }
