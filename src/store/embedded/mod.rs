@@ -269,6 +269,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn session(&self, site: &str, sid: &str) -> Result<Option<SessionSummary>, StoreError> {
+        if self.inner.surely_new(site, sid) {
+            return Ok(None);
+        }
         let (site, sid) = (site.to_owned(), sid.to_owned());
         self.with_inner(move |inner| {
             // What a welcome says is acked must be durable: groups written but not yet synced

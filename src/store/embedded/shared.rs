@@ -246,6 +246,29 @@ impl Inner {
             && self.checkpointing.try_lock().is_ok()
     }
 
+    /// Whether the store has surely never seen the session, told without waiting: nothing
+    /// is pending or in flight for it (asked only if no one holds that lock now) and redb has
+    /// no summary of it. A session opens with this (usually a new one), on the runtime's
+    /// thread: a blocking thread's hand-off costs more than the lookup. `false` when unsure;
+    /// the caller then asks the slow way. Pending is asked first: a checkpoint commits redb
+    /// before it ends its flight, so a summary on its way is found in one or the other.
+    pub(super) fn surely_new(&self, site: &str, sid: &str) -> bool {
+        match self.pending.try_lock() {
+            Ok(p) if p.get(site, sid).is_none() => {}
+            _ => return false,
+        }
+        let Ok(db) = self.db() else { return false };
+        use redb::ReadableDatabase;
+        let found = db.begin_read().map_err(unavailable).and_then(|txn| {
+            match txn.open_table(super::SESSIONS) {
+                Ok(t) => t.get((site, sid)).map(|v| v.is_some()).map_err(unavailable),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+                Err(e) => Err(unavailable(e)),
+            }
+        });
+        matches!(found, Ok(false))
+    }
+
     /// Returns once everything written so far is durable (before answering what is acked).
     pub(super) fn sync_written(&self) -> Result<(), StoreError> {
         let end = self
@@ -428,4 +451,35 @@ pub(super) fn checkpoints(inner: Arc<Inner>, every: Duration) -> JoinHandle<()> 
             inner.tick();
         })
         .expect("spawning the checkpoint thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::store::fixtures::chunk_of;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn a_session_is_surely_new_only_while_the_store_has_nothing_of_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = super::super::EmbeddedStore::open(tmp.path()).unwrap();
+        let inner = &store.inner;
+        assert!(inner.surely_new("shop", "s_1"));
+        assert!(store.session("shop", "s_1").await.unwrap().is_none());
+        store.commit(Arc::new(vec![chunk_of(0, 10)])).await.unwrap();
+        // Pending, waiting for the checkpoint.
+        assert!(!inner.surely_new("shop", "s_1"));
+        assert!(inner.surely_new("shop", "s_2"));
+        // Checkpointed: in redb only.
+        super::super::recover::checkpoint(inner).unwrap();
+        assert!(inner.pending().unwrap().get("shop", "s_1").is_none());
+        assert!(!inner.surely_new("shop", "s_1"));
+        assert_eq!(store.acked("shop", "s_1").await.unwrap(), 0);
+        // Unsure while someone holds what is pending: the caller asks the slow way.
+        let held = inner.pending().unwrap();
+        assert!(!inner.surely_new("shop", "s_2"));
+        drop(held);
+        assert!(inner.surely_new("shop", "s_2"));
+    }
 }
