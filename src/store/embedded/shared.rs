@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redb::Database;
+use redb::{Database, ReadableDatabase};
 
 use super::log::{self, Log};
 use super::pending::Pending;
@@ -258,7 +258,6 @@ impl Inner {
             _ => return false,
         }
         let Ok(db) = self.db() else { return false };
-        use redb::ReadableDatabase;
         let found = db.begin_read().map_err(unavailable).and_then(|txn| {
             match txn.open_table(super::SESSIONS) {
                 Ok(t) => t.get((site, sid)).map(|v| v.is_some()).map_err(unavailable),
