@@ -185,6 +185,39 @@ impl<'a> Cursor<'a> {
         Some(v)
     }
 
+    /// A boolean, consumed; `None`, consuming nothing, for anything else.
+    #[inline(always)]
+    pub fn quick_bool(&mut self) -> Option<bool> {
+        let v = match self.peek::<1>()? {
+            [0xc2] => false,
+            [0xc3] => true,
+            _ => return None,
+        };
+        self.pos += 1;
+        Some(v)
+    }
+
+    /// Nil (`Some(None)`) or a string of at most `max` bytes in one of the short forms
+    /// (fixstr, str8) that is valid UTF-8, consumed. `None`, consuming nothing, for anything
+    /// else: the caller reads it with [`token`](Self::token), which reports what is wrong.
+    #[inline(always)]
+    pub fn quick_opt_str(&mut self, max: usize) -> Option<Option<&'a str>> {
+        let (at, n) = match self.peek::<1>()? {
+            [0xc0] => {
+                self.pos += 1;
+                return Some(None);
+            }
+            [b @ 0xa0..=0xbf] => (1, usize::from(b & 0x1f)),
+            [0xd9] => (2, usize::from(self.at::<1>(1)?[0])),
+            _ => return None,
+        };
+        let from = self.pos + at;
+        let bytes = self.buf.get(from..from + n).filter(|_| n <= max)?;
+        let s = std::str::from_utf8(bytes).ok()?;
+        self.pos = from + n;
+        Some(Some(s))
+    }
+
     /// Reads the next token.
     pub fn token(&mut self) -> Result<Token<'a>, DecodeError> {
         let at = self.pos;
@@ -401,6 +434,49 @@ mod tests {
         ] {
             let mut c = Cursor::new(&v);
             assert_eq!((c.quick_num(), c.pos()), (None, 0), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn quick_strings_and_booleans_agree_with_tokens_and_refuse_the_rest() {
+        let long = "é".repeat(100); // 200 bytes: str8
+        for s in [
+            "",
+            "a",
+            "hé",
+            "main>div.card:nth-child(3)>button.buy",
+            &long,
+        ] {
+            let bytes = rmp_serde::to_vec(s).unwrap();
+            let mut c = Cursor::new(&bytes);
+            assert_eq!(c.quick_opt_str(s.len()), Some(Some(s)));
+            assert_eq!(c.remaining(), 0);
+            assert_eq!(Cursor::new(&bytes).token().unwrap(), Token::Str(s));
+            // Longer than allowed: left to `token`, whose caller says it is too long.
+            if !s.is_empty() {
+                let mut c = Cursor::new(&bytes);
+                assert_eq!((c.quick_opt_str(s.len() - 1), c.pos()), (None, 0));
+            }
+        }
+        let nil = rmp_serde::to_vec(&()).unwrap();
+        let mut c = Cursor::new(&nil);
+        assert_eq!((c.quick_opt_str(10), c.remaining()), (Some(None), 0));
+        for b in [true, false] {
+            let bytes = rmp_serde::to_vec(&b).unwrap();
+            let mut c = Cursor::new(&bytes);
+            assert_eq!((c.quick_bool(), c.remaining()), (Some(b), 0));
+        }
+        for v in [
+            rmp_serde::to_vec(&"x".repeat(300)).unwrap(), // str16
+            rmp_serde::to_vec(&1).unwrap(),
+            vec![0xa2, 0xff, 0xfe], // not UTF-8
+            vec![0xd9, 0x05, b'a'], // cut short
+            vec![0xd9],
+            vec![],
+        ] {
+            let mut c = Cursor::new(&v);
+            assert_eq!((c.quick_opt_str(1000), c.pos()), (None, 0), "{v:?}");
+            assert_eq!((c.quick_bool(), c.pos()), (None, 0), "{v:?}");
         }
     }
 

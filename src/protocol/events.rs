@@ -46,7 +46,7 @@ pub const MAX_LAYOUT_BOXES: usize = 2_000;
 /// Distinct page URLs one chunk reports to the session summary.
 const MAX_PAGES_PER_CHUNK: usize = 16;
 /// Page/click/scroll/resize/layout rows one chunk reports to the signals (moves are not).
-const MAX_MARKS_PER_CHUNK: usize = 1_024;
+pub(super) const MAX_MARKS_PER_CHUNK: usize = 1_024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Field {
@@ -275,7 +275,7 @@ fn validate_row(
     row: usize,
     stats: &mut ChunkStats,
 ) -> Result<(), IngestError> {
-    if quick_row(c, row, stats) {
+    if super::quick::quick_row(c, limits, row, stats) {
         return Ok(());
     }
     let start = c.pos();
@@ -390,42 +390,6 @@ fn validate_row(
         stats.marks.push(mark);
     }
     Ok(())
-}
-
-/// Checks the commonest rows, `[KIND, DT, a, b]` of moves, touches, scrolls and resizes with
-/// compactly encoded numbers (nine rows in ten), without the general walk: same checks, same
-/// stats, about a third of the time. `false`, with the cursor back where it was, for any
-/// other row, which the general walk then checks and reports.
-#[inline]
-fn quick_row(c: &mut Cursor<'_>, row: usize, stats: &mut ChunkStats) -> bool {
-    let start = c.pos();
-    let Some([0x94, kind @ (0x01 | 0x03 | 0x04 | 0x07)]) = c.peek::<2>() else {
-        return false;
-    };
-    c.set_pos(start + 2);
-    let mut read = || {
-        let dt = c.quick_int().filter(|d| (0..=MAX_DT_MS).contains(d))?;
-        Some((dt, c.quick_num()?, c.quick_num()?))
-    };
-    let Some((dt, a, b)) = read() else {
-        c.set_pos(start);
-        return false;
-    };
-    stats.first_dt = stats.first_dt.min(dt);
-    stats.last_dt = stats.last_dt.max(dt);
-    let kind = i64::from(kind);
-    if matches!(kind, SCROLL | RESIZE) && stats.marks.len() < MAX_MARKS_PER_CHUNK {
-        stats.marks.push(Mark {
-            row: row as u32,
-            dt,
-            kind: kind as u8,
-            a,
-            b,
-            text: None,
-            span: (start, c.pos()),
-        });
-    }
-    true
 }
 
 /// The `did` of an `identify` event's props (an already validated map), if it is a valid id.

@@ -6,6 +6,7 @@
 
 pub mod cursor;
 pub mod events;
+mod quick;
 
 use bytes::Bytes;
 use serde::Serialize;

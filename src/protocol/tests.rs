@@ -299,12 +299,14 @@ fn frame_with_ev(ev: &[u8]) -> Bytes {
     Bytes::from(f)
 }
 
-/// A number of a row: an integer, a float, or some other JSON value.
+/// A value of a row: an integer, a float, a string, a boolean or nil.
 #[derive(Clone, Copy)]
 enum Val {
     I(i64),
     F(f64),
     S(&'static str),
+    B(bool),
+    N,
 }
 
 /// `rows` encoded compactly (what clients send) or with every integer in its 64-bit form,
@@ -320,11 +322,16 @@ fn ev_bytes(rows: &[Vec<Val>], wide: bool) -> Vec<u8> {
                 Val::I(i) => rmp::encode::write_sint(&mut ev, i).map(drop).unwrap(),
                 Val::F(f) => rmp::encode::write_f64(&mut ev, f).unwrap(),
                 Val::S(s) => rmp::encode::write_str(&mut ev, s).unwrap(),
+                Val::B(b) => rmp::encode::write_bool(&mut ev, b).unwrap(),
+                Val::N => rmp::encode::write_nil(&mut ev).unwrap(),
             }
         }
     }
     ev
 }
+
+/// A selector of str8 length (over 31 bytes), as real ones often are.
+const SELECTOR: &str = "main>div.card:nth-child(3)>button.buy";
 
 #[test]
 fn quick_rows_give_the_same_stats_and_errors_as_the_general_walk() {
@@ -344,6 +351,13 @@ fn quick_rows_give_the_same_stats_and_errors_as_the_general_walk() {
         ],
         vec![I(0), I(50), S("https://x.example/"), S("t")],
         vec![I(4), I(60), I(1), I(2), I(3)], // an extra field: five long
+        vec![I(2), I(61), F(3.5), I(4)],
+        vec![I(2), I(62), I(5), I(6), I(2)],
+        vec![I(2), I(63), I(7), I(8), I(0), N, N],
+        vec![I(2), I(64), I(9), I(10), I(1), S(SELECTOR)],
+        vec![I(2), I(65), I(11), I(12), I(0), N, S("Add to cart")],
+        vec![I(5), I(66), B(false)],
+        vec![I(5), I(67), B(true)],
     ];
     let decoded = |wide| {
         let ev = ev_bytes(&good, wide);
@@ -367,21 +381,34 @@ fn quick_rows_give_the_same_stats_and_errors_as_the_general_walk() {
     let (quick, texts) = decoded(false);
     assert_eq!((&quick, &texts), (&decoded(true).0, &decoded(true).1));
     let page = Some("https://x.example/".to_owned());
-    assert_eq!(texts, vec![None, None, Some("a".into()), None, page, None]);
+    let sel = Some(SELECTOR.to_owned());
+    let (a, no) = (Some("a".into()), None);
+    let want = [no.clone(), no.clone(), a, no.clone(), page, no.clone()];
+    let clicks = [no.clone(), no.clone(), no.clone(), sel, no];
+    assert_eq!(texts, [&want[..], &clicks[..]].concat());
     assert_eq!(
-        (quick.events, quick.first_dt, quick.last_dt),
-        (9, 0, 86_400_000)
+        (quick.events, quick.first_dt, quick.last_dt, quick.clicks),
+        (16, 0, 86_400_000, 6)
     );
     let kinds: Vec<u8> = quick.marks.iter().map(|m| m.kind).collect();
-    assert_eq!(kinds, vec![3, 4, 2, 3, 0, 4]);
+    assert_eq!(kinds, vec![3, 4, 2, 3, 0, 4, 2, 2, 2, 2, 2]);
     assert_eq!((quick.marks[1].a, quick.marks[1].b), (1280.0, 720.25));
+    assert_eq!((quick.marks[6].a, quick.marks[6].b), (3.5, 4.0));
 
+    let too_long = "x".repeat(limits().max_string_bytes + 1).leak();
     let bad = [
         vec![I(1), I(-1), I(1), I(2)],
         vec![I(1), I(86_400_001), I(1), I(2)],
         vec![I(3), I(0), S("x"), I(2)],
         vec![I(7), I(0), I(1), F(f64::NAN)],
         vec![I(4), F(1.0), I(1), I(2)],
+        vec![I(2), I(0), I(1)],
+        vec![I(2), I(0), I(1), I(2), F(1.5)],
+        vec![I(2), I(0), I(1), I(2), I(0), I(3)],
+        vec![I(2), I(0), I(1), I(2), I(0), N, B(true)],
+        vec![I(2), I(0), I(1), I(2), I(0), S(too_long)],
+        vec![I(5), I(0), I(1)],
+        vec![I(5), I(0), N],
     ];
     for row in bad {
         let err = |wide| {
