@@ -1,6 +1,6 @@
 //! One ingest WebSocket: hello, validate each batch, submit it into the pipeline, write acks.
 //!
-//! The socket task owns both halves of the socket. It waits on three things at once: the
+//! The socket task owns the socket, reading and writing. It waits on three things at once: the
 //! next client frame, a change of its [`AckState`] (the batcher committed something of
 //! ours), and the idle timer. Submitting awaits room in the pipeline, so while the store is
 //! slow this socket reads nothing more and TCP slows the client down.
@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -54,10 +53,14 @@ impl From<IngestError> for End {
 /// Most time the error frame and close frame may take together: the client may not read.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The writing half, the encoding the client last used, how long a send may take, and the
+/// The socket, the encoding the client last used, how long a send may take, and the
 /// socket's pending-bytes meter.
+///
+/// The socket is not split into a reading and a writing half: one task does both, never at
+/// once (a send happens between reads), and the halves' shared lock cost two atomic
+/// operations on every read and every send, and an allocation per socket.
 struct Conn {
-    sink: SplitSink<WsStream, Message>,
+    ws: WsStream,
     enc: Encoding,
     send_timeout: Duration,
     settle: Settle,
@@ -116,7 +119,7 @@ impl Conn {
         use futures_util::Sink;
         use std::task::{Context, Poll, Waker};
         let mut cx = Context::from_waker(Waker::noop());
-        let mut sink = std::pin::Pin::new(&mut self.sink);
+        let mut sink = std::pin::Pin::new(&mut self.ws);
         match sink.as_mut().poll_ready(&mut cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(_)) => return Err(End::Closed),
@@ -133,8 +136,8 @@ impl Conn {
     async fn within_deadline(&mut self, msg: Option<Message>) -> Result<(), End> {
         let send = async {
             match msg {
-                Some(m) => self.sink.send(m).await,
-                None => self.sink.flush().await,
+                Some(m) => self.ws.send(m).await,
+                None => self.ws.flush().await,
             }
         };
         match tokio::time::timeout(self.send_timeout, send).await {
@@ -157,7 +160,7 @@ impl Conn {
                     fatal: e.is_fatal(),
                 })
                 .await;
-            let _ = self.sink.send(Message::Close(Some(close))).await;
+            let _ = self.ws.send(Message::Close(Some(close))).await;
         })
         .await;
     }
@@ -179,12 +182,11 @@ pub fn serve_socket(
     } else {
         site
     };
-    // Split and built before the future, which then holds the halves and not the whole
-    // stream (an async fn keeps room for its arguments for as long as it runs); what only
-    // the hello needs is boxed for the same reason. Both are held by every idle session.
-    let (sink, mut stream) = ws.split();
+    // Built before the future, which then holds the connection once (an async fn keeps room
+    // for its arguments for as long as it runs); what only the hello needs is boxed for the
+    // same reason. Both are held by every idle session.
     let mut conn = Conn {
-        sink,
+        ws,
         enc: Encoding::MsgPack,
         send_timeout: Duration::from_millis(app.config.limits.ack_send_timeout_ms.max(1)),
         settle,
@@ -192,7 +194,7 @@ pub fn serve_socket(
     let opening = Box::new(Opening { site, ua });
     async move {
         app.metrics.sessions_open.inc();
-        if let Err(End::Error(e)) = drive(&app, &mut conn, &mut stream, opening).await {
+        if let Err(End::Error(e)) = drive(&app, &mut conn, opening).await {
             app.metrics.error(e.code());
             tracing::debug!(
                 code = e.code(),
@@ -202,9 +204,7 @@ pub fn serve_socket(
             // Boxed: the close path (with its 4 KiB linger buffer) would otherwise sit inside
             // every open session's future.
             Box::pin(conn.close_with(&e)).await;
-            if let Ok(ws) = conn.sink.reunite(stream) {
-                Box::pin(linger(ws.into_inner())).await;
-            }
+            Box::pin(linger(conn.ws.into_inner())).await;
         }
         app.metrics.sessions_open.dec();
         drop(slot);
@@ -267,13 +267,9 @@ enum Received {
 }
 
 /// The next thing the client sent. Cancel-safe: its only await is the read.
-async fn next_frame(
-    app: &App,
-    conn: &mut Conn,
-    stream: &mut SplitStream<WsStream>,
-) -> Result<Received, End> {
+async fn next_frame(app: &App, conn: &mut Conn) -> Result<Received, End> {
     let limits = &app.config.limits;
-    let msg = match stream.next().await {
+    let msg = match conn.ws.next().await {
         None => return Err(End::Closed),
         Some(Err(e)) => return Err(ws_error(e, limits.max_message_bytes)),
         Some(Ok(m)) => m,
@@ -304,7 +300,6 @@ async fn next_frame(
 async fn handshake(
     app: &Arc<App>,
     conn: &mut Conn,
-    stream: &mut SplitStream<WsStream>,
     opening: Box<Opening>,
 ) -> Result<IngestSession, End> {
     let Opening { site, ua } = *opening;
@@ -312,7 +307,7 @@ async fn handshake(
     let hello_deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout();
     let hello = loop {
         let frame = tokio::select! {
-            r = tokio::time::timeout_at(hello_deadline, next_frame(app, conn, stream)) => {
+            r = tokio::time::timeout_at(hello_deadline, next_frame(app, conn)) => {
                 r.map_err(|_| IngestError::HelloTimeout)??
             }
             _ = app.shutdown.cancelled() => return Err(IngestError::ShuttingDown.into()),
@@ -337,14 +332,9 @@ async fn handshake(
 /// Memory: an idle session is mostly this future, and a future is as large as its largest
 /// await. The hello phase, the pipeline submit (which holds a whole batch) and the goodbye
 /// are therefore boxed: an allocation per batch buys ~4 KB less per idle session.
-async fn drive(
-    app: &Arc<App>,
-    conn: &mut Conn,
-    stream: &mut SplitStream<WsStream>,
-    opening: Box<Opening>,
-) -> Result<(), End> {
+async fn drive(app: &Arc<App>, conn: &mut Conn, opening: Box<Opening>) -> Result<(), End> {
     let limits = &app.config.limits;
-    let mut session = Box::pin(handshake(app, conn, stream, opening)).await?;
+    let mut session = Box::pin(handshake(app, conn, opening)).await?;
     let state = session.ack_state().clone();
     let mut bucket = Bucket::new(
         limits.max_batches_per_second_per_session,
@@ -405,7 +395,7 @@ async fn drive(
                 }
                 timer.as_mut().reset(due(active, next_ping));
             }
-            frame = next_frame(app, conn, stream) => {
+            frame = next_frame(app, conn) => {
                 let batch = match frame? {
                     // A pong proves the peer lives and reads, but is not activity: a browser
                     // answers pings by itself, and an idle tab must still time out.
