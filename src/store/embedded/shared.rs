@@ -205,22 +205,20 @@ impl Inner {
         if *synced >= at {
             return Ok(());
         }
-        let (file, end, path) = {
+        // The segment's path is made only to report a failure.
+        let (file, end, id) = {
             let log = self
                 .log
                 .lock()
                 .map_err(|_| unavailable("the log lock is poisoned"))?;
-            (
-                log.file(),
-                log.end(),
-                log::segment_path(&self.dir, log.id()),
-            )
+            (log.file(), log.end(), log.id())
         };
         let started = std::time::Instant::now();
         if let Err(e) = file.sync_data() {
             if !self.broken.swap(true, Ordering::AcqRel) {
                 tracing::error!(error = %e, "Syncing the log failed; the store is reopened, and the log applied again, once writes succeed.");
             }
+            let path = log::segment_path(&self.dir, id);
             return Err(unavailable(format!("syncing {}: {e}", path.display())));
         }
         // Only the holder of `synced` writes the average.
