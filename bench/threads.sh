@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Per-thread CPU and context switches of a server under a load: which thread spends what
-# (the runtime's workers, the store's write and sync lanes, the checkpoint), and how often
-# each sleeps. Counts 5 s in the middle of a 12 s load, from /proc/<pid>/task/*/{stat,status}.
+# (the runtime's workers, the store's write and sync lanes, the checkpoint), how often each
+# sleeps, and how long each waited for a CPU while runnable (the load generator's threads
+# too: on a small machine they compete with the server's). Counts 5 s in the middle of a
+# 12 s load, from /proc/<pid>/task/*/{stat,status,schedstat}.
 #
 #   bench/threads.sh                                   # spoor, the steady load
 #   bench/threads.sh spoor --connections 100 --batch-events 50 --interval-ms 0    # max load
@@ -28,18 +30,20 @@ case $peer in
   *) echo "unknown peer $peer (spoor, bare, bare-durable, bare-inline)" >&2; exit 2 ;;
 esac
 snap() {
-  python3 - "$server" <<'PY'
+  python3 - "$server" "$load" <<'PY'
 import os, sys
-pid = sys.argv[1]
-for t in os.listdir(f"/proc/{pid}/task"):
+for pid, who in ((sys.argv[1], ""), (sys.argv[2], "bench:")):
+  for t in os.listdir(f"/proc/{pid}/task"):
     try:
-        comm = open(f"/proc/{pid}/task/{t}/comm").read().strip().replace(" ", "_")
+        comm = who + open(f"/proc/{pid}/task/{t}/comm").read().strip().replace(" ", "_")
         st = open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()
         v = nv = 0
         for line in open(f"/proc/{pid}/task/{t}/status"):
             if line.startswith("voluntary_ctxt"): v = int(line.split()[1])
             if line.startswith("nonvoluntary_ctxt"): nv = int(line.split()[1])
-        print(t, comm, int(st[11]) + int(st[12]), v, nv)
+        # Nanoseconds spent runnable but waiting for a CPU.
+        wait = int(open(f"/proc/{pid}/task/{t}/schedstat").read().split()[1])
+        print(t, comm, int(st[11]) + int(st[12]), v, nv, wait)
     except OSError:
         pass  # a thread that ended meanwhile
 PY
@@ -55,13 +59,17 @@ def read(p):
     return {l.split()[0]: l.split()[1:] for l in open(p) if l.strip()}
 a, b, tck = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
 by = {}
-for t, (name, cpu, v, nv) in b.items():
-    c0, v0, n0 = (int(x) for x in a.get(t, [name, 0, 0, 0])[1:])
-    s = by.setdefault(name, [0, 0, 0])
-    s[0] += int(cpu) - c0; s[1] += int(v) - v0; s[2] += int(nv) - n0
-total = [sum(s[i] for s in by.values()) for i in range(3)]
-for name, (cpu, v, nv) in sorted(by.items(), key=lambda x: -x[1][0]):
-    if cpu or v:
-        print(f"{name:<18} cpu {cpu / tck:5.2f} s   sleeps/s {v / 5:7.0f}   preempted/s {nv / 5:6.0f}")
-print(f"{'all threads':<18} cpu {total[0] / tck:5.2f} s   sleeps/s {total[1] / 5:7.0f}   preempted/s {total[2] / 5:6.0f}   (over 5 s)")
+for t, (name, cpu, v, nv, w) in b.items():
+    c0, v0, n0, w0 = (int(x) for x in a.get(t, [name, 0, 0, 0, 0])[1:])
+    s = by.setdefault(name, [0, 0, 0, 0])
+    s[0] += int(cpu) - c0; s[1] += int(v) - v0; s[2] += int(nv) - n0; s[3] += int(w) - w0
+server = {n: s for n, s in by.items() if not n.startswith("bench:")}
+total = [sum(s[i] for s in server.values()) for i in range(4)]
+def line(name, cpu, v, nv, w):
+    print(f"{name:<22} cpu {cpu / tck:5.2f} s   waited {w / 1e9:5.2f} s   sleeps/s {v / 5:7.0f}   preempted/s {nv / 5:6.0f}")
+for name, s in sorted(by.items(), key=lambda x: (x[0].startswith("bench:"), -x[1][0])):
+    if s[0] or s[1]:
+        line(name, *s)
+line("server, all threads", *total)
+print("(over 5 s; waited: runnable, waiting for a CPU)")
 PY
