@@ -57,8 +57,9 @@ const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// socket's pending-bytes meter.
 ///
 /// The socket is not split into a reading and a writing half: one task does both, never at
-/// once (a send happens between reads), and the halves' shared lock cost two atomic
-/// operations on every read and every send, and an allocation per socket.
+/// once (a send happens between reads), and the halves' shared lock took two atomic
+/// operations on every read and every send, and an allocation per socket (about 0.15 KB of
+/// each idle session's memory).
 struct Conn {
     ws: WsStream,
     enc: Encoding,

@@ -38,6 +38,8 @@ pub(super) fn quick_row(
             (Some(a), Some(b)) => Some((dt, a, b, None)),
             _ => None,
         },
+        // A fixarray's header is 0x90 plus its length; the fields after KIND and DT are two
+        // fewer.
         (0x94..=0x97, 0x02, Some(dt)) => {
             quick_click(c, limits, head - 0x92).map(|(x, y, sel)| (dt, x, y, sel))
         }
