@@ -4,7 +4,8 @@
 //! checkpoint goes to `pending.rs`, the rest to redb in one transaction committed without an
 //! fsync (a group needs one only for positions and events). The log's `fdatasync` is what
 //! makes the group durable, and the same `apply_*` functions run again for the records a
-//! crash left unapplied (`recover.rs`).
+//! crash left unapplied (`recover.rs`). Positions, a group's and tracker apps', are written by
+//! `positions.rs`.
 
 use redb::WriteTransaction;
 
@@ -229,7 +230,11 @@ pub(super) fn write_group(
 
 /// A session a group touches: its summary (with the chunks it adds), what was acked before
 /// the group, and the seqs of the group's batches of it.
-struct Touched {
+struct Touched<'a> {
+    site: &'a str,
+    sid: &'a str,
+    /// The key the session had in what is pending, put back with it (no new allocation).
+    key: Option<String>,
     dirty: Dirty,
     acked_before: i64,
     /// Exactly `0..=acked_before` was stored before the group.
@@ -240,6 +245,10 @@ struct Touched {
 /// Applies a group whose chunk bytes are at `places`: index entries, summaries, heat and
 /// layouts go to `pending`; geofence events and positions to `txn`, which a group that has
 /// any of them (`needs_txn`) must be given.
+///
+/// Each session the group touches is looked up once: the sessions are kept in the order
+/// first met, found again through an index, and each chunk notes which is its own, so that
+/// neither the outcomes nor the put-back hash a key again.
 pub(super) fn apply_group(
     txn: Option<&WriteTransaction>,
     look: &mut Look,
@@ -255,29 +264,37 @@ pub(super) fn apply_group(
     }
     let mut live = 0i64;
     let mut stored = Vec::with_capacity(chunks.len());
-    let mut touched: HashMap<(&str, &str), Touched> = HashMap::new();
+    let mut touched: Vec<Touched> = Vec::with_capacity(chunks.len());
+    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(chunks.len());
+    let mut whose = Vec::with_capacity(chunks.len());
     for (c, &place) in chunks.iter().zip(places) {
         let (site, sid) = (&*c.meta.site, &*c.meta.sid);
-        let t = match touched.entry((site, sid)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        let i = match index.entry((site, sid)) {
+            std::collections::hash_map::Entry::Occupied(e) => *e.get(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let dirty = match pending.take(site, sid) {
-                    Some(d) => d,
+                let (key, dirty) = match pending.take(site, sid) {
+                    Some((key, d)) => (key, d),
                     None => match look.summary(site, sid)? {
-                        Some(summary) => Dirty::stored(summary),
-                        None => Dirty::new(SessionSummary::new(&c.meta)),
+                        Some(summary) => (None, Dirty::stored(summary)),
+                        None => (None, Dirty::new(SessionSummary::new(&c.meta))),
                     },
                 };
                 let acked_before = dirty.summary.acked;
                 let contiguous = stored_up_to_acked(acked_before, dirty.summary.batches);
-                e.insert(Touched {
+                touched.push(Touched {
+                    site,
+                    sid,
+                    key,
                     dirty,
                     acked_before,
                     contiguous,
                     seqs: Vec::new(),
-                })
+                });
+                *e.insert(touched.len() - 1)
             }
         };
+        whose.push(i);
+        let t = &mut touched[i];
         // A resend is found without a lookup while the session's batches came in order:
         // everything up to `acked` is stored, and nothing beyond it but this group's.
         let is_new = if t.seqs.contains(&c.seq) || c.seq as i64 <= t.acked_before {
@@ -311,9 +328,9 @@ pub(super) fn apply_group(
             }
         }
     }
-    for (&(site, sid), t) in touched.iter_mut() {
+    for t in touched.iter_mut() {
         let (acked, batches) = (t.dirty.summary.acked, t.dirty.summary.batches);
-        let dirty = &t.dirty;
+        let (dirty, site, sid) = (&t.dirty, t.site, t.sid);
         let acked = advance_acked_by(acked, batches, &mut t.seqs, |seq| {
             indexed(dirty, pending, look, site, sid, seq)
         })?;
@@ -325,16 +342,16 @@ pub(super) fn apply_group(
     if let Some(&(seg, _, _)) = places.first() {
         pending.add_live(seg, live);
     }
-    let out = chunks
-        .iter()
-        .zip(stored)
-        .map(|(c, stored)| CommitOutcome {
+    let out = stored
+        .into_iter()
+        .zip(whose)
+        .map(|(stored, i)| CommitOutcome {
             stored,
-            acked: touched[&(&*c.meta.site, &*c.meta.sid)].dirty.summary.acked,
+            acked: touched[i].dirty.summary.acked,
         })
         .collect();
-    for ((site, sid), t) in touched {
-        pending.put(site, sid, t.dirty);
+    for t in touched {
+        pending.put(t.site, t.key, t.sid, t.dirty);
     }
     Ok(out)
 }
@@ -355,109 +372,6 @@ fn indexed(
         return Ok(true);
     }
     look.has_chunk(site, sid, seq)
-}
-
-/// What a group writes to redb at once: its geofence events, and the positions of its new
-/// batches.
-fn write_extras(
-    txn: &WriteTransaction,
-    chunks: &[ChunkWrite],
-    stored: &[bool],
-    events: Option<&EventBatch>,
-) -> Result<(), StoreError> {
-    if let Some(events) = events {
-        super::outbox::write_events(txn, events)?;
-    }
-    let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
-    let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
-    let mut devices: HashMap<(&str, &str), Position> = HashMap::new();
-    for (c, _) in chunks.iter().zip(stored).filter(|(_, &new)| new) {
-        let site = &*c.meta.site;
-        for fix in &c.stats.fixes {
-            let did = c.meta.device_id();
-            let d = Position::from_fix(site, did, fix, "snippet");
-            put_position(&mut pos_t, &d)?;
-            let prev = devices.remove(&(site, did));
-            devices.insert((site, did), d.newer(prev));
-        }
-    }
-    for d in devices.into_values() {
-        save_latest(&mut dev_t, d)?;
-    }
-    Ok(())
-}
-
-/// Stores a position unless one with its (site, device, fix time) is stored; `true` if new.
-pub(super) fn put_position(
-    t: &mut redb::Table<PositionKey<'static>, &[u8]>,
-    d: &Position,
-) -> Result<bool, StoreError> {
-    let key = (
-        d.site.as_str(),
-        d.did.as_str(),
-        u64::try_from(d.ts).unwrap_or(0),
-    );
-    if t.get(key).map_err(unavailable)?.is_some() {
-        return Ok(false);
-    }
-    t.insert(key, encode(d)?.as_slice()).map_err(unavailable)?;
-    Ok(true)
-}
-
-/// Makes `d` the device's record unless the stored one is newer.
-pub(super) fn save_latest(
-    t: &mut redb::Table<(&str, &str), &[u8]>,
-    d: Position,
-) -> Result<(), StoreError> {
-    let key = (d.site.as_str(), d.did.as_str());
-    let prev = match t.get(key).map_err(unavailable)? {
-        Some(v) => Some(rmp_serde::from_slice::<Position>(v.value()).map_err(corrupt)?),
-        None => None,
-    };
-    let d = d.newer(prev);
-    t.insert((d.site.as_str(), d.did.as_str()), encode(&d)?.as_slice())
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-pub(super) fn commit_positions(
-    inner: &Inner,
-    positions: &[Position],
-    events: Option<&EventBatch>,
-) -> Result<Vec<bool>, StoreError> {
-    let record = redo::positions_record(positions, events)?;
-    let (stored, end) = logged(inner, record, false, |txn, _, _| {
-        apply_positions(txn, positions, events)
-    })?;
-    inner.sync_to(end)?;
-    Ok(stored)
-}
-
-pub(super) fn apply_positions(
-    txn: &WriteTransaction,
-    positions: &[Position],
-    events: Option<&EventBatch>,
-) -> Result<Vec<bool>, StoreError> {
-    if let Some(events) = events {
-        super::outbox::write_events(txn, events)?;
-    }
-    let mut stored = Vec::with_capacity(positions.len());
-    {
-        let mut pos_t = txn.open_table(POSITIONS).map_err(unavailable)?;
-        let mut dev_t = txn.open_table(DEVICES).map_err(unavailable)?;
-        let mut latest: HashMap<(&str, &str), &Position> = HashMap::new();
-        for p in positions {
-            stored.push(put_position(&mut pos_t, p)?);
-            let e = latest.entry((&p.site, &p.did)).or_insert(p);
-            if p.ts > e.ts {
-                *e = p;
-            }
-        }
-        for d in latest.into_values() {
-            save_latest(&mut dev_t, d.clone())?;
-        }
-    }
-    Ok(stored)
 }
 
 /// Moves chunks into the log: from an older store's `chunks` table (`from` is `None`), or

@@ -132,27 +132,35 @@ impl Pending {
         }
     }
 
-    /// Takes a session's pending summary out (a group puts it back, changed); one in flight
-    /// is copied, as redb will have it.
-    pub fn take(&mut self, site: &str, sid: &str) -> Option<Dirty> {
-        let taken = self.sessions.get_mut(site).and_then(|s| s.remove(sid));
+    /// Takes a session's pending summary out (a group puts it back, changed), with the key it
+    /// had, for [`Pending::put`] to use again; one in flight is copied, as redb will have it.
+    pub fn take(&mut self, site: &str, sid: &str) -> Option<(Option<String>, Dirty)> {
+        let taken = self
+            .sessions
+            .get_mut(site)
+            .and_then(|s| s.remove_entry(sid));
         match taken {
-            Some(d) => {
+            Some((key, d)) => {
                 self.sessions_len -= 1;
                 self.chunks_len -= d.chunks.len();
-                Some(d)
+                Some((Some(key), d))
             }
-            None => Some(Dirty::stored(self.flight.as_ref()?.get(site, sid)?.clone())),
+            None => Some((
+                None,
+                Dirty::stored(self.flight.as_ref()?.get(site, sid)?.clone()),
+            )),
         }
     }
 
-    pub fn put(&mut self, site: &str, sid: &str, d: Dirty) {
+    /// Puts a session's summary back; `key` is `sid`'s own key taken out with it, if any.
+    pub fn put(&mut self, site: &str, key: Option<String>, sid: &str, d: Dirty) {
+        debug_assert!(key.as_deref().is_none_or(|k| k == sid));
         let sessions = match self.sessions.get_mut(site) {
             Some(s) => s,
             None => self.sessions.entry(site.to_owned()).or_default(),
         };
         self.chunks_len += d.chunks.len();
-        match sessions.insert(sid.to_owned(), d) {
+        match sessions.insert(key.unwrap_or_else(|| sid.to_owned()), d) {
             None => self.sessions_len += 1,
             Some(old) => self.chunks_len -= old.chunks.len(),
         }

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use super::commit::{apply_group, apply_moved, apply_positions, commit_moved, placed, set_applied};
+use super::commit::{apply_group, apply_moved, commit_moved, placed, set_applied};
 use super::log::{End, Log, Reader};
 use super::pending::Pending;
+use super::positions::apply_positions;
 use super::redo::{Moved, Parsed};
 use super::*;
 
