@@ -351,7 +351,8 @@ pub(super) fn apply_group(
         })
         .collect();
     for t in touched {
-        pending.put(t.site, t.key, t.sid, t.dirty);
+        let sid = t.key.unwrap_or_else(|| t.sid.to_owned());
+        pending.put(t.site, sid, t.dirty);
     }
     Ok(out)
 }

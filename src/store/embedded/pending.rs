@@ -152,15 +152,14 @@ impl Pending {
         }
     }
 
-    /// Puts a session's summary back; `key` is `sid`'s own key taken out with it, if any.
-    pub fn put(&mut self, site: &str, key: Option<String>, sid: &str, d: Dirty) {
-        debug_assert!(key.as_deref().is_none_or(|k| k == sid));
+    /// Puts a session's summary back, under `sid` (the key it was taken out with, if any).
+    pub fn put(&mut self, site: &str, sid: String, d: Dirty) {
         let sessions = match self.sessions.get_mut(site) {
             Some(s) => s,
             None => self.sessions.entry(site.to_owned()).or_default(),
         };
         self.chunks_len += d.chunks.len();
-        match sessions.insert(key.unwrap_or_else(|| sid.to_owned()), d) {
+        match sessions.insert(sid, d) {
             None => self.sessions_len += 1,
             Some(old) => self.chunks_len -= old.chunks.len(),
         }

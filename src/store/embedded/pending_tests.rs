@@ -206,7 +206,7 @@ fn a_flight_is_read_through_until_it_lands() {
     let mut d = Dirty::new(SessionSummary::new(&c.meta));
     d.chunks = vec![(0, (1, 8, 10)), (2, (1, 30, 10))];
     d.summary.last = 1_000;
-    p.put("shop", None, "s1", d);
+    p.put("shop", "s1".into(), d);
     p.add_live(1, 20);
     let flight = p.begin_flight().unwrap();
     assert!(p.begin_flight().is_none(), "one at a time");
@@ -220,7 +220,7 @@ fn a_flight_is_read_through_until_it_lands() {
     assert_eq!(copy.stored_order, Some(1_000));
     assert!(copy.chunks.is_empty());
     copy.chunks.push((3, (1, 50, 10)));
-    p.put("shop", key, "s1", copy);
+    p.put("shop", "s1".into(), copy);
     let both: Vec<u64> = p
         .chunks_from("shop", "s1", 1, 10)
         .iter()
@@ -245,9 +245,9 @@ fn take_and_put_keep_the_counts() {
         ..Dirty::new(SessionSummary::new(&c.meta))
     };
     assert!(p.is_empty());
-    p.put("shop", None, "s1", d(2));
-    p.put("shop", None, "s1", d(3));
-    p.put("blog", None, "s1", d(1));
+    p.put("shop", "s1".into(), d(2));
+    p.put("shop", "s1".into(), d(3));
+    p.put("blog", "s1".into(), d(1));
     assert_eq!((p.sessions_len, p.chunks_len), (2, 4));
     assert!(p.get("shop", "s1").is_some() && p.get("shop", "s2").is_none());
     let (key, taken) = p.take("shop", "s1").unwrap();
@@ -255,7 +255,7 @@ fn take_and_put_keep_the_counts() {
     assert!(p.take("shop", "s1").is_none());
     assert_eq!((p.sessions_len, p.chunks_len), (1, 1));
     // Put back under the key it was taken with, and found by it again.
-    p.put("shop", key, "s1", taken);
+    p.put("shop", key.unwrap(), taken);
     assert_eq!((p.sessions_len, p.chunks_len), (2, 4));
     assert_eq!(p.chunk("shop", "s1", 2), Some((1, 20, 10)));
     p.clear();
